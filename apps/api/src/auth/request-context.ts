@@ -1,0 +1,25 @@
+import { createParamDecorator } from '@nestjs/common';
+import type { ExecutionContext } from '@nestjs/common';
+import type { ApiKeyRole } from '@task-scheduler/db';
+
+/**
+ * Who is calling, derived from the credential only. Every service method takes
+ * it first, so every query is scoped to `tenantId`.
+ */
+export interface RequestContext {
+  tenantId: string;
+  apiKeyId: string;
+  role: ApiKeyRole;
+  requestId: string;
+}
+
+export interface AuthenticatedRequest {
+  id: string;
+  auth?: RequestContext;
+}
+
+export const Ctx = createParamDecorator((_: unknown, host: ExecutionContext): RequestContext => {
+  const req = host.switchToHttp().getRequest<AuthenticatedRequest>();
+  if (!req.auth) throw new Error('route reached without authentication');
+  return req.auth;
+});

@@ -1,0 +1,51 @@
+import { ArgumentsHost, Catch, HttpException, Logger } from '@nestjs/common';
+import type { ExceptionFilter } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ApiError, ErrorCode } from './api-error';
+import type { ErrorBody } from './api-error';
+
+/** Turns any error into `{ error: { code, message, details? } }`; unknown errors become a 500 without internals. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const e = err as { type?: string; status?: number; statusCode?: number; message?: string };
+  // Errors raised by the body parser before a route runs.
+  if (e?.type === 'entity.parse.failed') return new ApiError(ErrorCode.MALFORMED_JSON, 'request body is not valid JSON');
+  if (e?.type === 'entity.too.large') return new ApiError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body is too large');
+  if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') {
+    return new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'request body encoding is not supported');
+  }
+  if (err instanceof HttpException) {
+    const status = err.getStatus();
+    if (status === 404) return new ApiError(ErrorCode.ROUTE_NOT_FOUND, 'no such route');
+    if (status === 413) return new ApiError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body is too large');
+    if (status >= 400 && status < 500) return new ApiError(ErrorCode.VALIDATION_FAILED, err.message);
+  }
+  return new ApiError(ErrorCode.INTERNAL_ERROR, 'internal error');
+}
+
+export function errorBody(err: ApiError, requestId?: string): ErrorBody {
+  return {
+    error: {
+      code: err.code,
+      message: err.message,
+      ...(err.details !== undefined ? { details: err.details } : {}),
+      ...(requestId ? { requestId } : {}),
+    },
+  };
+}
+
+@Catch()
+export class ApiErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ApiErrorFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const req = ctx.getRequest<Request & { id?: string }>();
+    const res = ctx.getResponse<Response>();
+    const apiError = toApiError(exception);
+    if (apiError.code === ErrorCode.INTERNAL_ERROR) {
+      this.logger.error({ err: exception, requestId: req.id }, 'unhandled error');
+    }
+    res.status(apiError.status).json(errorBody(apiError, req.id));
+  }
+}

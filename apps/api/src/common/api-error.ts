@@ -1,0 +1,71 @@
+/** Stable, machine-readable error codes of the public API. */
+export enum ErrorCode {
+  VALIDATION_FAILED = 'VALIDATION_FAILED',
+  MALFORMED_JSON = 'MALFORMED_JSON',
+  PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
+  INVALID_CURSOR = 'INVALID_CURSOR',
+  UNAUTHENTICATED = 'UNAUTHENTICATED',
+  TENANT_SUSPENDED = 'TENANT_SUSPENDED',
+  FORBIDDEN = 'FORBIDDEN',
+  ROUTE_NOT_FOUND = 'ROUTE_NOT_FOUND',
+  TASK_NOT_FOUND = 'TASK_NOT_FOUND',
+  RUN_NOT_FOUND = 'RUN_NOT_FOUND',
+  TASK_NAME_TAKEN = 'TASK_NAME_TAKEN',
+  TASK_DISABLED = 'TASK_DISABLED',
+  IDEMPOTENCY_KEY_INVALID = 'IDEMPOTENCY_KEY_INVALID',
+  TEMPORAL_UNAVAILABLE = 'TEMPORAL_UNAVAILABLE',
+  INTERNAL_ERROR = 'INTERNAL_ERROR',
+}
+
+/** Maps every code to its HTTP status; the switch is exhaustive, so a new code cannot be forgotten. */
+export function httpStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case ErrorCode.VALIDATION_FAILED:
+    case ErrorCode.MALFORMED_JSON:
+    case ErrorCode.INVALID_CURSOR:
+    case ErrorCode.IDEMPOTENCY_KEY_INVALID:
+      return 400;
+    case ErrorCode.UNAUTHENTICATED:
+      return 401;
+    case ErrorCode.TENANT_SUSPENDED:
+    case ErrorCode.FORBIDDEN:
+      return 403;
+    case ErrorCode.ROUTE_NOT_FOUND:
+    case ErrorCode.TASK_NOT_FOUND:
+    case ErrorCode.RUN_NOT_FOUND:
+      return 404;
+    case ErrorCode.TASK_NAME_TAKEN:
+      return 409;
+    case ErrorCode.PAYLOAD_TOO_LARGE:
+      return 413;
+    case ErrorCode.UNSUPPORTED_MEDIA_TYPE:
+      return 415;
+    case ErrorCode.TASK_DISABLED:
+      return 422;
+    case ErrorCode.INTERNAL_ERROR:
+      return 500;
+    case ErrorCode.TEMPORAL_UNAVAILABLE:
+      return 503;
+  }
+}
+
+/** An error meant for the client: a code, a sentence a person understands, optional structured details. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  get status(): number {
+    return httpStatusOf(this.code);
+  }
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown; requestId?: string };
+}

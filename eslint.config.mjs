@@ -1,0 +1,49 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const NODE_BUILTINS = ['assert', 'buffer', 'child_process', 'cluster', 'crypto', 'dgram', 'dns', 'events', 'fs', 'fs/promises', 'http', 'http2', 'https', 'net', 'os', 'path', 'perf_hooks', 'process', 'readline', 'stream', 'timers', 'tls', 'url', 'util', 'v8', 'vm', 'worker_threads', 'zlib'];
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', 'node_modules/**', '.data/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'separate-type-imports', disallowTypeAnnotations: false }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // NestJS injects by the runtime class of constructor parameters, so those imports must stay values.
+    files: ['apps/api/src/**/*.ts'],
+    rules: { '@typescript-eslint/consistent-type-imports': 'off' },
+  },
+  {
+    // Workflow code is replayed deterministically in a sandbox: no Node built-ins,
+    // no frameworks, no decorators (one decorator makes every workflow task fail).
+    files: ['workflows/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: NODE_BUILTINS.flatMap((m) => [m, `node:${m}`]).map((name) => ({ name, message: 'Node built-ins are not allowed in workflow code' })),
+          patterns: [
+            { group: ['node:*'], message: 'Node built-ins are not allowed in workflow code' },
+            { group: ['@nestjs/*', 'typeorm', 'typeorm/*', 'class-validator', 'class-transformer', 'reflect-metadata', 'pg', '@task-scheduler/db', '@task-scheduler/config', '@task-scheduler/core'], message: 'workflow code imports only @temporalio/workflow and pure code' },
+            { group: ['@temporalio/activity', '@temporalio/worker', '@temporalio/client'], message: 'workflow code imports only @temporalio/workflow' },
+            { group: ['@task-scheduler/activities'], allowTypeImports: true, message: 'import activities as types only' },
+          ],
+        },
+      ],
+      'no-restricted-syntax': ['error', { selector: 'Decorator', message: 'decorators are not allowed in workflow code' }],
+    },
+  },
+  {
+    files: ['**/*.{js,mjs,cjs}'],
+    languageOptions: { globals: { require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly', __dirname: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', fetch: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+);

@@ -1,0 +1,26 @@
+/**
+ * One Jest run for the whole suite. Unit tests run in parallel; integration and
+ * end-to-end tests share one Temporal dev server and one PostgreSQL database
+ * started in global setup (test/support/global-setup.ts).
+ */
+const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' } }];
+const moduleNameMapper = {
+  '^@task-scheduler/(contracts|config|core|db)$': '<rootDir>/libs/$1/src',
+  '^@task-scheduler/(migrations|workflows|activities)$': '<rootDir>/$1/src',
+  '^@task-scheduler/(api|worker)$': '<rootDir>/apps/$1/src',
+};
+const common = { rootDir: __dirname, transform: { '^.+\\.ts$': swc }, moduleNameMapper, testEnvironment: 'node' };
+
+module.exports = {
+  testTimeout: 120_000,
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.spec.ts'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.spec.ts', '<rootDir>/test/e2e/**/*.spec.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
+  ],
+};

@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * Every setting of the API and the worker. Values come from a JSON file named
+ * by `CONFIG_FILE` (optional) overlaid by environment variables, and are
+ * validated once at start: a bad value stops the process with a message that
+ * names the variable, instead of failing later at first use.
+ */
+const schema = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL'),
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_UI_URL: z.string().url().default('http://127.0.0.1:8233'),
+  TASK_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('task-scheduler'),
+  HOST: z.string().default('0.0.0.0'),
+  PORT: port.default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BOOTSTRAP_API_KEY: z
+    .string()
+    .regex(
+      /^tsch_[a-z0-9]{4,32}_[A-Za-z0-9]{16,128}$/,
+      'must look like tsch_<prefix>_<secret> (prefix a-z0-9, secret A-Za-z0-9, 16+ chars)',
+    )
+    .optional(),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
+  OUTPUT_CAP_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(64 * 1024),
+  SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  HEARTBEAT_SECONDS: z.coerce.number().min(0.5).max(60).default(2),
+  WORKER_QUEUES: z
+    .string()
+    .default('workflows,shell')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((q) => q.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(['workflows', 'shell'])).min(1)),
+  WORKER_IDENTITY: z.string().optional(),
+  SHELL_PATH: z.string().default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
+});
+
+export type AppConfig = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration:\n  ${issues.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Loads and validates configuration; throws {@link ConfigError} naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  let fromFile: Record<string, unknown> = {};
+  if (env.CONFIG_FILE) {
+    try {
+      fromFile = JSON.parse(readFileSync(env.CONFIG_FILE, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError([`CONFIG_FILE ${env.CONFIG_FILE}: ${(err as Error).message}`]);
+    }
+  }
+  const merged: Record<string, unknown> = { ...fromFile };
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') merged[key] = value;
+  }
+  const parsed = schema.safeParse(merged);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+  }
+  return parsed.data;
+}

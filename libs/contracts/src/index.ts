@@ -1,0 +1,5 @@
+export * from './task-queues';
+export * from './search-attributes';
+export * from './run';
+export * from './task';
+export * from './workflow-io';

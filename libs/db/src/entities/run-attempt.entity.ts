@@ -1,0 +1,20 @@
+import type { AttemptStatus } from '@task-scheduler/contracts';
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+
+@Entity({ name: 'run_attempts' })
+export class RunAttemptEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column('uuid', { name: 'run_id' }) runId!: string;
+  @Column('uuid', { name: 'tenant_id' }) tenantId!: string;
+  @Column('integer') attempt!: number;
+  @Column('text') status!: AttemptStatus;
+  @Column('text', { name: 'worker_identity', nullable: true }) workerIdentity!: string | null;
+  @Column('integer', { name: 'exit_code', nullable: true }) exitCode!: number | null;
+  @Column('text', { nullable: true }) error!: string | null;
+  @Column('text', { nullable: true }) stdout!: string | null;
+  @Column('boolean', { name: 'stdout_truncated' }) stdoutTruncated!: boolean;
+  @Column('text', { nullable: true }) stderr!: string | null;
+  @Column('boolean', { name: 'stderr_truncated' }) stderrTruncated!: boolean;
+  @Column('timestamptz', { name: 'started_at' }) startedAt!: Date;
+  @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt!: Date | null;
+}

@@ -1,0 +1,14 @@
+import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+
+@Entity({ name: 'tenants' })
+export class TenantEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column('text') slug!: string;
+  @Column('text') name!: string;
+  @Column('text') status!: 'active' | 'suspended';
+  @Column('integer', { name: 'max_concurrent_runs' }) maxConcurrentRuns!: number;
+  @Column('integer', { name: 'max_tasks' }) maxTasks!: number;
+  @Column('integer', { name: 'rate_limit_per_minute' }) rateLimitPerMinute!: number;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}

@@ -1,0 +1,93 @@
+/* Real dependencies for integration and e2e tests, started once per `jest` run:
+ * - Temporal: a dev server from the provisioned CLI (in memory, headless, random port).
+ * - PostgreSQL: DATABASE_URL, else 127.0.0.1:5432/test when reachable, else an embedded
+ *   server; every run gets its own schema, migrated once here and dropped in teardown.
+ * - The workflow bundle, built once and loaded by every test worker. */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDataSource, runMigrations } from '@task-scheduler/db';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { Client } from 'pg';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const stack = require('../../scripts/lib/local-stack.cjs');
+
+interface Stopper {
+  name: string;
+  stop: () => Promise<void>;
+}
+declare global {
+  var __TS_STOPPERS__: Stopper[] | undefined;
+}
+
+const log = (m: string) => process.stderr.write(`[global-setup] ${m}\n`);
+
+export default async function globalSetup(): Promise<void> {
+  const stoppers: Stopper[] = [];
+  globalThis.__TS_STOPPERS__ = stoppers;
+  const workDir = mkdtempSync(join(tmpdir(), 'task-scheduler-test-'));
+
+  const cli: string = stack.resolveTemporalCli();
+  const port: number = await stack.freePort();
+  const t0 = Date.now();
+  const temporal = await stack.startTemporalDevServer({ cli, port, logFile: join(workDir, 'temporal.log') });
+  stoppers.push({ name: 'temporal', stop: temporal.stop });
+  log(`Temporal dev server at ${temporal.address} in ${Date.now() - t0} ms (log ${workDir}/temporal.log)`);
+
+  let baseUrl = process.env.DATABASE_URL;
+  if (!baseUrl) {
+    const local = 'postgres://postgres@127.0.0.1:5432/test';
+    if (await stack.postgresReachable(local)) baseUrl = local;
+  }
+  if (!baseUrl) {
+    const pg = await stack.spawnEmbeddedPostgres({
+      dataDir: join(workDir, 'pg'),
+      port: await stack.freePort(),
+      logFile: join(workDir, 'pg.log'),
+    });
+    stoppers.push({ name: 'embedded postgres', stop: pg.stop });
+    baseUrl = pg.url as string;
+  }
+  const schema = `ts_test_${Date.now()}_${randomBytes(3).toString('hex')}`;
+  const admin = new Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  const sep = baseUrl.includes('?') ? '&' : '?';
+  const databaseUrl = `${baseUrl}${sep}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  const ds = createDataSource({ url: databaseUrl, applicationName: 'task-scheduler-test-setup', poolSize: 2 });
+  await ds.initialize();
+  await runMigrations(ds);
+  await ds.destroy();
+  stoppers.push({
+    name: 'test schema',
+    stop: async () => {
+      const c = new Client({ connectionString: baseUrl });
+      await c.connect();
+      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await c.end();
+    },
+  });
+  log(`PostgreSQL ${baseUrl.replace(/:[^:@/]*@/, ':***@')} schema ${schema}`);
+
+  const root = join(__dirname, '..', '..');
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: join(root, 'workflows/src/index.ts'),
+    webpackConfigHook: (config) => {
+      config.resolve = {
+        ...config.resolve,
+        alias: { ...(config.resolve?.alias as object), '@task-scheduler/contracts': join(root, 'libs/contracts/src') },
+      };
+      return config;
+    },
+    logger: { info() {}, warn() {}, error: (m: string) => log(m), debug() {}, trace() {}, log() {} },
+  });
+  const bundlePath = join(workDir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, code);
+
+  process.env.TEST_TEMPORAL_ADDRESS = temporal.address;
+  process.env.TEST_DATABASE_URL = databaseUrl;
+  process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
+}

@@ -1,0 +1,140 @@
+/* A whole product stack inside the test process: the real NestJS API on a
+ * random port and real Temporal workers, against the dev server and database
+ * from global setup. Each suite gets its own task-queue prefix, so suites
+ * running in parallel never pick up each other's work. */
+import { randomBytes } from 'node:crypto';
+import type { INestApplication } from '@nestjs/common';
+import { createApp } from '@task-scheduler/api';
+import { loadConfig } from '@task-scheduler/config';
+import type { AppConfig } from '@task-scheduler/config';
+import { apiKeyFromString, generateApiKey } from '@task-scheduler/core';
+import { ApiKeyEntity, TenantEntity, createDataSource } from '@task-scheduler/db';
+import { createWorkers } from '@task-scheduler/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
+import type { DataSource } from 'typeorm';
+
+export interface TestStack {
+  config: AppConfig;
+  baseUrl: string;
+  /** Admin key of the `default` tenant. */
+  apiKey: string;
+  db: DataSource;
+  temporal: NativeConnection;
+  request(
+    method: string,
+    path: string,
+    opts?: { body?: unknown; rawBody?: string; apiKey?: string | null; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: any; headers: Headers }>;
+  /** A second tenant with its own admin key, for isolation checks. */
+  createTenant(slug: string): Promise<{ tenantId: string; apiKey: string }>;
+  waitForRun(runId: string, until?: (run: any) => boolean, timeoutMs?: number): Promise<any>;
+  stop(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+export async function startStack(name: string, overrides: Record<string, string> = {}): Promise<TestStack> {
+  if (!runtimeInstalled) {
+    runtimeInstalled = true;
+    try {
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch {
+      // already installed by an earlier suite in this Jest worker
+    }
+  }
+  const apiKey = generateApiKey().key;
+  const config = loadConfig({
+    DATABASE_URL: required('TEST_DATABASE_URL'),
+    TEMPORAL_ADDRESS: required('TEST_TEMPORAL_ADDRESS'),
+    TASK_QUEUE_PREFIX: `test-${name}-${randomBytes(3).toString('hex')}`,
+    BOOTSTRAP_API_KEY: apiKey,
+    LOG_LEVEL: 'warn',
+    PORT: '0',
+    HEARTBEAT_SECONDS: '1',
+    SHUTDOWN_GRACE_SECONDS: '5',
+    ...overrides,
+  });
+  const app: INestApplication = await createApp(config, { logger: false });
+  await app.listen(0, '127.0.0.1');
+  const baseUrl = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+
+  const db = await createDataSource({ url: config.DATABASE_URL, applicationName: `test-${name}`, poolSize: 4 }).initialize();
+  const temporal = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const workers: Worker[] = await createWorkers({
+    config,
+    dataSource: db,
+    connection: temporal,
+    workflows: { bundlePath: required('TEST_WORKFLOW_BUNDLE') },
+  });
+  const running = workers.map((w) => w.run());
+
+  const request: TestStack['request'] = async (method, path, opts = {}) => {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    const key = opts.apiKey === undefined ? apiKey : opts.apiKey;
+    if (key !== null) headers['x-api-key'] = key;
+    let body: string | undefined;
+    if (opts.rawBody !== undefined) body = opts.rawBody;
+    else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+    if (body !== undefined) headers['content-type'] ??= 'application/json';
+    const res = await fetch(`${baseUrl}${path}`, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
+
+  return {
+    config,
+    baseUrl,
+    apiKey,
+    db,
+    temporal,
+    request,
+    async createTenant(slug) {
+      const tenant = await db
+        .getRepository(TenantEntity)
+        .save({ slug, name: slug, status: 'active', maxConcurrentRuns: 10, maxTasks: 100, rateLimitPerMinute: 600 });
+      const key = apiKeyFromString(generateApiKey().key);
+      await db
+        .getRepository(ApiKeyEntity)
+        .insert({
+          tenantId: tenant.id,
+          name: 'test admin',
+          prefix: key.prefix,
+          secretHash: key.secretHash,
+          role: 'admin',
+          permissions: [],
+          platformAdmin: false,
+        });
+      return { tenantId: tenant.id, apiKey: key.key };
+    },
+    async waitForRun(runId, until = (r) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.status), timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const res = await request('GET', `/v1/runs/${runId}`);
+        if (res.status !== 200) throw new Error(`GET run ${runId}: ${res.status} ${JSON.stringify(res.body)}`);
+        if (until(res.body)) return res.body;
+        if (Date.now() > deadline) throw new Error(`run ${runId} still ${res.body.status} after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async stop() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await Promise.allSettled(running);
+      await app.close();
+      await temporal.close();
+      await db.destroy();
+    },
+  };
+}
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run tests through jest with the integration project's global setup`);
+  return v;
+}

@@ -1,0 +1,1 @@
+export { taskRunWorkflow } from './task-run.workflow';
