@@ -3,7 +3,16 @@
  * end-to-end tests share one Temporal dev server and one PostgreSQL database
  * started in global setup (test/support/global-setup.ts).
  */
-const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' } }];
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+  },
+];
 const moduleNameMapper = {
   '^@task-scheduler/(contracts|config|core|db)$': '<rootDir>/libs/$1/src',
   '^@task-scheduler/(migrations|workflows|activities)$': '<rootDir>/$1/src',

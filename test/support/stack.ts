@@ -34,7 +34,15 @@ export interface TestStack {
 
 let runtimeInstalled = false;
 
-export async function startStack(name: string, overrides: Record<string, string> = {}): Promise<TestStack> {
+export interface StackOptions {
+  /** Config values to override. */
+  env?: Record<string, string>;
+  /** Start in-process workers (default true); false when a test runs worker processes itself. */
+  workers?: boolean;
+}
+
+export async function startStack(name: string, opts: StackOptions = {}): Promise<TestStack> {
+  const overrides = opts.env ?? {};
   if (!runtimeInstalled) {
     runtimeInstalled = true;
     try {
@@ -61,12 +69,15 @@ export async function startStack(name: string, overrides: Record<string, string>
 
   const db = await createDataSource({ url: config.DATABASE_URL, applicationName: `test-${name}`, poolSize: 4 }).initialize();
   const temporal = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const workers: Worker[] = await createWorkers({
-    config,
-    dataSource: db,
-    connection: temporal,
-    workflows: { bundlePath: required('TEST_WORKFLOW_BUNDLE') },
-  });
+  const workers: Worker[] =
+    opts.workers === false
+      ? []
+      : await createWorkers({
+          config,
+          dataSource: db,
+          connection: temporal,
+          workflows: { bundlePath: required('TEST_WORKFLOW_BUNDLE') },
+        });
   const running = workers.map((w) => w.run());
 
   const request: TestStack['request'] = async (method, path, opts = {}) => {
@@ -100,17 +111,15 @@ export async function startStack(name: string, overrides: Record<string, string>
         .getRepository(TenantEntity)
         .save({ slug, name: slug, status: 'active', maxConcurrentRuns: 10, maxTasks: 100, rateLimitPerMinute: 600 });
       const key = apiKeyFromString(generateApiKey().key);
-      await db
-        .getRepository(ApiKeyEntity)
-        .insert({
-          tenantId: tenant.id,
-          name: 'test admin',
-          prefix: key.prefix,
-          secretHash: key.secretHash,
-          role: 'admin',
-          permissions: [],
-          platformAdmin: false,
-        });
+      await db.getRepository(ApiKeyEntity).insert({
+        tenantId: tenant.id,
+        name: 'test admin',
+        prefix: key.prefix,
+        secretHash: key.secretHash,
+        role: 'admin',
+        permissions: [],
+        platformAdmin: false,
+      });
       return { tenantId: tenant.id, apiKey: key.key };
     },
     async waitForRun(runId, until = (r) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.status), timeoutMs = 60_000) {
