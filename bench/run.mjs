@@ -37,7 +37,8 @@ try {
   stoppers.push(temporal.stop);
 
   let baseUrl = process.env.DATABASE_URL;
-  if (!baseUrl && (await stack.postgresReachable('postgres://postgres@127.0.0.1:5432/test'))) baseUrl = 'postgres://postgres@127.0.0.1:5432/test';
+  if (!baseUrl && (await stack.postgresReachable('postgres://postgres@127.0.0.1:5432/test')))
+    baseUrl = 'postgres://postgres@127.0.0.1:5432/test';
   if (!baseUrl) {
     const pg = await stack.spawnEmbeddedPostgres({ dataDir: join(root, '.data/bench-pg'), port: await stack.freePort() });
     stoppers.push(pg.stop);
@@ -57,14 +58,25 @@ try {
   await runMigrations(ds);
 
   const apiKey = generateApiKey().key;
-  const config = loadConfig({ DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporal.address, TASK_QUEUE_PREFIX: `bench-${randomBytes(3).toString('hex')}`, BOOTSTRAP_API_KEY: apiKey, LOG_LEVEL: 'error' });
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_ADDRESS: temporal.address,
+    TASK_QUEUE_PREFIX: `bench-${randomBytes(3).toString('hex')}`,
+    BOOTSTRAP_API_KEY: apiKey,
+    LOG_LEVEL: 'error',
+  });
   const app = await createApp(config, { logger: false });
   await app.listen(0, '127.0.0.1');
   stoppers.push(() => app.close());
   const api = (await app.getUrl()).replace('[::1]', '127.0.0.1');
 
   const nativeConnection = await NativeConnection.connect({ address: temporal.address });
-  const productWorkers = await createWorkers({ config, dataSource: ds, connection: nativeConnection, workflows: { bundlePath: join(root, 'workflows/dist/workflow-bundle.js') } });
+  const productWorkers = await createWorkers({
+    config,
+    dataSource: ds,
+    connection: nativeConnection,
+    workflows: { bundlePath: join(root, 'workflows/dist/workflow-bundle.js') },
+  });
   const { code } = await bundleWorkflowCode({ workflowsPath: join(root, 'bench/baseline.workflow.js'), logger: new DefaultLogger('WARN') });
   const baselineQueue = `bench-baseline-${randomBytes(3).toString('hex')}`;
   const baselineWorker = await Worker.create({
@@ -94,7 +106,18 @@ try {
   stoppers.push(() => connection.close());
   const client = new Client({ connection });
   const headers = { 'x-api-key': apiKey, 'content-type': 'application/json' };
-  const task = await (await fetch(`${api}/v1/tasks`, { method: 'POST', headers, body: JSON.stringify({ name: 'bench-echo', executor: 'shell', shell: { command: 'echo', args: ['hello'] }, retry: { maximumAttempts: 1 } }) })).json();
+  const task = await (
+    await fetch(`${api}/v1/tasks`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        name: 'bench-echo',
+        executor: 'shell',
+        shell: { command: 'echo', args: ['hello'] },
+        retry: { maximumAttempts: 1 },
+      }),
+    })
+  ).json();
 
   async function productRun() {
     const t0 = performance.now();
@@ -111,7 +134,11 @@ try {
   }
   async function baselineRun() {
     const t0 = performance.now();
-    const handle = await client.workflow.start('baselineWorkflow', { taskQueue: baselineQueue, workflowId: `bench-${randomBytes(6).toString('hex')}`, args: ['echo', ['hello']] });
+    const handle = await client.workflow.start('baselineWorkflow', {
+      taskQueue: baselineQueue,
+      workflowId: `bench-${randomBytes(6).toString('hex')}`,
+      args: ['echo', ['hello']],
+    });
     const accepted = performance.now() - t0;
     await handle.result();
     return { accepted, total: performance.now() - t0 };
@@ -142,8 +169,11 @@ try {
   ];
   console.log(`\nshell run 'echo hello', ${ROUNDS} rounds × ${PER_ROUND} runs each path, sequential, alternating; medians`);
   console.log(`${'metric'.padEnd(46)}${'product'.padStart(12)}${'bare Temporal'.padStart(16)}${'ratio'.padStart(9)}`);
-  for (const [name, p, b] of rows) console.log(`${name.padEnd(46)}${fmt(p).padStart(12)}${fmt(b).padStart(16)}${(p / b).toFixed(2).padStart(8)}x`);
-  console.log(`process RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (was ${(rssBefore / 2 ** 20).toFixed(0)} MiB before the measured rounds)`);
+  for (const [name, p, b] of rows)
+    console.log(`${name.padEnd(46)}${fmt(p).padStart(12)}${fmt(b).padStart(16)}${(p / b).toFixed(2).padStart(8)}x`);
+  console.log(
+    `process RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (was ${(rssBefore / 2 ** 20).toFixed(0)} MiB before the measured rounds)`,
+  );
 } finally {
   for (const stop of stoppers.reverse()) {
     try {

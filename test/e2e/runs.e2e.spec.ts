@@ -1,7 +1,11 @@
 /* End to end over HTTP: real API, real Temporal dev server and workers, real PostgreSQL. */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
@@ -71,6 +75,14 @@ test('a shell task created over HTTP runs to succeeded with its output, findable
     expect(sa.TaskRunId).toEqual([run.id]);
     expect(sa.Trigger).toEqual(['manual']);
     expect(sa.TenantId).toHaveLength(1);
+
+    // The history just produced replays deterministically with the current workflow code.
+    const history = await client.workflow.getHandle(run.workflowId).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE as string } }, history, run.workflowId);
+    if (process.env.UPDATE_REPLAY_FIXTURES) {
+      // Refresh the stored history that test/replay checks future workflow code against.
+      writeFileSync(join(__dirname, '../replay/histories/task-run-succeeded.json'), historyToJSON(history));
+    }
   } finally {
     await connection.close();
   }
