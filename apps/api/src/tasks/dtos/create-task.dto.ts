@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { EXECUTORS } from '@task-scheduler/contracts';
 import type { ExecutorKind } from '@task-scheduler/contracts';
@@ -42,6 +43,11 @@ function IsEnvMap(options?: ValidationOptions) {
     });
 }
 
+/** An optional list of process exit codes (0-255). */
+function IsExitCodeList() {
+  return applyDecorators(IsOptional(), IsArray(), ArrayMaxSize(256), IsInt({ each: true }), Min(0, { each: true }), Max(255, { each: true }));
+}
+
 export class ShellSpecDto {
   @ApiPropertyOptional({ description: 'Program to run, looked up on PATH. Give either command or script.', example: 'echo' })
   @IsOptional()
@@ -70,12 +76,7 @@ export class ShellSpecDto {
   env?: Record<string, string>;
 
   @ApiPropertyOptional({ type: [Number], description: 'Exit codes that count as success (default [0]).', example: [0] })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(256)
-  @IsInt({ each: true })
-  @Min(0, { each: true })
-  @Max(255, { each: true })
+  @IsExitCodeList()
   allowedExitCodes?: number[];
 }
 
@@ -109,12 +110,7 @@ export class RetryDto {
   maximumIntervalSeconds?: number;
 
   @ApiPropertyOptional({ type: [Number], description: 'Exit codes after which the run fails without further attempts.' })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(256)
-  @IsInt({ each: true })
-  @Min(0, { each: true })
-  @Max(255, { each: true })
+  @IsExitCodeList()
   nonRetryableExitCodes?: number[];
 }
 
