@@ -5,6 +5,9 @@ import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type { AppConfig } from '@task-scheduler/config';
 import type { IncomingMessage } from 'node:http';
 import { LoggerModule } from 'nestjs-pino';
+import { ApiKeysController } from './api-keys/api-keys.controller';
+import { ApiKeysService } from './api-keys/api-keys.service';
+import { AuditController } from './audit/audit.controller';
 import { AuditService } from './audit/audit.service';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { BootstrapService } from './auth/bootstrap.service';
@@ -16,8 +19,6 @@ import { RunsService } from './runs/runs.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
-
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
@@ -28,21 +29,19 @@ export class AppModule {
         LoggerModule.forRoot({
           pinoHttp: {
             level: config.LOG_LEVEL,
-            // Honour a caller's request id when it is sane, so logs can be joined across services.
-            genReqId: (req: IncomingMessage) => {
-              const given = req.headers['x-request-id'];
-              return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-            },
+            // The id was chosen (and echoed) by the first middleware in create-app.ts.
+            genReqId: (req: IncomingMessage) => req.id ?? randomUUID(),
             redact: { paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
             autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/ready' },
           },
         }),
       ],
-      controllers: [HealthController, TasksController, RunsController],
+      controllers: [HealthController, TasksController, RunsController, ApiKeysController, AuditController],
       providers: [
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: ApiErrorFilter },
         AuditService,
+        ApiKeysService,
         BootstrapService,
         TasksService,
         RunsService,

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
 import { ValidationPipe } from '@nestjs/common';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -7,11 +8,14 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { AppConfig } from '@task-scheduler/config';
 import type { ValidationError } from 'class-validator';
 import express from 'express';
+import helmet from 'helmet';
 import type { NextFunction, Request, Response } from 'express';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { ApiError, ErrorCode } from './common/api-error';
 import { errorBody, toApiError } from './common/api-error.filter';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 function flatten(errors: ValidationError[], parent = ''): { field: string; message: string }[] {
   return errors.flatMap((e) => {
@@ -35,6 +39,16 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
   else app.useLogger(false);
 
   app.disable('x-powered-by');
+  app.use(helmet());
+  if (config.CORS_ORIGINS.length)
+    app.enableCors({ origin: config.CORS_ORIGINS, allowedHeaders: ['content-type', 'x-api-key', 'idempotency-key', 'x-request-id'] });
+  // Every response names its request id, the key to the matching log lines. A caller's own id is kept when sane.
+  app.use((req: Request & { id?: string }, res: Response, next: NextFunction) => {
+    const given = req.headers['x-request-id'];
+    req.id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader('x-request-id', req.id);
+    next();
+  });
   app.use(express.json({ limit: config.BODY_LIMIT_BYTES, strict: true }));
   app.use((req: Request, _res: Response, next: NextFunction) => {
     const body: unknown = req.body;

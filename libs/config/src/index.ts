@@ -52,6 +52,12 @@ const schema = z.object({
     )
     .pipe(z.array(z.enum(['workflows', 'shell'])).min(1)),
   WORKER_IDENTITY: z.string().optional(),
+  /** Origins allowed to call the API from a browser (comma-separated); none by default. */
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(z.string().url())),
   SHELL_PATH: z.string().default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
 });
 

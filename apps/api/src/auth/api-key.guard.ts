@@ -5,6 +5,8 @@ import { apiKeySecretMatches, hashApiKeySecret, parseApiKey } from '@task-schedu
 import { ApiKeyEntity, TenantEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
 import { ApiError, ErrorCode } from '../common/api-error';
+import { REQUIRED_PERMISSION, permissionsOf } from './permissions';
+import type { Permission } from './permissions';
 import { IS_PUBLIC } from './public.decorator';
 import type { AuthenticatedRequest } from './request-context';
 
@@ -45,7 +47,24 @@ export class ApiKeyGuard implements CanActivate {
     if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() > 60_000) {
       await this.db.getRepository(ApiKeyEntity).update({ id: key.id }, { lastUsedAt: now });
     }
-    req.auth = { tenantId: key.tenantId, apiKeyId: key.id, role: key.role, requestId: req.id };
+    const permissions = permissionsOf(key.role, key.permissions);
+    req.auth = {
+      tenantId: key.tenantId,
+      apiKeyId: key.id,
+      role: key.role,
+      permissions,
+      platformAdmin: key.platformAdmin,
+      requestId: req.id,
+    };
+
+    const required = this.reflector.getAllAndOverride<Permission | undefined>(REQUIRED_PERMISSION, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    if (!required) throw new Error(`route ${context.getClass().name}.${context.getHandler().name} declares no permission`);
+    if (!permissions.has(required)) {
+      throw new ApiError(ErrorCode.FORBIDDEN, `this API key lacks the permission ${required}`, { permission: required });
+    }
     return true;
   }
 }

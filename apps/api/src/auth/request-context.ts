@@ -10,6 +10,8 @@ export interface RequestContext {
   tenantId: string;
   apiKeyId: string;
   role: ApiKeyRole;
+  permissions: ReadonlySet<string>;
+  platformAdmin: boolean;
   requestId: string;
 }
 

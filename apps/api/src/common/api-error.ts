@@ -11,6 +11,8 @@ export enum ErrorCode {
   ROUTE_NOT_FOUND = 'ROUTE_NOT_FOUND',
   TASK_NOT_FOUND = 'TASK_NOT_FOUND',
   RUN_NOT_FOUND = 'RUN_NOT_FOUND',
+  API_KEY_NOT_FOUND = 'API_KEY_NOT_FOUND',
+  TENANT_NOT_FOUND = 'TENANT_NOT_FOUND',
   TASK_NAME_TAKEN = 'TASK_NAME_TAKEN',
   TASK_DISABLED = 'TASK_DISABLED',
   IDEMPOTENCY_KEY_INVALID = 'IDEMPOTENCY_KEY_INVALID',
@@ -34,6 +36,8 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.ROUTE_NOT_FOUND:
     case ErrorCode.TASK_NOT_FOUND:
     case ErrorCode.RUN_NOT_FOUND:
+    case ErrorCode.API_KEY_NOT_FOUND:
+    case ErrorCode.TENANT_NOT_FOUND:
       return 404;
     case ErrorCode.TASK_NAME_TAKEN:
       return 409;

@@ -1,6 +1,7 @@
 import { Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
 import { ListRunsQueryDto } from './dtos/list-runs.query';
@@ -18,6 +19,7 @@ export class RunsController {
   @ApiOperation({ summary: 'Run a task now' })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Same key for the same task: the same run, never two.' })
   @ApiAcceptedResponse({ type: RunResponse })
+  @RequirePermission('runs:execute')
   async trigger(
     @Ctx() ctx: RequestContext,
     @Param('id') taskId: string,
@@ -33,6 +35,7 @@ export class RunsController {
   @Get('runs')
   @ApiOperation({ summary: 'List runs, newest first' })
   @ApiOkResponse({ type: RunPage })
+  @RequirePermission('runs:read')
   async list(@Ctx() ctx: RequestContext, @Query() q: ListRunsQueryDto): Promise<RunPage> {
     const page = await this.runs.list(ctx, { limit: q.limit ?? 50, cursor: q.cursor, taskId: q.taskId, status: q.status });
     return { items: page.items.map((r) => RunResponse.from(r, this.runs.uiUrl(r))), nextCursor: page.nextCursor };
@@ -41,6 +44,7 @@ export class RunsController {
   @Get('runs/:id')
   @ApiOperation({ summary: 'Get a run with every attempt' })
   @ApiOkResponse({ type: RunResponse })
+  @RequirePermission('runs:read')
   async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<RunResponse> {
     const { run, attempts } = await this.runs.get(ctx, id);
     return RunResponse.from(run, this.runs.uiUrl(run), attempts);

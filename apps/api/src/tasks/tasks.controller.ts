@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
 import { ListQueryDto } from '../common/list-query.dto';
@@ -16,6 +17,7 @@ export class TasksController {
   @Post()
   @ApiOperation({ summary: 'Create a task' })
   @ApiCreatedResponse({ type: TaskResponse })
+  @RequirePermission('tasks:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateTaskDto): Promise<TaskResponse> {
     return TaskResponse.from(await this.tasks.create(ctx, dto));
   }
@@ -23,6 +25,7 @@ export class TasksController {
   @Get()
   @ApiOperation({ summary: 'List tasks, newest first' })
   @ApiOkResponse({ type: TaskPage })
+  @RequirePermission('tasks:read')
   async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<TaskPage> {
     const page = await this.tasks.list(ctx, q.limit ?? 50, q.cursor);
     return { items: page.items.map(TaskResponse.from), nextCursor: page.nextCursor };
@@ -31,6 +34,7 @@ export class TasksController {
   @Get(':id')
   @ApiOperation({ summary: 'Get a task' })
   @ApiOkResponse({ type: TaskResponse })
+  @RequirePermission('tasks:read')
   async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<TaskResponse> {
     return TaskResponse.from(await this.tasks.get(ctx, id));
   }

@@ -45,7 +45,14 @@ function IsEnvMap(options?: ValidationOptions) {
 
 /** An optional list of process exit codes (0-255). */
 function IsExitCodeList() {
-  return applyDecorators(IsOptional(), IsArray(), ArrayMaxSize(256), IsInt({ each: true }), Min(0, { each: true }), Max(255, { each: true }));
+  return applyDecorators(
+    IsOptional(),
+    IsArray(),
+    ArrayMaxSize(256),
+    IsInt({ each: true }),
+    Min(0, { each: true }),
+    Max(255, { each: true }),
+  );
 }
 
 export class ShellSpecDto {

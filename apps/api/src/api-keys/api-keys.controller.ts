@@ -1,0 +1,42 @@
+import { Body, Controller, Delete, Get, Param, Post, Query } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { RequirePermission } from '../auth/permissions';
+import { Ctx } from '../auth/request-context';
+import type { RequestContext } from '../auth/request-context';
+import { ListQueryDto } from '../common/list-query.dto';
+import { ApiKeysService } from './api-keys.service';
+import { ApiKeyPage, ApiKeyResponse, CreatedApiKeyResponse } from './dtos/api-key.response';
+import { CreateApiKeyDto } from './dtos/create-api-key.dto';
+
+@ApiTags('api-keys')
+@ApiSecurity('api-key')
+@Controller('v1/api-keys')
+export class ApiKeysController {
+  constructor(private readonly keys: ApiKeysService) {}
+
+  @Post()
+  @RequirePermission('api-keys:write')
+  @ApiOperation({ summary: 'Create an API key; the full key is returned only here' })
+  @ApiCreatedResponse({ type: CreatedApiKeyResponse })
+  async create(@Ctx() ctx: RequestContext, @Body() dto: CreateApiKeyDto): Promise<CreatedApiKeyResponse> {
+    const { entity, key } = await this.keys.create(ctx, dto);
+    return { ...ApiKeyResponse.from(entity), key };
+  }
+
+  @Get()
+  @RequirePermission('api-keys:read')
+  @ApiOperation({ summary: 'List the API keys of your tenant (never secrets)' })
+  @ApiOkResponse({ type: ApiKeyPage })
+  async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<ApiKeyPage> {
+    const page = await this.keys.list(ctx, q.limit ?? 50, q.cursor);
+    return { items: page.items.map(ApiKeyResponse.from), nextCursor: page.nextCursor };
+  }
+
+  @Delete(':id')
+  @RequirePermission('api-keys:write')
+  @ApiOperation({ summary: 'Revoke an API key (effective immediately)' })
+  @ApiOkResponse({ type: ApiKeyResponse })
+  async revoke(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<ApiKeyResponse> {
+    return ApiKeyResponse.from(await this.keys.revoke(ctx, id));
+  }
+}

@@ -1,0 +1,45 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import type { AuditEventEntity } from '@task-scheduler/db';
+import { IsOptional, IsString, Matches } from 'class-validator';
+import { ListQueryDto } from '../../common/list-query.dto';
+
+export class ListAuditEventsQueryDto extends ListQueryDto {
+  @ApiPropertyOptional({ example: 'task.create' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[a-z_]+\.[a-z_]+$/, { message: 'action looks like task.create' })
+  action?: string;
+}
+
+export class AuditEventResponse {
+  @ApiProperty() id!: string;
+  @ApiPropertyOptional({ nullable: true, type: String }) tenantId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The API key that acted.' }) actorKeyId!: string | null;
+  @ApiProperty() action!: string;
+  @ApiPropertyOptional({ nullable: true, type: String }) targetType!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) targetId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) requestId!: string | null;
+  @ApiProperty({ enum: ['success', 'failure'] }) outcome!: string;
+  @ApiProperty({ type: Object }) details!: Record<string, unknown>;
+  @ApiProperty() createdAt!: string;
+
+  static from(e: AuditEventEntity): AuditEventResponse {
+    return {
+      id: e.id,
+      tenantId: e.tenantId,
+      actorKeyId: e.actorKeyId,
+      action: e.action,
+      targetType: e.targetType,
+      targetId: e.targetId,
+      requestId: e.requestId,
+      outcome: e.outcome,
+      details: e.details,
+      createdAt: e.createdAt.toISOString(),
+    };
+  }
+}
+
+export class AuditEventPage {
+  @ApiProperty({ type: [AuditEventResponse] }) items!: AuditEventResponse[];
+  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
+}

@@ -1,0 +1,36 @@
+import { SetMetadata } from '@nestjs/common';
+import type { ApiKeyRole } from '@task-scheduler/db';
+
+/** Every permission a route can require. Custom keys carry an explicit subset. */
+export const PERMISSIONS = [
+  'tasks:read',
+  'tasks:write',
+  'runs:read',
+  'runs:execute',
+  'schedules:read',
+  'schedules:write',
+  'pipelines:read',
+  'pipelines:write',
+  'api-keys:read',
+  'api-keys:write',
+  'audit:read',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+const READ = PERMISSIONS.filter((p) => p.endsWith(':read') && !p.startsWith('api-keys') && p !== 'audit:read');
+const OPERATE: Permission[] = [...READ, 'tasks:write', 'runs:execute', 'schedules:write', 'pipelines:write'];
+
+/** What each built-in role may do; `custom` keys use their own list. */
+export const ROLE_PERMISSIONS: Record<Exclude<ApiKeyRole, 'custom'>, readonly Permission[]> = {
+  admin: PERMISSIONS,
+  operator: OPERATE,
+  readonly: READ,
+};
+
+export function permissionsOf(role: ApiKeyRole, custom: string[]): ReadonlySet<string> {
+  return new Set(role === 'custom' ? custom : ROLE_PERMISSIONS[role]);
+}
+
+export const REQUIRED_PERMISSION = 'requiredPermission';
+/** The permission a route needs; a key without it gets 403 FORBIDDEN naming it. */
+export const RequirePermission = (permission: Permission) => SetMetadata(REQUIRED_PERMISSION, permission);
