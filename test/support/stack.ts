@@ -27,7 +27,10 @@ export interface TestStack {
     opts?: { body?: unknown; rawBody?: string; apiKey?: string | null; headers?: Record<string, string> },
   ): Promise<{ status: number; body: any; headers: Headers }>;
   /** A second tenant with its own admin key, for isolation checks. */
-  createTenant(slug: string): Promise<{ tenantId: string; apiKey: string }>;
+  createTenant(
+    slug: string,
+    limits?: Partial<Pick<TenantEntity, 'maxTasks' | 'rateLimitPerMinute' | 'maxConcurrentRuns'>>,
+  ): Promise<{ tenantId: string; apiKey: string }>;
   waitForRun(runId: string, until?: (run: any) => boolean, timeoutMs?: number): Promise<any>;
   stop(): Promise<void>;
 }
@@ -61,6 +64,8 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
     PORT: '0',
     HEARTBEAT_SECONDS: '1',
     SHUTDOWN_GRACE_SECONDS: '5',
+    // Suites share the default tenant and poll; limits are tested on their own tenants.
+    RATE_LIMIT_PER_KEY_PER_MINUTE: '1000000',
     ...overrides,
   });
   const app: INestApplication = await createApp(config, { logger: false });
@@ -68,6 +73,7 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
   const baseUrl = (await app.getUrl()).replace('[::1]', '127.0.0.1');
 
   const db = await createDataSource({ url: config.DATABASE_URL, applicationName: `test-${name}`, poolSize: 4 }).initialize();
+  await db.query(`UPDATE tenants SET rate_limit_per_minute = 1000000, max_tasks = 1000000 WHERE slug = 'default'`);
   const temporal = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const workers: Worker[] =
     opts.workers === false
@@ -106,10 +112,10 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
     db,
     temporal,
     request,
-    async createTenant(slug) {
+    async createTenant(slug, limits = {}) {
       const tenant = await db
         .getRepository(TenantEntity)
-        .save({ slug, name: slug, status: 'active', maxConcurrentRuns: 10, maxTasks: 100, rateLimitPerMinute: 600 });
+        .save({ slug, name: slug, status: 'active', maxConcurrentRuns: 10, maxTasks: 100, rateLimitPerMinute: 1_000_000, ...limits });
       const key = apiKeyFromString(generateApiKey().key);
       await db.getRepository(ApiKeyEntity).insert({
         tenantId: tenant.id,

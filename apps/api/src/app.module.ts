@@ -9,6 +9,9 @@ import { ApiKeysController } from './api-keys/api-keys.controller';
 import { ApiKeysService } from './api-keys/api-keys.service';
 import { AuditController } from './audit/audit.controller';
 import { AuditService } from './audit/audit.service';
+import { RateLimitService } from './auth/rate-limit.service';
+import { TenantsController } from './tenants/tenants.controller';
+import { TenantsService } from './tenants/tenants.service';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { BootstrapService } from './auth/bootstrap.service';
 import { ApiErrorFilter } from './common/api-error.filter';
@@ -36,12 +39,14 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [HealthController, TasksController, RunsController, ApiKeysController, AuditController],
+      controllers: [HealthController, TasksController, RunsController, ApiKeysController, AuditController, TenantsController],
       providers: [
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: ApiErrorFilter },
         AuditService,
         ApiKeysService,
+        RateLimitService,
+        TenantsService,
         BootstrapService,
         TasksService,
         RunsService,

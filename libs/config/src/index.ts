@@ -33,6 +33,8 @@ const schema = z.object({
     .int()
     .min(1024)
     .default(1024 * 1024),
+  /** Requests per minute one API key may make (tenants have their own limit on top). */
+  RATE_LIMIT_PER_KEY_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   OUTPUT_CAP_BYTES: z.coerce
     .number()
     .int()

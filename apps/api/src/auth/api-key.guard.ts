@@ -8,6 +8,7 @@ import { ApiError, ErrorCode } from '../common/api-error';
 import { REQUIRED_PERMISSION, permissionsOf } from './permissions';
 import type { Permission } from './permissions';
 import { IS_PUBLIC } from './public.decorator';
+import { RateLimitService } from './rate-limit.service';
 import type { AuthenticatedRequest } from './request-context';
 
 // Compared against when the prefix is unknown, so both failure paths do the same work.
@@ -23,6 +24,7 @@ export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly db: DataSource,
+    private readonly rateLimits: RateLimitService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -47,7 +49,9 @@ export class ApiKeyGuard implements CanActivate {
     if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() > 60_000) {
       await this.db.getRepository(ApiKeyEntity).update({ id: key.id }, { lastUsedAt: now });
     }
-    const permissions = permissionsOf(key.role, key.permissions);
+    await this.rateLimits.consume(key, tenant);
+
+    const permissions = permissionsOf(key.role, key.permissions, key.platformAdmin);
     req.auth = {
       tenantId: key.tenantId,
       apiKeyId: key.id,

@@ -27,10 +27,15 @@ export const ROLE_PERMISSIONS: Record<Exclude<ApiKeyRole, 'custom'>, readonly Pe
   readonly: READ,
 };
 
-export function permissionsOf(role: ApiKeyRole, custom: string[]): ReadonlySet<string> {
-  return new Set(role === 'custom' ? custom : ROLE_PERMISSIONS[role]);
+/** Tenant management; held only by the platform admin key, never grantable to a custom key. */
+export const PLATFORM_PERMISSION = 'tenants:admin';
+
+export function permissionsOf(role: ApiKeyRole, custom: string[], platformAdmin = false): ReadonlySet<string> {
+  const set = new Set<string>(role === 'custom' ? custom : ROLE_PERMISSIONS[role]);
+  if (platformAdmin) set.add(PLATFORM_PERMISSION);
+  return set;
 }
 
 export const REQUIRED_PERMISSION = 'requiredPermission';
 /** The permission a route needs; a key without it gets 403 FORBIDDEN naming it. */
-export const RequirePermission = (permission: Permission) => SetMetadata(REQUIRED_PERMISSION, permission);
+export const RequirePermission = (permission: Permission | typeof PLATFORM_PERMISSION) => SetMetadata(REQUIRED_PERMISSION, permission);

@@ -46,6 +46,8 @@ export class ApiErrorFilter implements ExceptionFilter {
     if (apiError.code === ErrorCode.INTERNAL_ERROR) {
       this.logger.error({ err: exception, requestId: req.id }, 'unhandled error');
     }
+    const retryAfter = (apiError.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if (apiError.code === ErrorCode.RATE_LIMITED && retryAfter) res.setHeader('Retry-After', String(retryAfter));
     res.status(apiError.status).json(errorBody(apiError, req.id));
   }
 }

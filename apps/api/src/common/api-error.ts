@@ -15,6 +15,10 @@ export enum ErrorCode {
   TENANT_NOT_FOUND = 'TENANT_NOT_FOUND',
   TASK_NAME_TAKEN = 'TASK_NAME_TAKEN',
   TASK_DISABLED = 'TASK_DISABLED',
+  TENANT_QUOTA_EXCEEDED = 'TENANT_QUOTA_EXCEEDED',
+  TENANT_SLUG_TAKEN = 'TENANT_SLUG_TAKEN',
+  TENANT_SELF_SUSPEND = 'TENANT_SELF_SUSPEND',
+  RATE_LIMITED = 'RATE_LIMITED',
   IDEMPOTENCY_KEY_INVALID = 'IDEMPOTENCY_KEY_INVALID',
   TEMPORAL_UNAVAILABLE = 'TEMPORAL_UNAVAILABLE',
   INTERNAL_ERROR = 'INTERNAL_ERROR',
@@ -40,13 +44,18 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.TENANT_NOT_FOUND:
       return 404;
     case ErrorCode.TASK_NAME_TAKEN:
+    case ErrorCode.TENANT_SLUG_TAKEN:
       return 409;
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;
     case ErrorCode.UNSUPPORTED_MEDIA_TYPE:
       return 415;
     case ErrorCode.TASK_DISABLED:
+    case ErrorCode.TENANT_QUOTA_EXCEEDED:
+    case ErrorCode.TENANT_SELF_SUSPEND:
       return 422;
+    case ErrorCode.RATE_LIMITED:
+      return 429;
     case ErrorCode.INTERNAL_ERROR:
       return 500;
     case ErrorCode.TEMPORAL_UNAVAILABLE:

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DEFAULT_RETRY } from '@task-scheduler/contracts';
 import type { RetrySpec, ShellSpec } from '@task-scheduler/contracts';
-import { TaskEntity } from '@task-scheduler/db';
+import { TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { DataSource, IsNull } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
@@ -59,6 +59,14 @@ export class TasksService {
     const retryPolicy = retryOf(dto);
     return this.db.transaction(async (tx) => {
       const repo = tx.getRepository(TaskEntity);
+      // Locking the tenant row serialises concurrent creates, so the quota cannot be overshot by a race.
+      const tenant = await tx.getRepository(TenantEntity).findOne({ where: { id: ctx.tenantId }, lock: { mode: 'pessimistic_write' } });
+      const count = await repo.countBy({ tenantId: ctx.tenantId, deletedAt: IsNull() });
+      if (tenant && count >= tenant.maxTasks) {
+        throw new ApiError(ErrorCode.TENANT_QUOTA_EXCEEDED, `this tenant already has ${count} tasks, its limit is ${tenant.maxTasks}`, {
+          limit: tenant.maxTasks,
+        });
+      }
       if (await repo.existsBy({ tenantId: ctx.tenantId, name: dto.name, deletedAt: IsNull() })) {
         throw new ApiError(ErrorCode.TASK_NAME_TAKEN, `a task named ${JSON.stringify(dto.name)} already exists`);
       }

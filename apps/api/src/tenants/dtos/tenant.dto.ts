@@ -1,0 +1,93 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import type { TenantEntity } from '@task-scheduler/db';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+
+export class TenantLimitsDto {
+  @ApiPropertyOptional({ minimum: 1, maximum: 100000, default: 100 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  maxConcurrentRuns?: number;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 1000000, default: 1000 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  maxTasks?: number;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 1000000, default: 600, description: 'API requests per minute for the whole tenant.' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  requestsPerMinute?: number;
+}
+
+export class CreateTenantDto {
+  @ApiProperty({ example: 'acme', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' })
+  @IsString()
+  @Matches(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'slug must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit' })
+  slug!: string;
+
+  @ApiProperty({ example: 'Acme Corp' })
+  @IsString()
+  @Matches(/\S/, { message: 'name must not be blank' })
+  @MaxLength(200)
+  name!: string;
+
+  @ApiPropertyOptional({ type: TenantLimitsDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => TenantLimitsDto)
+  limits?: TenantLimitsDto;
+}
+
+export class UpdateTenantDto {
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(/\S/, { message: 'name must not be blank' })
+  @MaxLength(200)
+  name?: string;
+
+  @ApiPropertyOptional({ enum: ['active', 'suspended'], description: 'Suspending makes the tenant’s keys answer 403 TENANT_SUSPENDED at once.' })
+  @IsOptional()
+  @IsIn(['active', 'suspended'], { message: 'status must be active or suspended' })
+  status?: 'active' | 'suspended';
+
+  @ApiPropertyOptional({ type: TenantLimitsDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => TenantLimitsDto)
+  limits?: TenantLimitsDto;
+}
+
+export class TenantResponse {
+  @ApiProperty() id!: string;
+  @ApiProperty() slug!: string;
+  @ApiProperty() name!: string;
+  @ApiProperty({ enum: ['active', 'suspended'] }) status!: string;
+  @ApiProperty({ type: TenantLimitsDto }) limits!: Required<TenantLimitsDto>;
+  @ApiProperty() createdAt!: string;
+  @ApiProperty() updatedAt!: string;
+
+  static from(t: TenantEntity): TenantResponse {
+    return {
+      id: t.id,
+      slug: t.slug,
+      name: t.name,
+      status: t.status,
+      limits: { maxConcurrentRuns: t.maxConcurrentRuns, maxTasks: t.maxTasks, requestsPerMinute: t.rateLimitPerMinute },
+      createdAt: t.createdAt.toISOString(),
+      updatedAt: t.updatedAt.toISOString(),
+    };
+  }
+}
+
+export class TenantPage {
+  @ApiProperty({ type: [TenantResponse] }) items!: TenantResponse[];
+  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
+}

@@ -1,0 +1,48 @@
+import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { PLATFORM_PERMISSION, RequirePermission } from '../auth/permissions';
+import { Ctx } from '../auth/request-context';
+import type { RequestContext } from '../auth/request-context';
+import { ListQueryDto } from '../common/list-query.dto';
+import { CreateTenantDto, TenantPage, TenantResponse, UpdateTenantDto } from './dtos/tenant.dto';
+import { TenantsService } from './tenants.service';
+
+@ApiTags('tenants')
+@ApiSecurity('api-key')
+@Controller('v1/tenants')
+export class TenantsController {
+  constructor(private readonly tenants: TenantsService) {}
+
+  @Post()
+  @RequirePermission(PLATFORM_PERMISSION)
+  @ApiOperation({ summary: 'Create a tenant (platform admin)' })
+  @ApiCreatedResponse({ type: TenantResponse })
+  async create(@Ctx() ctx: RequestContext, @Body() dto: CreateTenantDto): Promise<TenantResponse> {
+    return TenantResponse.from(await this.tenants.create(ctx, dto));
+  }
+
+  @Get()
+  @RequirePermission(PLATFORM_PERMISSION)
+  @ApiOperation({ summary: 'List tenants (platform admin)' })
+  @ApiOkResponse({ type: TenantPage })
+  async list(@Query() q: ListQueryDto): Promise<TenantPage> {
+    const page = await this.tenants.list(q.limit ?? 50, q.cursor);
+    return { items: page.items.map(TenantResponse.from), nextCursor: page.nextCursor };
+  }
+
+  @Get(':id')
+  @RequirePermission(PLATFORM_PERMISSION)
+  @ApiOperation({ summary: 'Get a tenant (platform admin)' })
+  @ApiOkResponse({ type: TenantResponse })
+  async get(@Param('id') id: string): Promise<TenantResponse> {
+    return TenantResponse.from(await this.tenants.get(id));
+  }
+
+  @Patch(':id')
+  @RequirePermission(PLATFORM_PERMISSION)
+  @ApiOperation({ summary: 'Rename, suspend/resume or change the limits of a tenant (platform admin)' })
+  @ApiOkResponse({ type: TenantResponse })
+  async update(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: UpdateTenantDto): Promise<TenantResponse> {
+    return TenantResponse.from(await this.tenants.update(ctx, id, dto));
+  }
+}

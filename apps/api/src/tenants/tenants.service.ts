@@ -1,0 +1,70 @@
+import { Injectable } from '@nestjs/common';
+import { TenantEntity } from '@task-scheduler/db';
+import { DataSource } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import type { RequestContext } from '../auth/request-context';
+import { ApiError, ErrorCode } from '../common/api-error';
+import { isUuid, keysetPage } from '../common/pagination';
+import type { Page } from '../common/pagination';
+import type { CreateTenantDto, TenantLimitsDto, UpdateTenantDto } from './dtos/tenant.dto';
+
+function applyLimits(t: TenantEntity, limits: TenantLimitsDto | undefined): void {
+  if (limits?.maxConcurrentRuns !== undefined) t.maxConcurrentRuns = limits.maxConcurrentRuns;
+  if (limits?.maxTasks !== undefined) t.maxTasks = limits.maxTasks;
+  if (limits?.requestsPerMinute !== undefined) t.rateLimitPerMinute = limits.requestsPerMinute;
+}
+
+/** Tenant management for the platform admin. Audit events go to the tenant acted upon. */
+@Injectable()
+export class TenantsService {
+  constructor(
+    private readonly db: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  async create(ctx: RequestContext, dto: CreateTenantDto): Promise<TenantEntity> {
+    return this.db.transaction(async (tx) => {
+      const repo = tx.getRepository(TenantEntity);
+      if (await repo.existsBy({ slug: dto.slug })) throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
+      const t = repo.create({ slug: dto.slug, name: dto.name, status: 'active', maxConcurrentRuns: 100, maxTasks: 1000, rateLimitPerMinute: 600 });
+      applyLimits(t, dto.limits);
+      let saved: TenantEntity;
+      try {
+        saved = await repo.save(t);
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505') throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
+        throw err;
+      }
+      await this.audit.record(tx, ctx, { action: 'tenant.create', targetType: 'tenant', targetId: saved.id, details: { slug: saved.slug } });
+      return saved;
+    });
+  }
+
+  async get(id: string): Promise<TenantEntity> {
+    const t = isUuid(id) ? await this.db.getRepository(TenantEntity).findOneBy({ id }) : null;
+    if (!t) throw new ApiError(ErrorCode.TENANT_NOT_FOUND, `tenant ${id} does not exist`);
+    return t;
+  }
+
+  list(limit: number, cursor?: string): Promise<Page<TenantEntity>> {
+    return keysetPage(this.db.getRepository(TenantEntity).createQueryBuilder('t'), 't', limit, cursor);
+  }
+
+  async update(ctx: RequestContext, id: string, dto: UpdateTenantDto): Promise<TenantEntity> {
+    return this.db.transaction(async (tx) => {
+      const repo = tx.getRepository(TenantEntity);
+      const t = isUuid(id) ? await repo.findOne({ where: { id }, lock: { mode: 'pessimistic_write' } }) : null;
+      if (!t) throw new ApiError(ErrorCode.TENANT_NOT_FOUND, `tenant ${id} does not exist`);
+      if (dto.status === 'suspended' && t.id === ctx.tenantId) {
+        throw new ApiError(ErrorCode.TENANT_SELF_SUSPEND, 'the platform admin cannot suspend its own tenant (it would lock itself out)');
+      }
+      const before = { name: t.name, status: t.status, maxConcurrentRuns: t.maxConcurrentRuns, maxTasks: t.maxTasks, rateLimitPerMinute: t.rateLimitPerMinute };
+      if (dto.name !== undefined) t.name = dto.name;
+      if (dto.status !== undefined) t.status = dto.status;
+      applyLimits(t, dto.limits);
+      const saved = await repo.save(t);
+      await this.audit.record(tx, ctx, { action: 'tenant.update', targetType: 'tenant', targetId: t.id, details: { before, changes: { ...dto } } });
+      return saved;
+    });
+  }
+}

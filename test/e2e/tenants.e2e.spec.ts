@@ -1,0 +1,170 @@
+/* Tenant management, suspension, quotas and rate limits against the real API and PostgreSQL. */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { startStack } from '../support/stack';
+import type { TestStack } from '../support/stack';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startStack('tenants');
+});
+afterAll(async () => stack?.stop());
+
+const slug = (p: string) => `${p}-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e4)}`;
+
+async function tenantWithKey(limits: Record<string, number> = {}): Promise<{ id: string; key: string }> {
+  const t = await stack.request('POST', '/v1/tenants', { body: { slug: slug('t'), name: 'T', limits } });
+  expect(t.status).toBe(201);
+  const k = await stack.request('POST', '/v1/api-keys', { body: { name: 'admin', role: 'admin', tenantId: t.body.id } });
+  expect(k.status).toBe(201);
+  expect(k.body.tenantId).toBe(t.body.id);
+  return { id: t.body.id, key: k.body.key };
+}
+
+test('the platform admin creates, lists, reads and updates tenants; nobody else can', async () => {
+  const s = slug('acme');
+  const created = await stack.request('POST', '/v1/tenants', { body: { slug: s, name: 'Acme', limits: { maxTasks: 5 } } });
+  expect(created.status).toBe(201);
+  expect(created.body).toMatchObject({
+    slug: s,
+    name: 'Acme',
+    status: 'active',
+    limits: { maxTasks: 5, maxConcurrentRuns: 100, requestsPerMinute: 600 },
+  });
+  expect((await stack.request('POST', '/v1/tenants', { body: { slug: s, name: 'Again' } })).body.error.code).toBe('TENANT_SLUG_TAKEN');
+  expect((await stack.request('GET', `/v1/tenants/${created.body.id}`)).body.slug).toBe(s);
+  const listed = await stack.request('GET', '/v1/tenants?limit=200');
+  expect(listed.body.items.map((t: { id: string }) => t.id)).toContain(created.body.id);
+  const patched = await stack.request('PATCH', `/v1/tenants/${created.body.id}`, {
+    body: { name: 'Acme Corp', limits: { requestsPerMinute: 50 } },
+  });
+  expect(patched.body).toMatchObject({ name: 'Acme Corp', limits: { requestsPerMinute: 50, maxTasks: 5 } });
+
+  // A tenant admin (not platform admin) gets 403 on every tenant route.
+  const other = await stack.createTenant(slug('plain'));
+  for (const [method, path, body] of [
+    ['GET', '/v1/tenants', undefined],
+    ['POST', '/v1/tenants', { slug: slug('x'), name: 'x' }],
+    ['GET', `/v1/tenants/${created.body.id}`, undefined],
+    ['PATCH', `/v1/tenants/${other.tenantId}`, { status: 'active' }],
+  ] as const) {
+    const res = await stack.request(method, path, { body, apiKey: other.apiKey });
+    expect(res.status).toBe(403);
+    expect(res.body.error.details.permission).toBe('tenants:admin');
+  }
+});
+
+test.each([
+  ['bad slug', { slug: 'Not OK', name: 'x' }],
+  ['missing name', { slug: 'fine-slug' }],
+  ['zero limit', { slug: 'fine-slug2', name: 'x', limits: { maxTasks: 0 } }],
+  ['unknown field', { slug: 'fine-slug3', name: 'x', status: 'suspended' }],
+])('creating a tenant with %s is a 400 and writes nothing', async (_n, body) => {
+  const [{ n: before }] = await stack.db.query('SELECT count(*)::int AS n FROM tenants');
+  const res = await stack.request('POST', '/v1/tenants', { body });
+  expect(res.status).toBe(400);
+  const [{ n: after }] = await stack.db.query('SELECT count(*)::int AS n FROM tenants');
+  expect(after).toBe(before);
+});
+
+test('suspending a tenant makes its keys answer 403 TENANT_SUSPENDED at once; resuming restores them', async () => {
+  const t = await tenantWithKey();
+  expect((await stack.request('GET', '/v1/tasks', { apiKey: t.key })).status).toBe(200);
+  expect((await stack.request('PATCH', `/v1/tenants/${t.id}`, { body: { status: 'suspended' } })).status).toBe(200);
+  const blocked = await stack.request('GET', '/v1/tasks', { apiKey: t.key });
+  expect(blocked.status).toBe(403);
+  expect(blocked.body.error.code).toBe('TENANT_SUSPENDED');
+  await stack.request('PATCH', `/v1/tenants/${t.id}`, { body: { status: 'active' } });
+  expect((await stack.request('GET', '/v1/tasks', { apiKey: t.key })).status).toBe(200);
+});
+
+test('the platform admin cannot suspend its own tenant', async () => {
+  const [{ id }] = await stack.db.query(`SELECT id FROM tenants WHERE slug = 'default'`);
+  const res = await stack.request('PATCH', `/v1/tenants/${id}`, { body: { status: 'suspended' } });
+  expect(res.status).toBe(422);
+  expect(res.body.error.code).toBe('TENANT_SELF_SUSPEND');
+});
+
+test('a tenant over its task quota gets 422 TENANT_QUOTA_EXCEEDED, even under concurrent creates', async () => {
+  const t = await tenantWithKey({ maxTasks: 3 });
+  const results = await Promise.all(
+    Array.from({ length: 6 }, (_, i) =>
+      stack.request('POST', '/v1/tasks', { body: { name: `q${i}`, executor: 'shell', shell: { command: 'true' } }, apiKey: t.key }),
+    ),
+  );
+  expect(results.filter((r) => r.status === 201)).toHaveLength(3);
+  const refused = results.filter((r) => r.status !== 201);
+  expect(refused.map((r) => [r.status, r.body.error.code])).toEqual(Array(3).fill([422, 'TENANT_QUOTA_EXCEEDED']));
+  const [{ n }] = await stack.db.query('SELECT count(*)::int AS n FROM tasks WHERE tenant_id = $1', [t.id]);
+  expect(n).toBe(3);
+});
+
+describe('rate limits across two API processes sharing the database', () => {
+  const ROOT = join(__dirname, '..', '..');
+  const apis: { child: ChildProcess; url: string }[] = [];
+
+  const freePort = () =>
+    new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => resolve(port));
+      });
+    });
+
+  beforeAll(async () => {
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      const child = spawn(process.execPath, [join(ROOT, 'apps/api/dist/main.js')], {
+        env: {
+          PATH: process.env.PATH,
+          DATABASE_URL: stack.config.DATABASE_URL,
+          TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          LOG_LEVEL: 'warn',
+          RATE_LIMIT_PER_KEY_PER_MINUTE: '5',
+        },
+        stdio: 'ignore',
+      });
+      const url = `http://127.0.0.1:${port}`;
+      apis.push({ child, url });
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          if ((await fetch(`${url}/health`)).ok) break;
+        } catch {
+          // not listening yet
+        }
+        if (Date.now() > deadline) throw new Error(`API process ${i} did not start`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  });
+  afterAll(async () => {
+    await Promise.all(
+      apis.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(null) : (child.once('exit', r), child.kill('SIGTERM'))))),
+    );
+  });
+
+  test('request N+1 in the window gets 429 with Retry-After, per key and per tenant, whichever process answers', async () => {
+    const t = await tenantWithKey({ requestsPerMinute: 8 });
+    const second = await stack.request('POST', '/v1/api-keys', { body: { name: 'second', role: 'readonly', tenantId: t.id } });
+    const get = (i: number, key: string) => fetch(`${apis[i % 2].url}/v1/tasks`, { headers: { 'x-api-key': key } });
+
+    // Per key: 5 per minute, alternating between the two processes.
+    for (let i = 0; i < 5; i++) expect((await get(i, t.key)).status).toBe(200);
+    const keyLimited = await get(5, t.key);
+    expect(keyLimited.status).toBe(429);
+    expect(Number(keyLimited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await keyLimited.json()) as any).error).toMatchObject({ code: 'RATE_LIMITED', details: { scope: 'key', limit: 5 } });
+
+    // Per tenant: 8 per minute across all its keys; 5 are used.
+    for (let i = 0; i < 3; i++) expect((await get(i, second.body.key)).status).toBe(200);
+    const tenantLimited = await get(1, second.body.key);
+    expect(tenantLimited.status).toBe(429);
+    expect(tenantLimited.headers.get('retry-after')).toBeTruthy();
+    expect(((await tenantLimited.json()) as any).error.details).toMatchObject({ scope: 'tenant', limit: 8 });
+  });
+});
