@@ -31,7 +31,7 @@ export interface TestStack {
     slug: string,
     limits?: Partial<Pick<TenantEntity, 'maxTasks' | 'rateLimitPerMinute' | 'maxConcurrentRuns'>>,
   ): Promise<{ tenantId: string; apiKey: string }>;
-  waitForRun(runId: string, until?: (run: any) => boolean, timeoutMs?: number): Promise<any>;
+  waitForRun(runId: string, until?: (run: any) => boolean, timeoutMs?: number, apiKey?: string): Promise<any>;
   stop(): Promise<void>;
 }
 
@@ -128,10 +128,15 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
       });
       return { tenantId: tenant.id, apiKey: key.key };
     },
-    async waitForRun(runId, until = (r) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.status), timeoutMs = 60_000) {
+    async waitForRun(
+      runId,
+      until = (r) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.status),
+      timeoutMs = 60_000,
+      key = apiKey,
+    ) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const res = await request('GET', `/v1/runs/${runId}`);
+        const res = await request('GET', `/v1/runs/${runId}`, { apiKey: key });
         if (res.status !== 200) throw new Error(`GET run ${runId}: ${res.status} ${JSON.stringify(res.body)}`);
         if (until(res.body)) return res.body;
         if (Date.now() > deadline) throw new Error(`run ${runId} still ${res.body.status} after ${timeoutMs} ms`);

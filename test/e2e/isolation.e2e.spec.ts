@@ -1,0 +1,90 @@
+/* Tenant isolation, generated from the OpenAPI document: every route that takes an id is called with
+ * tenant B's key on tenant A's object. Each must answer 404 exactly like a missing object and leave the
+ * database unchanged; every list route must hide A's rows from B. New routes are covered automatically. */
+import { startStack } from '../support/stack';
+import type { TestStack } from '../support/stack';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startStack('isolation');
+});
+afterAll(async () => stack?.stop());
+
+const TABLES = ['tenants', 'api_keys', 'tasks', 'runs', 'run_attempts', 'audit_events'];
+
+async function snapshot(): Promise<string> {
+  const parts: string[] = [];
+  for (const t of TABLES) {
+    const rows = await stack.db.query(
+      `SELECT md5(coalesce(string_agg(row_to_json(x)::text, '|' ORDER BY x.id::text), '')) AS h FROM ${t} x`,
+    );
+    parts.push(`${t}:${rows[0].h}`);
+  }
+  return parts.join(',');
+}
+
+interface Operation {
+  method: string;
+  path: string;
+  tags: string[];
+}
+
+test('every id route and every list route keeps tenant A invisible to tenant B', async () => {
+  // Tenant A with one of everything; tenant B with an admin key.
+  const a = await stack.createTenant(`iso-a-${Date.now()}`);
+  const b = await stack.createTenant(`iso-b-${Date.now()}`);
+  const task = await stack.request('POST', '/v1/tasks', {
+    body: { name: 'a-task', executor: 'shell', shell: { command: 'true' } },
+    apiKey: a.apiKey,
+  });
+  const run = await stack.request('POST', `/v1/tasks/${task.body.id}/runs`, { apiKey: a.apiKey });
+  const key = await stack.request('POST', '/v1/api-keys', { body: { name: 'a-key', role: 'readonly' }, apiKey: a.apiKey });
+  await stack.waitForRun(run.body.id, undefined, 60_000, a.apiKey);
+  const idsByResource: Record<string, string> = { tasks: task.body.id, runs: run.body.id, 'api-keys': key.body.id };
+  const allIdsOfA = Object.values(idsByResource);
+
+  const doc = (await stack.request('GET', '/docs-json', { apiKey: null })).body;
+  const operations: Operation[] = Object.entries(doc.paths as Record<string, Record<string, { tags?: string[] }>>).flatMap(
+    ([path, methods]) => Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, tags: op.tags ?? [] })),
+  );
+
+  await stack.request('GET', '/v1/tasks', { apiKey: b.apiKey }); // B's last-used time is written now, not during the checks
+  const before = await snapshot([a.tenantId, b.tenantId]);
+  const checked: string[] = [];
+  for (const op of operations.filter((o) => o.path.includes('{id}'))) {
+    // Tenant routes belong to the platform admin; B is refused by permission (403) before any lookup.
+    if (op.tags.includes('tenants')) continue;
+    const resource = op.path.split('/')[2];
+    const id = idsByResource[resource];
+    if (!id) throw new Error(`no object of tenant A for ${op.method} ${op.path}: add one to this test`);
+    const res = await stack.request(op.method, op.path.replace('{id}', id), {
+      apiKey: b.apiKey,
+      body: ['POST', 'PATCH', 'PUT'].includes(op.method) ? {} : undefined,
+    });
+    const missing = await stack.request(op.method, op.path.replace('{id}', '00000000-0000-4000-8000-000000000000'), {
+      apiKey: b.apiKey,
+      body: ['POST', 'PATCH', 'PUT'].includes(op.method) ? {} : undefined,
+    });
+    expect([op.method, op.path, res.status]).toEqual([op.method, op.path, 404]);
+    expect({ ...res.body.error, message: undefined, requestId: undefined }).toEqual({
+      ...missing.body.error,
+      message: undefined,
+      requestId: undefined,
+    });
+    expect(JSON.stringify(res.body)).not.toContain('a-task');
+    checked.push(`${op.method} ${op.path}`);
+  }
+  expect(await snapshot([a.tenantId, b.tenantId])).toBe(before);
+  expect(checked.length).toBeGreaterThanOrEqual(4);
+
+  const lists = operations.filter(
+    (o) => o.method === 'GET' && o.path.startsWith('/v1/') && !o.path.includes('{') && !o.tags.includes('tenants'),
+  );
+  expect(lists.map((o) => o.path)).toEqual(expect.arrayContaining(['/v1/tasks', '/v1/runs', '/v1/api-keys', '/v1/audit-events']));
+  for (const op of lists) {
+    const res = await stack.request('GET', `${op.path}?limit=200`, { apiKey: b.apiKey });
+    expect([op.path, res.status]).toEqual([op.path, 200]);
+    const text = JSON.stringify(res.body);
+    for (const id of [...allIdsOfA, a.tenantId]) expect(text).not.toContain(id);
+  }
+});
