@@ -18,7 +18,14 @@ const moduleNameMapper = {
   '^@task-scheduler/(migrations|workflows|activities)$': '<rootDir>/$1/src',
   '^@task-scheduler/(api|worker)$': '<rootDir>/apps/$1/src',
 };
-const common = { rootDir: __dirname, transform: { '^.+\\.ts$': swc }, moduleNameMapper, testEnvironment: 'node' };
+// jose ships ESM only; it is compiled to CommonJS for Jest like the sources.
+const common = {
+  rootDir: __dirname,
+  transform: { '^.+\\.ts$': swc, '/node_modules/jose/.+\\.js$': swc },
+  transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+  moduleNameMapper,
+  testEnvironment: 'node',
+};
 
 module.exports = {
   testTimeout: 120_000,

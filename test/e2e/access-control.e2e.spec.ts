@@ -166,3 +166,27 @@ test('responses carry security headers and echo a sane request id', async () => 
   const odd = await stack.request('GET', '/v1/tasks', { headers: { 'x-request-id': 'has spaces <script>' } });
   expect(odd.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
 });
+
+test('a refused mutation and a failed authentication each leave exactly one failure audit event', async () => {
+  const refused = await stack.request('POST', '/v1/tasks', { body: { name: 'bad name!', executor: 'shell', shell: { command: 'true' } } });
+  expect(refused.status).toBe(400);
+  expect(
+    await stack.db.query('SELECT action, outcome, details FROM audit_events WHERE request_id = $1', [refused.headers.get('x-request-id')]),
+  ).toEqual([{ action: 'request.failed', outcome: 'failure', details: { code: 'VALIDATION_FAILED' } }]);
+  const prefix = stack.apiKey.split('_').slice(0, 2).join('_');
+  const badKey = await stack.request('DELETE', '/v1/api-keys/00000000-0000-4000-8000-000000000000', {
+    apiKey: `${prefix}_${'Z'.repeat(40)}`,
+  });
+  expect(badKey.status).toBe(401);
+  const rows = await stack.db.query('SELECT action, outcome, details, target_id FROM audit_events WHERE request_id = $1', [
+    badKey.headers.get('x-request-id'),
+  ]);
+  expect(rows).toEqual([
+    {
+      action: 'auth.failure',
+      outcome: 'failure',
+      details: { reason: 'wrong API key secret', prefix },
+      target_id: 'DELETE /v1/api-keys/00000000-0000-4000-8000-000000000000',
+    },
+  ]);
+});

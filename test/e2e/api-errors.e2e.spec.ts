@@ -10,7 +10,7 @@ afterAll(async () => stack?.stop());
 
 async function rowCounts(): Promise<Record<string, number>> {
   const [row] = await stack.db.query(
-    `SELECT (SELECT count(*) FROM tasks)::int AS tasks, (SELECT count(*) FROM runs)::int AS runs, (SELECT count(*) FROM audit_events)::int AS audit`,
+    `SELECT (SELECT count(*) FROM tasks)::int AS tasks, (SELECT count(*) FROM runs)::int AS runs, (SELECT count(*) FROM run_attempts)::int AS attempts`,
   );
   return row;
 }

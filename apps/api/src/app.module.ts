@@ -12,7 +12,8 @@ import { AuditService } from './audit/audit.service';
 import { RateLimitService } from './auth/rate-limit.service';
 import { TenantsController } from './tenants/tenants.controller';
 import { TenantsService } from './tenants/tenants.service';
-import { ApiKeyGuard } from './auth/api-key.guard';
+import { AuthGuard } from './auth/auth.guard';
+import { JwtVerifier } from './auth/jwt-verifier';
 import { BootstrapService } from './auth/bootstrap.service';
 import { ApiErrorFilter } from './common/api-error.filter';
 import { HealthController } from './health/health.controller';
@@ -41,11 +42,12 @@ export class AppModule {
       ],
       controllers: [HealthController, TasksController, RunsController, ApiKeysController, AuditController, TenantsController],
       providers: [
-        { provide: APP_GUARD, useClass: ApiKeyGuard },
+        { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ApiErrorFilter },
         AuditService,
         ApiKeysService,
         RateLimitService,
+        JwtVerifier,
         TenantsService,
         BootstrapService,
         TasksService,

@@ -33,6 +33,20 @@ const schema = z.object({
     .int()
     .min(1024)
     .default(1024 * 1024),
+  /** Enables `Authorization: Bearer` JWTs signed with HS256 and this secret (32+ characters). */
+  JWT_HS256_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Enables JWTs verified against a JSON Web Key Set read from this file … */
+  JWT_JWKS_FILE: z.string().optional(),
+  /** … or fetched (and cached) from this URL. */
+  JWT_JWKS_URL: z.string().url().optional(),
+  /** Algorithms accepted with a JWKS; anything else, `none` included, is refused. */
+  JWT_ALGORITHMS: z
+    .string()
+    .default('RS256,ES256')
+    .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1)),
+  JWT_ISSUER: z.string().optional(),
+  JWT_AUDIENCE: z.string().optional(),
   /** Requests per minute one API key may make (tenants have their own limit on top). */
   RATE_LIMIT_PER_KEY_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   OUTPUT_CAP_BYTES: z.coerce

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
-import type { ApiKeyEntity, TenantEntity } from '@task-scheduler/db';
+import type { TenantEntity } from '@task-scheduler/db';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import { DataSource } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
@@ -41,10 +41,10 @@ export class RateLimitService {
     return limiter;
   }
 
-  /** Counts one request; throws 429 RATE_LIMITED with a retry delay when a limit is exceeded. */
-  async consume(key: ApiKeyEntity, tenant: TenantEntity): Promise<void> {
+  /** Counts one request of a caller (API key id, or tenant and JWT subject); throws 429 RATE_LIMITED with a retry delay when a limit is exceeded. */
+  async consume(callerId: string, tenant: TenantEntity): Promise<void> {
     const checks: [string, 'key' | 'tenant', string, number][] = [
-      ['API key', 'key', key.id, this.config.RATE_LIMIT_PER_KEY_PER_MINUTE],
+      ['API key', 'key', callerId, this.config.RATE_LIMIT_PER_KEY_PER_MINUTE],
       ['tenant', 'tenant', tenant.id, tenant.rateLimitPerMinute],
     ];
     for (const [label, kind, id, points] of checks) {
@@ -53,12 +53,16 @@ export class RateLimitService {
       } catch (res) {
         if (!(res instanceof RateLimiterRes)) throw res;
         const retryAfterSeconds = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
-        throw new ApiError(ErrorCode.RATE_LIMITED, `${label} request limit of ${points} per minute reached; retry in ${retryAfterSeconds}s`, {
-          limit: points,
-          windowSeconds: WINDOW_SECONDS,
-          scope: kind,
-          retryAfterSeconds,
-        });
+        throw new ApiError(
+          ErrorCode.RATE_LIMITED,
+          `${label} request limit of ${points} per minute reached; retry in ${retryAfterSeconds}s`,
+          {
+            limit: points,
+            windowSeconds: WINDOW_SECONDS,
+            scope: kind,
+            retryAfterSeconds,
+          },
+        );
       }
     }
   }

@@ -8,7 +8,10 @@ import type { ApiKeyRole } from '@task-scheduler/db';
  */
 export interface RequestContext {
   tenantId: string;
-  apiKeyId: string;
+  /** Null when the caller authenticated with a JWT. */
+  apiKeyId: string | null;
+  /** `key:<prefix>` or `jwt:<subject>`. */
+  actor: string;
   role: ApiKeyRole;
   permissions: ReadonlySet<string>;
   platformAdmin: boolean;

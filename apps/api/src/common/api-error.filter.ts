@@ -1,6 +1,8 @@
 import { ArgumentsHost, Catch, HttpException, Logger } from '@nestjs/common';
 import type { ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { AuditService } from '../audit/audit.service';
+import type { RequestContext } from '../auth/request-context';
 import { ApiError, ErrorCode } from './api-error';
 import type { ErrorBody } from './api-error';
 
@@ -34,17 +36,27 @@ export function errorBody(err: ApiError, requestId?: string): ErrorBody {
   };
 }
 
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
 @Catch()
 export class ApiErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('ApiErrorFilter');
 
-  catch(exception: unknown, host: ArgumentsHost): void {
+  constructor(private readonly audit: AuditService) {}
+
+  async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
     const ctx = host.switchToHttp();
-    const req = ctx.getRequest<Request & { id?: string }>();
+    const req = ctx.getRequest<Request & { id?: string; auth?: RequestContext }>();
     const res = ctx.getResponse<Response>();
     const apiError = toApiError(exception);
     if (apiError.code === ErrorCode.INTERNAL_ERROR) {
       this.logger.error({ err: exception, requestId: req.id }, 'unhandled error');
+    }
+    // Refused changes are audited too (successful ones are audited inside their own transaction).
+    if (req.auth && MUTATING.has(req.method)) {
+      await this.audit
+        .recordFailedMutation(req.auth, `${req.method} ${req.originalUrl.split('?')[0]}`, apiError.code)
+        .catch((err: unknown) => this.logger.error({ err, requestId: req.id }, 'could not write audit event'));
     }
     const retryAfter = (apiError.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
     if (apiError.code === ErrorCode.RATE_LIMITED && retryAfter) res.setHeader('Retry-After', String(retryAfter));

@@ -25,17 +25,31 @@ export class TenantsService {
   async create(ctx: RequestContext, dto: CreateTenantDto): Promise<TenantEntity> {
     return this.db.transaction(async (tx) => {
       const repo = tx.getRepository(TenantEntity);
-      if (await repo.existsBy({ slug: dto.slug })) throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
-      const t = repo.create({ slug: dto.slug, name: dto.name, status: 'active', maxConcurrentRuns: 100, maxTasks: 1000, rateLimitPerMinute: 600 });
+      if (await repo.existsBy({ slug: dto.slug }))
+        throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
+      const t = repo.create({
+        slug: dto.slug,
+        name: dto.name,
+        status: 'active',
+        maxConcurrentRuns: 100,
+        maxTasks: 1000,
+        rateLimitPerMinute: 600,
+      });
       applyLimits(t, dto.limits);
       let saved: TenantEntity;
       try {
         saved = await repo.save(t);
       } catch (err) {
-        if ((err as { code?: string }).code === '23505') throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
+        if ((err as { code?: string }).code === '23505')
+          throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
         throw err;
       }
-      await this.audit.record(tx, ctx, { action: 'tenant.create', targetType: 'tenant', targetId: saved.id, details: { slug: saved.slug } });
+      await this.audit.record(tx, ctx, {
+        action: 'tenant.create',
+        targetType: 'tenant',
+        targetId: saved.id,
+        details: { slug: saved.slug },
+      });
       return saved;
     });
   }
@@ -58,12 +72,23 @@ export class TenantsService {
       if (dto.status === 'suspended' && t.id === ctx.tenantId) {
         throw new ApiError(ErrorCode.TENANT_SELF_SUSPEND, 'the platform admin cannot suspend its own tenant (it would lock itself out)');
       }
-      const before = { name: t.name, status: t.status, maxConcurrentRuns: t.maxConcurrentRuns, maxTasks: t.maxTasks, rateLimitPerMinute: t.rateLimitPerMinute };
+      const before = {
+        name: t.name,
+        status: t.status,
+        maxConcurrentRuns: t.maxConcurrentRuns,
+        maxTasks: t.maxTasks,
+        rateLimitPerMinute: t.rateLimitPerMinute,
+      };
       if (dto.name !== undefined) t.name = dto.name;
       if (dto.status !== undefined) t.status = dto.status;
       applyLimits(t, dto.limits);
       const saved = await repo.save(t);
-      await this.audit.record(tx, ctx, { action: 'tenant.update', targetType: 'tenant', targetId: t.id, details: { before, changes: { ...dto } } });
+      await this.audit.record(tx, ctx, {
+        action: 'tenant.update',
+        targetType: 'tenant',
+        targetId: t.id,
+        details: { before, changes: { ...dto } },
+      });
       return saved;
     });
   }

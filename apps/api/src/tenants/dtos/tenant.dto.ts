@@ -29,7 +29,9 @@ export class TenantLimitsDto {
 export class CreateTenantDto {
   @ApiProperty({ example: 'acme', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' })
   @IsString()
-  @Matches(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'slug must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit' })
+  @Matches(/^[a-z0-9][a-z0-9-]{0,62}$/, {
+    message: 'slug must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit',
+  })
   slug!: string;
 
   @ApiProperty({ example: 'Acme Corp' })
@@ -53,7 +55,10 @@ export class UpdateTenantDto {
   @MaxLength(200)
   name?: string;
 
-  @ApiPropertyOptional({ enum: ['active', 'suspended'], description: 'Suspending makes the tenant’s keys answer 403 TENANT_SUSPENDED at once.' })
+  @ApiPropertyOptional({
+    enum: ['active', 'suspended'],
+    description: 'Suspending makes the tenant’s keys answer 403 TENANT_SUSPENDED at once.',
+  })
   @IsOptional()
   @IsIn(['active', 'suspended'], { message: 'status must be active or suspended' })
   status?: 'active' | 'suspended';
