@@ -105,10 +105,12 @@ test.each([
   ['expiry in the past', { role: 'readonly', expiresAt: '2020-01-01T00:00:00Z' }, 400],
   ['platform admin flag in the body', { role: 'readonly', platformAdmin: true }, 400],
 ])('creating a key with %s is refused and writes nothing', async (_name, body, status) => {
-  const [{ n: before }] = await stack.db.query('SELECT count(*)::int AS n FROM api_keys');
-  const res = await stack.request('POST', '/v1/api-keys', { body: { name: 'bad', ...body } });
+  // Other suites add keys concurrently; a refused key would carry this suite's name.
+  const name = `bad-${Math.random().toString(36).slice(2)}`;
+  const res = await stack.request('POST', '/v1/api-keys', { body: { name, ...body } });
   expect(res.status).toBe(status);
-  const [{ n: after }] = await stack.db.query('SELECT count(*)::int AS n FROM api_keys');
+  const [{ n: after }] = await stack.db.query('SELECT count(*)::int AS n FROM api_keys WHERE name = $1', [name]);
+  const before = 0;
   expect(after).toBe(before);
 });
 

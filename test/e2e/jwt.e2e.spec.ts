@@ -1,5 +1,8 @@
 /* Optional JWT authentication (HS256 configured) against the real API. */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
@@ -83,4 +86,30 @@ test('a token for a suspended tenant gets 403; a token for a tenant that does no
   expect((await stack.request('GET', '/v1/tasks', bearer(await token({ tenant_id: '00000000-0000-4000-8000-000000000000' })))).status).toBe(
     401,
   );
+});
+
+describe('with a JWKS file (RS256)', () => {
+  let jwks: TestStack;
+  let privateKey: Parameters<SignJWT['sign']>[0];
+  beforeAll(async () => {
+    const { generateKeyPair, exportJWK } = await import('jose');
+    const pair = await generateKeyPair('RS256');
+    privateKey = pair.privateKey;
+    const file = join(tmpdir(), `jwks-${process.pid}-${Date.now()}.json`);
+    writeFileSync(file, JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), alg: 'RS256', kid: 'k1', use: 'sig' }] }));
+    jwks = await startStack('jwks', { env: { JWT_JWKS_FILE: file, JWT_ALGORITHMS: 'RS256' } });
+  });
+  afterAll(async () => jwks?.stop());
+
+  const rs = (claims: Record<string, unknown> = {}) =>
+    new SignJWT({ tenant_id: tenantId, role: 'readonly', ...claims })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setSubject('svc')
+      .setExpirationTime('5m')
+      .sign(privateKey);
+
+  test('a token signed by a key in the set is accepted; an HS256 token is not', async () => {
+    expect((await jwks.request('GET', '/v1/tasks', bearer(await rs()))).status).toBe(200);
+    expect(await jwks.request('GET', '/v1/tasks', bearer(await token({})))).toMatchObject({ status: 401 });
+  });
 });

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { AuditEventEntity } from '@task-scheduler/db';
-import { IsOptional, IsString, Matches } from 'class-validator';
+import { IsIn, IsOptional, IsString, Matches } from 'class-validator';
 import { ListQueryDto } from '../../common/list-query.dto';
 
 export class ListAuditEventsQueryDto extends ListQueryDto {
@@ -9,6 +9,16 @@ export class ListAuditEventsQueryDto extends ListQueryDto {
   @IsString()
   @Matches(/^[a-z_]+\.[a-z_]+$/, { message: 'action looks like task.create' })
   action?: string;
+
+  @ApiPropertyOptional({ enum: ['success', 'failure'] })
+  @IsOptional()
+  @IsIn(['success', 'failure'])
+  outcome?: 'success' | 'failure';
+
+  @ApiPropertyOptional({ description: 'Platform admin only: a tenant id, or `all` for every tenant. Default: your own tenant.' })
+  @IsOptional()
+  @Matches(/^(all|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i, { message: 'tenantId must be a tenant id or all' })
+  tenantId?: string;
 }
 
 export class AuditEventResponse {
