@@ -54,6 +54,11 @@ export default async function globalSetup(): Promise<void> {
   const admin = new Client({ connectionString: baseUrl });
   await admin.connect();
   await admin.query(`CREATE SCHEMA ${schema}`);
+  // Runs that were killed never reached teardown; drop their schemas once they are clearly abandoned.
+  const { rows: stale } = await admin.query(`SELECT nspname FROM pg_namespace WHERE nspname ~ '^ts_test_[0-9]+_[0-9a-f]+$'`);
+  for (const { nspname } of stale as { nspname: string }[]) {
+    if (Date.now() - Number(nspname.split('_')[2]) > 6 * 3600_000) await admin.query(`DROP SCHEMA ${nspname} CASCADE`);
+  }
   await admin.end();
   const sep = baseUrl.includes('?') ? '&' : '?';
   const databaseUrl = `${baseUrl}${sep}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
