@@ -13,7 +13,6 @@ import { performance } from 'node:perf_hooks';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const stack = require('../scripts/lib/local-stack.cjs');
-const { Client: PgClient } = require('pg');
 const { Connection, Client } = require('@temporalio/client');
 const { NativeConnection, Worker, Runtime, DefaultLogger, bundleWorkflowCode } = require('@temporalio/worker');
 const { createApp } = require(join(root, 'apps/api/dist/index.js'));
@@ -36,23 +35,11 @@ try {
   const temporal = await stack.startTemporalDevServer({ cli: stack.resolveTemporalCli(), port: await stack.freePort() });
   stoppers.push(temporal.stop);
 
-  let baseUrl = process.env.DATABASE_URL;
-  if (!baseUrl && (await stack.postgresReachable('postgres://postgres@127.0.0.1:5432/test')))
-    baseUrl = 'postgres://postgres@127.0.0.1:5432/test';
-  if (!baseUrl) {
-    const pg = await stack.spawnEmbeddedPostgres({ dataDir: join(root, '.data/bench-pg'), port: await stack.freePort() });
-    stoppers.push(pg.stop);
-    baseUrl = pg.url;
-  }
-  const schema = `ts_bench_${Date.now()}`;
-  const admin = new PgClient({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  stoppers.push(async () => {
-    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-    await admin.end();
-  });
-  const databaseUrl = `${baseUrl}${baseUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  const pg = await stack.resolvePostgres({ workDir: join(root, '.data/bench') });
+  if (pg.stop) stoppers.push(pg.stop);
+  const scratch = await stack.createScratchSchema(pg.url, 'ts_bench');
+  stoppers.push(scratch.drop);
+  const databaseUrl = scratch.url;
   const ds = await createDataSource({ url: databaseUrl, applicationName: 'bench', poolSize: 10 }).initialize();
   stoppers.push(() => ds.destroy());
   await runMigrations(ds);

@@ -149,6 +149,55 @@ function spawnEmbeddedPostgres({ dataDir, port, logFile = null }) {
   });
 }
 
+/**
+ * PostgreSQL for tests and benchmarks: DATABASE_URL, else the local server's
+ * `test` database when it answers, else an embedded server with its data in
+ * `workDir` (then `stop` shuts it down).
+ */
+async function resolvePostgres({ workDir }) {
+  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, stop: null };
+  const local = 'postgres://postgres@127.0.0.1:5432/test';
+  if (await postgresReachable(local)) return { url: local, stop: null };
+  const pg = await spawnEmbeddedPostgres({ dataDir: join(workDir, 'pg'), port: await freePort(), logFile: join(workDir, 'pg.log') });
+  return { url: pg.url, stop: pg.stop };
+}
+
+/**
+ * A fresh schema `<prefix>_<ms>_<hex>` in the database at `baseUrl`, and a URL
+ * whose connections use it as search_path, so concurrent runs never share
+ * tables. Schemas of the same prefix older than six hours belong to runs that
+ * were killed before they could drop theirs, and are dropped here.
+ */
+async function createScratchSchema(baseUrl, prefix) {
+  const { Client } = require('pg');
+  const { randomBytes } = require('node:crypto');
+  const schema = `${prefix}_${Date.now()}_${randomBytes(3).toString('hex')}`;
+  const admin = new Client({ connectionString: baseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const { rows } = await admin.query('SELECT nspname FROM pg_namespace WHERE nspname ~ $1', [`^${prefix}_[0-9]+_[0-9a-f]+$`]);
+    for (const { nspname } of rows) {
+      if (Date.now() - Number(nspname.slice(prefix.length + 1).split('_')[0]) > 6 * 3600_000) {
+        await admin.query(`DROP SCHEMA ${nspname} CASCADE`);
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+  const url = `${baseUrl}${baseUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  const drop = async () => {
+    const c = new Client({ connectionString: baseUrl });
+    await c.connect();
+    try {
+      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+    } finally {
+      await c.end();
+    }
+  };
+  return { schema, url, drop };
+}
+
 /** True when a PostgreSQL server accepts this URL. */
 async function postgresReachable(url) {
   const { Client } = require('pg');
@@ -175,5 +224,7 @@ module.exports = {
   startEmbeddedPostgres,
   spawnEmbeddedPostgres,
   postgresReachable,
+  resolvePostgres,
+  createScratchSchema,
   stopChild,
 };

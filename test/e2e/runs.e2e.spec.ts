@@ -1,5 +1,4 @@
 /* End to end over HTTP: real API, real Temporal dev server and workers, real PostgreSQL. */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
+import { processesMatching } from '../support/processes';
 
 let stack: TestStack;
 const CANARY = `canary-${randomBytes(8).toString('hex')}`;
@@ -32,14 +32,6 @@ async function trigger(taskId: string): Promise<any> {
   const res = await stack.request('POST', `/v1/tasks/${taskId}/runs`);
   expect(res.status).toBe(202);
   return res.body;
-}
-
-function processesMatching(marker: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' }).split('\n').filter(Boolean);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
 }
 
 test('a shell task created over HTTP runs to succeeded with its output, findable in Temporal by search attributes', async () => {

@@ -1,10 +1,9 @@
 /* Tenant management, suspension, quotas and rate limits against the real API and PostgreSQL. */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { startStack } from '../support/stack';
-import type { TestStack } from '../support/stack';
+import type { AppProcess, TestStack } from '../support/stack';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const local = require('../../scripts/lib/local-stack.cjs');
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -102,50 +101,28 @@ test('a tenant over its task quota gets 422 TENANT_QUOTA_EXCEEDED, even under co
 });
 
 describe('rate limits across two API processes sharing the database', () => {
-  const ROOT = join(__dirname, '..', '..');
-  const apis: { child: ChildProcess; url: string }[] = [];
-
-  const freePort = () =>
-    new Promise<number>((resolve) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = srv.address() as { port: number };
-        srv.close(() => resolve(port));
-      });
-    });
+  const apis: { app: AppProcess; url: string }[] = [];
 
   beforeAll(async () => {
     for (let i = 0; i < 2; i++) {
-      const port = await freePort();
-      const child = spawn(process.execPath, [join(ROOT, 'apps/api/dist/main.js')], {
-        env: {
-          PATH: process.env.PATH,
-          DATABASE_URL: stack.config.DATABASE_URL,
-          TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          LOG_LEVEL: 'warn',
-          RATE_LIMIT_PER_KEY_PER_MINUTE: '5',
-        },
-        stdio: 'ignore',
-      });
+      const port: number = await local.freePort();
       const url = `http://127.0.0.1:${port}`;
-      apis.push({ child, url });
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        try {
-          if ((await fetch(`${url}/health`)).ok) break;
-        } catch {
-          // not listening yet
-        }
-        if (Date.now() > deadline) throw new Error(`API process ${i} did not start`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      const app = stack.spawnApp('api', { PORT: String(port), HOST: '127.0.0.1', RATE_LIMIT_PER_KEY_PER_MINUTE: '5' });
+      apis.push({ app, url });
+      await local.waitFor(
+        `API process ${i}`,
+        () =>
+          fetch(`${url}/health`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        30_000,
+        app.child,
+      );
     }
   });
   afterAll(async () => {
-    await Promise.all(
-      apis.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(null) : (child.once('exit', r), child.kill('SIGTERM'))))),
-    );
+    await Promise.all(apis.map(({ app }) => app.stop()));
   });
 
   test('request N+1 in the window gets 429 with Retry-After, per key and per tenant, whichever process answers', async () => {

@@ -1,11 +1,7 @@
 /* The real worker process (apps/worker/dist/main.js) drains in-flight work on SIGTERM. */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
-const ROOT = join(__dirname, '..', '..');
 let stack: TestStack;
 
 beforeAll(async () => {
@@ -13,25 +9,7 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-function startWorkerProcess(): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
-  let out = '';
-  const child = spawn(process.execPath, [join(ROOT, 'apps/worker/dist/main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      DATABASE_URL: stack.config.DATABASE_URL,
-      TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
-      TASK_QUEUE_PREFIX: stack.config.TASK_QUEUE_PREFIX,
-      SHUTDOWN_GRACE_SECONDS: '20',
-      HEARTBEAT_SECONDS: '1',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (c) => (out += c));
-  child.stderr?.on('data', (c) => (out += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => out };
-}
+const startWorkerProcess = () => stack.spawnApp('worker', { SHUTDOWN_GRACE_SECONDS: '20', HEARTBEAT_SECONDS: '1', LOG_LEVEL: 'info' });
 
 test('SIGTERM lets the in-flight run finish, then the worker exits 0', async () => {
   const worker = startWorkerProcess();
@@ -58,8 +36,7 @@ test('SIGTERM lets the in-flight run finish, then the worker exits 0', async () 
       expect(run.status).toBe('succeeded');
       expect(run.attemptCount).toBe(1);
     } finally {
-      next.child.kill('SIGTERM');
-      await next.exited;
+      await next.stop();
     }
   } finally {
     if (worker.child.exitCode === null) worker.child.kill('SIGKILL');

@@ -3,13 +3,11 @@
  * - PostgreSQL: DATABASE_URL, else 127.0.0.1:5432/test when reachable, else an embedded
  *   server; every run gets its own schema, migrated once here and dropped in teardown.
  * - The workflow bundle, built once and loaded by every test worker. */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDataSource, runMigrations } from '@task-scheduler/db';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { Client } from 'pg';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const stack = require('../../scripts/lib/local-stack.cjs');
@@ -36,46 +34,15 @@ export default async function globalSetup(): Promise<void> {
   stoppers.push({ name: 'temporal', stop: temporal.stop });
   log(`Temporal dev server at ${temporal.address} in ${Date.now() - t0} ms (log ${workDir}/temporal.log)`);
 
-  let baseUrl = process.env.DATABASE_URL;
-  if (!baseUrl) {
-    const local = 'postgres://postgres@127.0.0.1:5432/test';
-    if (await stack.postgresReachable(local)) baseUrl = local;
-  }
-  if (!baseUrl) {
-    const pg = await stack.spawnEmbeddedPostgres({
-      dataDir: join(workDir, 'pg'),
-      port: await stack.freePort(),
-      logFile: join(workDir, 'pg.log'),
-    });
-    stoppers.push({ name: 'embedded postgres', stop: pg.stop });
-    baseUrl = pg.url as string;
-  }
-  const schema = `ts_test_${Date.now()}_${randomBytes(3).toString('hex')}`;
-  const admin = new Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  // Runs that were killed never reached teardown; drop their schemas once they are clearly abandoned.
-  const { rows: stale } = await admin.query(`SELECT nspname FROM pg_namespace WHERE nspname ~ '^ts_test_[0-9]+_[0-9a-f]+$'`);
-  for (const { nspname } of stale as { nspname: string }[]) {
-    if (Date.now() - Number(nspname.split('_')[2]) > 6 * 3600_000) await admin.query(`DROP SCHEMA ${nspname} CASCADE`);
-  }
-  await admin.end();
-  const sep = baseUrl.includes('?') ? '&' : '?';
-  const databaseUrl = `${baseUrl}${sep}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-  const ds = createDataSource({ url: databaseUrl, applicationName: 'task-scheduler-test-setup', poolSize: 2 });
+  const pg = await stack.resolvePostgres({ workDir });
+  if (pg.stop) stoppers.push({ name: 'embedded postgres', stop: pg.stop });
+  const scratch = await stack.createScratchSchema(pg.url, 'ts_test');
+  stoppers.push({ name: 'test schema', stop: scratch.drop });
+  const ds = createDataSource({ url: scratch.url, applicationName: 'task-scheduler-test-setup', poolSize: 2 });
   await ds.initialize();
   await runMigrations(ds);
   await ds.destroy();
-  stoppers.push({
-    name: 'test schema',
-    stop: async () => {
-      const c = new Client({ connectionString: baseUrl });
-      await c.connect();
-      await c.query(`DROP SCHEMA ${schema} CASCADE`);
-      await c.end();
-    },
-  });
-  log(`PostgreSQL ${baseUrl.replace(/:[^:@/]*@/, ':***@')} schema ${schema}`);
+  log(`PostgreSQL ${pg.url.replace(/:[^:@/]*@/, ':***@')} schema ${scratch.schema}`);
 
   const root = join(__dirname, '..', '..');
   const { code } = await bundleWorkflowCode({
@@ -93,6 +60,6 @@ export default async function globalSetup(): Promise<void> {
   writeFileSync(bundlePath, code);
 
   process.env.TEST_TEMPORAL_ADDRESS = temporal.address;
-  process.env.TEST_DATABASE_URL = databaseUrl;
+  process.env.TEST_DATABASE_URL = scratch.url;
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
 }

@@ -2,10 +2,14 @@
  * random port and real Temporal workers, against the dev server and database
  * from global setup. Each suite gets its own task-queue prefix, so suites
  * running in parallel never pick up each other's work. */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import { createApp } from '@task-scheduler/api';
 import { loadConfig } from '@task-scheduler/config';
+import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
 import type { AppConfig } from '@task-scheduler/config';
 import { apiKeyFromString, generateApiKey } from '@task-scheduler/core';
 import { ApiKeyEntity, TenantEntity, createDataSource } from '@task-scheduler/db';
@@ -32,7 +36,22 @@ export interface TestStack {
     limits?: Partial<Pick<TenantEntity, 'maxTasks' | 'rateLimitPerMinute' | 'maxConcurrentRuns'>>,
   ): Promise<{ tenantId: string; apiKey: string }>;
   waitForRun(runId: string, until?: (run: any) => boolean, timeoutMs?: number, apiKey?: string): Promise<any>;
+  /**
+   * Runs the built `apps/<app>/dist/main.js` as its own process against this stack's database,
+   * Temporal and task queues (plus `env`), for tests of real process behaviour.
+   */
+  spawnApp(app: 'api' | 'worker', env?: Record<string, string>): AppProcess;
   stop(): Promise<void>;
+}
+
+export interface AppProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, then waits for the exit. */
+  stop(): Promise<number | null>;
 }
 
 let runtimeInstalled = false;
@@ -128,12 +147,7 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
       });
       return { tenantId: tenant.id, apiKey: key.key };
     },
-    async waitForRun(
-      runId,
-      until = (r) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.status),
-      timeoutMs = 60_000,
-      key = apiKey,
-    ) {
+    async waitForRun(runId, until = (r) => FINAL_RUN_STATUSES.includes(r.status), timeoutMs = 60_000, key = apiKey) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const res = await request('GET', `/v1/runs/${runId}`, { apiKey: key });
@@ -142,6 +156,32 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
         if (Date.now() > deadline) throw new Error(`run ${runId} still ${res.body.status} after ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 200));
       }
+    },
+    spawnApp(app, env = {}) {
+      let out = '';
+      const child = spawn(process.execPath, [join(__dirname, '../../apps', app, 'dist/main.js')], {
+        env: {
+          PATH: process.env.PATH,
+          DATABASE_URL: config.DATABASE_URL,
+          TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
+          TASK_QUEUE_PREFIX: config.TASK_QUEUE_PREFIX,
+          LOG_LEVEL: 'warn',
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout?.on('data', (c) => (out += c));
+      child.stderr?.on('data', (c) => (out += c));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      return {
+        child,
+        exited,
+        output: () => out,
+        stop: () => {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+          return exited;
+        },
+      };
     },
     async stop() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();

@@ -1,17 +1,9 @@
 /* The executor runs real processes; no mocks. */
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { ShellExecutor } from '@task-scheduler/activities';
+import { processesMatching } from '../support/processes';
 
 const executor = new ShellExecutor({ path: '/usr/local/bin:/usr/bin:/bin', outputCapBytes: 1024, killGraceMs: 500 });
-
-function alive(marker: string): number {
-  try {
-    return execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
-  } catch {
-    return 0;
-  }
-}
 
 test('captures stdout, stderr and the exit code of a command with args', async () => {
   const r = await executor.run({ spec: { script: 'echo out; echo err >&2; exit 4' }, timeoutSeconds: 10 });
@@ -50,7 +42,7 @@ test('a timeout kills the whole process group', async () => {
   const r = await executor.run({ spec: { script: `sleep ${marker} & sleep ${marker} & wait` }, timeoutSeconds: 1 });
   expect(r.outcome).toBe('timed_out');
   expect(r.signal).toBe('SIGTERM');
-  expect(alive(`sleep ${marker}`)).toBe(0);
+  expect(processesMatching(`sleep ${marker}`)).toEqual([]);
 });
 
 test('a process that ignores SIGTERM is killed with SIGKILL after the grace period', async () => {
@@ -65,7 +57,7 @@ test('an abort (cancellation) kills the group', async () => {
   setTimeout(() => controller.abort(), 300);
   const r = await executor.run({ spec: { script: `sleep ${marker} & sleep ${marker}` }, timeoutSeconds: 30, signal: controller.signal });
   expect(r.outcome).toBe('cancelled');
-  expect(alive(`sleep ${marker}`)).toBe(0);
+  expect(processesMatching(`sleep ${marker}`)).toEqual([]);
 });
 
 test('background processes left behind by a finished task are killed', async () => {
@@ -73,7 +65,7 @@ test('background processes left behind by a finished task are killed', async () 
   const r = await executor.run({ spec: { script: `(sleep ${marker} >/dev/null 2>&1 &); echo done` }, timeoutSeconds: 10 });
   expect(r.outcome).toBe('exited');
   expect(r.exitCode).toBe(0);
-  expect(alive(`sleep ${marker}`)).toBe(0);
+  expect(processesMatching(`sleep ${marker}`)).toEqual([]);
 });
 
 test('an unknown command is a spawn error, not a hang', async () => {

@@ -3,6 +3,19 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
 
+/** A comma-separated list, blanks dropped, each item checked by `item`. */
+const commaList = <T extends z.ZodType<unknown, string>>(item: T, fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s) =>
+      s
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item));
+
 /**
  * Every setting of the API and the worker. Values come from a JSON file named
  * by `CONFIG_FILE` (optional) overlaid by environment variables, and are
@@ -40,11 +53,10 @@ const schema = z.object({
   /** … or fetched (and cached) from this URL. */
   JWT_JWKS_URL: z.string().url().optional(),
   /** Algorithms accepted with a JWKS; anything else, `none` included, is refused. */
-  JWT_ALGORITHMS: z
-    .string()
-    .default('RS256,ES256')
-    .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
-    .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1)),
+  JWT_ALGORITHMS: commaList(
+    z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
+    'RS256,ES256',
+  ).refine((a) => a.length > 0, 'name at least one algorithm'),
   JWT_ISSUER: z.string().optional(),
   JWT_AUDIENCE: z.string().optional(),
   /** Requests per minute one API key may make (tenants have their own limit on top). */
@@ -57,23 +69,10 @@ const schema = z.object({
     .default(64 * 1024),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   HEARTBEAT_SECONDS: z.coerce.number().min(0.5).max(60).default(2),
-  WORKER_QUEUES: z
-    .string()
-    .default('workflows,shell')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((q) => q.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.enum(['workflows', 'shell'])).min(1)),
+  WORKER_QUEUES: commaList(z.enum(['workflows', 'shell']), 'workflows,shell').refine((q) => q.length > 0, 'name at least one queue'),
   WORKER_IDENTITY: z.string().optional(),
   /** Origins allowed to call the API from a browser (comma-separated); none by default. */
-  CORS_ORIGINS: z
-    .string()
-    .default('')
-    .transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean))
-    .pipe(z.array(z.string().url())),
+  CORS_ORIGINS: commaList(z.string().url(), ''),
   SHELL_PATH: z.string().default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
 });
 

@@ -7,6 +7,8 @@ import { ListQueryDto } from '../common/list-query.dto';
 import { ApiKeysService } from './api-keys.service';
 import { ApiKeyPage, ApiKeyResponse, CreatedApiKeyResponse } from './dtos/api-key.response';
 import { CreateApiKeyDto } from './dtos/create-api-key.dto';
+import { mapPage } from '../common/page.dto';
+import type { Page } from '../common/pagination';
 
 @ApiTags('api-keys')
 @ApiSecurity('api-key')
@@ -27,9 +29,9 @@ export class ApiKeysController {
   @RequirePermission('api-keys:read')
   @ApiOperation({ summary: 'List the API keys of your tenant (never secrets)' })
   @ApiOkResponse({ type: ApiKeyPage })
-  async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<ApiKeyPage> {
+  async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<Page<ApiKeyResponse>> {
     const page = await this.keys.list(ctx, q.limit ?? 50, q.cursor);
-    return { items: page.items.map(ApiKeyResponse.from), nextCursor: page.nextCursor };
+    return mapPage(page, ApiKeyResponse.from);
   }
 
   @Delete(':id')

@@ -3,6 +3,10 @@ import { AuditEventEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import type { RequestContext } from '../auth/request-context';
+import { ApiError, ErrorCode } from '../common/api-error';
+import { keysetPage } from '../common/pagination';
+import type { Page } from '../common/pagination';
+import { PLATFORM_PERMISSION } from '../auth/permissions';
 
 export interface AuditRecord {
   action: string;
@@ -12,13 +16,31 @@ export interface AuditRecord {
   details?: Record<string, unknown>;
 }
 
-/** Appends audit events inside the caller's transaction, so a change and its audit row commit together. */
+export interface AuditQuery {
+  limit: number;
+  cursor?: string;
+  action?: string;
+  outcome?: 'success' | 'failure';
+  /** A tenant id or `all`; platform admin only. */
+  tenantId?: string;
+}
+
+/** Token callers have no key id; their subject goes into the details instead. */
+function actorDetails(ctx: RequestContext): Record<string, unknown> {
+  return ctx.apiKeyId ? {} : { actor: ctx.actor };
+}
+
+/**
+ * The append-only audit log. Changes are recorded inside the caller's
+ * transaction, so a change and its audit row commit together; refusals and
+ * authentication failures are recorded on their own.
+ */
 @Injectable()
 export class AuditService {
   constructor(private readonly db: DataSource) {}
 
   async record(tx: EntityManager, ctx: RequestContext, rec: AuditRecord): Promise<void> {
-    await tx.getRepository(AuditEventEntity).insert({
+    await this.insert(tx, {
       tenantId: ctx.tenantId,
       actorKeyId: ctx.apiKeyId,
       action: rec.action,
@@ -26,11 +48,11 @@ export class AuditService {
       targetId: rec.targetId,
       requestId: ctx.requestId,
       outcome: rec.outcome ?? 'success',
-      details: { ...(rec.details ?? {}), ...(ctx.apiKeyId ? {} : { actor: ctx.actor }) },
+      details: { ...(rec.details ?? {}), ...actorDetails(ctx) },
     });
   }
 
-  /** A failed authentication: who tried (key prefix when known), where, why. Written on its own. */
+  /** A failed authentication: who tried (key prefix when known), where, why. */
   async recordAuthFailure(f: {
     requestId: string;
     tenantId: string | null;
@@ -38,7 +60,7 @@ export class AuditService {
     prefix?: string;
     route: string;
   }): Promise<void> {
-    await this.db.getRepository(AuditEventEntity).insert({
+    await this.insert(this.db.manager, {
       tenantId: f.tenantId,
       actorKeyId: null,
       action: 'auth.failure',
@@ -52,7 +74,7 @@ export class AuditService {
 
   /** A mutating request that was refused after authentication; its own transaction was rolled back. */
   async recordFailedMutation(ctx: RequestContext, route: string, code: string): Promise<void> {
-    await this.db.getRepository(AuditEventEntity).insert({
+    await this.insert(this.db.manager, {
       tenantId: ctx.tenantId,
       actorKeyId: ctx.apiKeyId,
       action: 'request.failed',
@@ -60,7 +82,28 @@ export class AuditService {
       targetId: route,
       requestId: ctx.requestId,
       outcome: 'failure',
-      details: { code, ...(ctx.apiKeyId ? {} : { actor: ctx.actor }) },
+      details: { code, ...actorDetails(ctx) },
     });
+  }
+
+  /** The caller's tenant's events, newest first; the platform admin may name a tenant or `all`. */
+  list(ctx: RequestContext, q: AuditQuery): Promise<Page<AuditEventEntity>> {
+    if (q.tenantId && !ctx.platformAdmin) {
+      throw new ApiError(ErrorCode.FORBIDDEN, 'only the platform admin may read other tenants’ audit events', {
+        permission: PLATFORM_PERMISSION,
+      });
+    }
+    const qb = this.db.getRepository(AuditEventEntity).createQueryBuilder('a');
+    const scope = q.tenantId ?? ctx.tenantId;
+    // Authentication failures with an unknown key belong to no tenant; the platform admin sees them under `all`.
+    if (scope !== 'all') qb.where('a.tenant_id = :tenantId', { tenantId: scope });
+    if (q.outcome) qb.andWhere('a.outcome = :outcome', { outcome: q.outcome });
+    if (q.action) qb.andWhere('a.action = :action', { action: q.action });
+    return keysetPage(qb, 'a', q.limit, q.cursor);
+  }
+
+  private async insert(em: EntityManager, row: Omit<AuditEventEntity, 'id' | 'createdAt'>): Promise<void> {
+    // jsonb takes any object; TypeORM's deep-partial type cannot express Record<string, unknown>.
+    await em.getRepository(AuditEventEntity).insert({ ...row, details: row.details as object });
   }
 }

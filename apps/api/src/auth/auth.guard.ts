@@ -12,6 +12,7 @@ import { REQUIRED_PERMISSION, permissionsOf } from './permissions';
 import type { Permission } from './permissions';
 import { IS_PUBLIC } from './public.decorator';
 import { RateLimitService } from './rate-limit.service';
+import { routeOf } from './request-context';
 import type { AuthenticatedRequest } from './request-context';
 
 // Compared against when the prefix is unknown, so both failure paths do the same work.
@@ -60,8 +61,12 @@ export class AuthGuard implements CanActivate {
       .getRequest<AuthenticatedRequest & { headers: Record<string, unknown>; method: string; originalUrl: string }>();
 
     let principal: Principal;
+    let tenant: TenantEntity | null;
     try {
       principal = await this.authenticate(req.headers);
+      tenant = await this.db.getRepository(TenantEntity).findOneBy({ id: principal.tenantId });
+      // A token may name a tenant that does not exist (a key's tenant always does: foreign key).
+      if (!tenant) throw new AuthFailure('credential names an unknown tenant');
     } catch (err) {
       if (!(err instanceof AuthFailure)) throw err;
       await this.audit.recordAuthFailure({
@@ -69,13 +74,10 @@ export class AuthGuard implements CanActivate {
         tenantId: err.tenantId ?? null,
         reason: err.reason,
         prefix: err.prefix,
-        route: `${req.method} ${req.originalUrl.split('?')[0]}`,
+        route: routeOf(req),
       });
       throw new ApiError(ErrorCode.UNAUTHENTICATED, 'a valid API key (x-api-key) or bearer token is required');
     }
-
-    const tenant = await this.db.getRepository(TenantEntity).findOneBy({ id: principal.tenantId });
-    if (!tenant) throw new ApiError(ErrorCode.UNAUTHENTICATED, 'a valid API key (x-api-key) or bearer token is required');
     if (tenant.status !== 'active') throw new ApiError(ErrorCode.TENANT_SUSPENDED, 'this tenant is suspended');
     await this.rateLimits.consume(principal.apiKeyId ?? `${principal.tenantId}:${principal.actor}`, tenant);
 

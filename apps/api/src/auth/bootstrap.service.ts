@@ -3,7 +3,7 @@ import type { OnApplicationBootstrap } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { apiKeyFromString, generateApiKey } from '@task-scheduler/core';
 import type { GeneratedApiKey } from '@task-scheduler/core';
-import { ApiKeyEntity, TenantEntity } from '@task-scheduler/db';
+import { ApiKeyEntity, TENANT_DEFAULT_LIMITS, TenantEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../infra/tokens';
 
@@ -31,14 +31,7 @@ export class BootstrapService implements OnApplicationBootstrap {
       const fresh = (await tenants.count()) === 0;
       if (fresh) {
         tenant = await tenants.save(
-          tenants.create({
-            slug: 'default',
-            name: 'Default tenant',
-            status: 'active',
-            maxConcurrentRuns: 100,
-            maxTasks: 1000,
-            rateLimitPerMinute: 600,
-          }),
+          tenants.create({ slug: 'default', name: 'Default tenant', status: 'active', ...TENANT_DEFAULT_LIMITS }),
         );
         this.logger.log(`created tenant default (${tenant.id})`);
       }

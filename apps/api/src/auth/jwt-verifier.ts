@@ -2,17 +2,20 @@ import { readFileSync } from 'node:fs';
 import { Inject, Injectable } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify } from 'jose';
-import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import type { JWTPayload, JWTVerifyOptions } from 'jose';
+import { isUuid } from '../common/pagination';
 import { APP_CONFIG } from '../infra/tokens';
+import { ROLE_PERMISSIONS } from './permissions';
+
+type TokenRole = keyof typeof ROLE_PERMISSIONS;
 
 export interface JwtIdentity {
   subject: string;
   tenantId: string;
-  role: 'admin' | 'operator' | 'readonly';
+  role: TokenRole;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const ROLES = ['admin', 'operator', 'readonly'];
+const isTokenRole = (r: unknown): r is TokenRole => typeof r === 'string' && Object.hasOwn(ROLE_PERMISSIONS, r);
 
 /**
  * Verifies `Authorization: Bearer` tokens when JWT is configured (HS256
@@ -23,50 +26,42 @@ const ROLES = ['admin', 'operator', 'readonly'];
  */
 @Injectable()
 export class JwtVerifier {
-  private readonly key: Uint8Array | JWTVerifyGetKey | null;
-  private readonly algorithms: string[];
+  /** Null when JWT is not configured. */
+  private readonly verifyToken: ((token: string, opts: JWTVerifyOptions) => Promise<JWTPayload>) | null;
+  private readonly options: JWTVerifyOptions;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    let algorithms: string[] = config.JWT_ALGORITHMS;
     if (config.JWT_HS256_SECRET) {
-      this.key = new TextEncoder().encode(config.JWT_HS256_SECRET);
-      this.algorithms = ['HS256'];
-    } else if (config.JWT_JWKS_FILE) {
-      this.key = createLocalJWKSet(JSON.parse(readFileSync(config.JWT_JWKS_FILE, 'utf8')));
-      this.algorithms = config.JWT_ALGORITHMS;
-    } else if (config.JWT_JWKS_URL) {
-      this.key = createRemoteJWKSet(new URL(config.JWT_JWKS_URL));
-      this.algorithms = config.JWT_ALGORITHMS;
+      const secret = new TextEncoder().encode(config.JWT_HS256_SECRET);
+      algorithms = ['HS256'];
+      this.verifyToken = async (t, o) => (await jwtVerify(t, secret, o)).payload;
+    } else if (config.JWT_JWKS_FILE || config.JWT_JWKS_URL) {
+      const keys = config.JWT_JWKS_FILE
+        ? createLocalJWKSet(JSON.parse(readFileSync(config.JWT_JWKS_FILE, 'utf8')))
+        : createRemoteJWKSet(new URL(config.JWT_JWKS_URL as string));
+      this.verifyToken = async (t, o) => (await jwtVerify(t, keys, o)).payload;
     } else {
-      this.key = null;
-      this.algorithms = [];
+      this.verifyToken = null;
     }
+    this.options = { algorithms, requiredClaims: ['exp', 'sub'], issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE };
   }
 
   get enabled(): boolean {
-    return this.key !== null;
+    return this.verifyToken !== null;
   }
 
   /** The identity in a valid token, or null for any invalid one (the reason is not shown to callers). */
   async verify(token: string): Promise<JwtIdentity | null> {
-    if (!this.key) return null;
+    if (!this.verifyToken) return null;
     let payload: JWTPayload;
     try {
-      const opts = {
-        algorithms: this.algorithms,
-        requiredClaims: ['exp', 'sub'],
-        issuer: this.config.JWT_ISSUER,
-        audience: this.config.JWT_AUDIENCE,
-      };
-      payload =
-        this.key instanceof Uint8Array
-          ? (await jwtVerify(token, this.key, opts)).payload
-          : (await jwtVerify(token, this.key, opts)).payload;
+      payload = await this.verifyToken(token, this.options);
     } catch {
       return null;
     }
-    const tenantId = payload.tenant_id;
-    const role = payload.role;
-    if (typeof tenantId !== 'string' || !UUID.test(tenantId) || typeof role !== 'string' || !ROLES.includes(role)) return null;
-    return { subject: payload.sub as string, tenantId, role: role as JwtIdentity['role'] };
+    const { tenant_id: tenantId, role } = payload;
+    if (!isUuid(tenantId) || !isTokenRole(role)) return null;
+    return { subject: payload.sub as string, tenantId, role };
   }
 }

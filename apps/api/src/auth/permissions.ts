@@ -17,7 +17,7 @@ export const PERMISSIONS = [
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-const READ = PERMISSIONS.filter((p) => p.endsWith(':read') && !p.startsWith('api-keys') && p !== 'audit:read');
+const READ: Permission[] = ['tasks:read', 'runs:read', 'schedules:read', 'pipelines:read'];
 const OPERATE: Permission[] = [...READ, 'tasks:write', 'runs:execute', 'schedules:write', 'pipelines:write'];
 
 /** What each built-in role may do; `custom` keys use their own list. */

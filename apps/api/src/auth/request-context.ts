@@ -28,3 +28,8 @@ export const Ctx = createParamDecorator((_: unknown, host: ExecutionContext): Re
   if (!req.auth) throw new Error('route reached without authentication');
   return req.auth;
 });
+
+/** `METHOD /path` without the query string, as the audit log names a route. */
+export function routeOf(req: { method: string; originalUrl: string }): string {
+  return `${req.method} ${req.originalUrl.split('?')[0]}`;
+}

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, HttpException, Logger } from '@nestjs/common';
 import type { ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { AuditService } from '../audit/audit.service';
+import { routeOf } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
 import { ApiError, ErrorCode } from './api-error';
 import type { ErrorBody } from './api-error';
@@ -55,7 +56,7 @@ export class ApiErrorFilter implements ExceptionFilter {
     // Refused changes are audited too (successful ones are audited inside their own transaction).
     if (req.auth && MUTATING.has(req.method)) {
       await this.audit
-        .recordFailedMutation(req.auth, `${req.method} ${req.originalUrl.split('?')[0]}`, apiError.code)
+        .recordFailedMutation(req.auth, routeOf(req), apiError.code)
         .catch((err: unknown) => this.logger.error({ err, requestId: req.id }, 'could not write audit event'));
     }
     const retryAfter = (apiError.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;

@@ -7,6 +7,8 @@ import type { RequestContext } from '../auth/request-context';
 import { ListRunsQueryDto } from './dtos/list-runs.query';
 import { RunPage, RunResponse } from './dtos/run.response';
 import { RunsService } from './runs.service';
+import { mapPage } from '../common/page.dto';
+import type { Page } from '../common/pagination';
 
 @ApiTags('runs')
 @ApiSecurity('api-key')
@@ -36,9 +38,9 @@ export class RunsController {
   @ApiOperation({ summary: 'List runs, newest first' })
   @ApiOkResponse({ type: RunPage })
   @RequirePermission('runs:read')
-  async list(@Ctx() ctx: RequestContext, @Query() q: ListRunsQueryDto): Promise<RunPage> {
+  async list(@Ctx() ctx: RequestContext, @Query() q: ListRunsQueryDto): Promise<Page<RunResponse>> {
     const page = await this.runs.list(ctx, { limit: q.limit ?? 50, cursor: q.cursor, taskId: q.taskId, status: q.status });
-    return { items: page.items.map((r) => RunResponse.from(r, this.runs.uiUrl(r))), nextCursor: page.nextCursor };
+    return mapPage(page, (r) => RunResponse.from(r, this.runs.uiUrl(r)));
   }
 
   @Get('runs/:id')

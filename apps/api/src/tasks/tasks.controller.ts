@@ -7,6 +7,8 @@ import { ListQueryDto } from '../common/list-query.dto';
 import { CreateTaskDto } from './dtos/create-task.dto';
 import { TaskPage, TaskResponse } from './dtos/task.response';
 import { TasksService } from './tasks.service';
+import { mapPage } from '../common/page.dto';
+import type { Page } from '../common/pagination';
 
 @ApiTags('tasks')
 @ApiSecurity('api-key')
@@ -26,9 +28,9 @@ export class TasksController {
   @ApiOperation({ summary: 'List tasks, newest first' })
   @ApiOkResponse({ type: TaskPage })
   @RequirePermission('tasks:read')
-  async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<TaskPage> {
+  async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<Page<TaskResponse>> {
     const page = await this.tasks.list(ctx, q.limit ?? 50, q.cursor);
-    return { items: page.items.map(TaskResponse.from), nextCursor: page.nextCursor };
+    return mapPage(page, TaskResponse.from);
   }
 
   @Get(':id')

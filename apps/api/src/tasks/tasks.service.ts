@@ -6,6 +6,7 @@ import { DataSource, IsNull } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
 import { ApiError, ErrorCode } from '../common/api-error';
+import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import type { CreateTaskDto, ShellSpecDto } from './dtos/create-task.dto';
@@ -67,9 +68,6 @@ export class TasksService {
           limit: tenant.maxTasks,
         });
       }
-      if (await repo.existsBy({ tenantId: ctx.tenantId, name: dto.name, deletedAt: IsNull() })) {
-        throw new ApiError(ErrorCode.TASK_NAME_TAKEN, `a task named ${JSON.stringify(dto.name)} already exists`);
-      }
       let task: TaskEntity;
       try {
         task = await repo.save(
@@ -91,8 +89,8 @@ export class TasksService {
           }),
         );
       } catch (err) {
-        // A concurrent create of the same name lost the race on the unique index.
-        if ((err as { code?: string }).code === '23505') {
+        // The unique index on (tenant, name) of live tasks is the one check for duplicate names.
+        if (isUniqueViolation(err)) {
           throw new ApiError(ErrorCode.TASK_NAME_TAKEN, `a task named ${JSON.stringify(dto.name)} already exists`);
         }
         throw err;

@@ -6,6 +6,8 @@ import type { RequestContext } from '../auth/request-context';
 import { ListQueryDto } from '../common/list-query.dto';
 import { CreateTenantDto, TenantPage, TenantResponse, UpdateTenantDto } from './dtos/tenant.dto';
 import { TenantsService } from './tenants.service';
+import { mapPage } from '../common/page.dto';
+import type { Page } from '../common/pagination';
 
 @ApiTags('tenants')
 @ApiSecurity('api-key')
@@ -25,9 +27,9 @@ export class TenantsController {
   @RequirePermission(PLATFORM_PERMISSION)
   @ApiOperation({ summary: 'List tenants (platform admin)' })
   @ApiOkResponse({ type: TenantPage })
-  async list(@Query() q: ListQueryDto): Promise<TenantPage> {
+  async list(@Query() q: ListQueryDto): Promise<Page<TenantResponse>> {
     const page = await this.tenants.list(q.limit ?? 50, q.cursor);
-    return { items: page.items.map(TenantResponse.from), nextCursor: page.nextCursor };
+    return mapPage(page, TenantResponse.from);
   }
 
   @Get(':id')

@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { TenantEntity } from '@task-scheduler/db';
+import { TENANT_DEFAULT_LIMITS, TenantEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
 import { ApiError, ErrorCode } from '../common/api-error';
+import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import type { CreateTenantDto, TenantLimitsDto, UpdateTenantDto } from './dtos/tenant.dto';
@@ -25,23 +26,13 @@ export class TenantsService {
   async create(ctx: RequestContext, dto: CreateTenantDto): Promise<TenantEntity> {
     return this.db.transaction(async (tx) => {
       const repo = tx.getRepository(TenantEntity);
-      if (await repo.existsBy({ slug: dto.slug }))
-        throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
-      const t = repo.create({
-        slug: dto.slug,
-        name: dto.name,
-        status: 'active',
-        maxConcurrentRuns: 100,
-        maxTasks: 1000,
-        rateLimitPerMinute: 600,
-      });
+      const t = repo.create({ slug: dto.slug, name: dto.name, status: 'active', ...TENANT_DEFAULT_LIMITS });
       applyLimits(t, dto.limits);
       let saved: TenantEntity;
       try {
         saved = await repo.save(t);
       } catch (err) {
-        if ((err as { code?: string }).code === '23505')
-          throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
+        if (isUniqueViolation(err)) throw new ApiError(ErrorCode.TENANT_SLUG_TAKEN, `a tenant with slug ${dto.slug} already exists`);
         throw err;
       }
       await this.audit.record(tx, ctx, {

@@ -12,3 +12,6 @@ export class TenantEntity {
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }
+
+/** Limits of a new tenant unless given (the same as the column defaults of the schema). */
+export const TENANT_DEFAULT_LIMITS = { maxConcurrentRuns: 100, maxTasks: 1000, rateLimitPerMinute: 600 } as const;

@@ -1,7 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { ApiKeyEntity } from '@task-scheduler/db';
-
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+import { PageOf, isoOrNull } from '../../common/page.dto';
 
 /** A key as listed: never the secret, never its hash. */
 export class ApiKeyResponse {
@@ -24,9 +23,9 @@ export class ApiKeyResponse {
       prefix: k.prefix,
       role: k.role,
       permissions: k.permissions,
-      expiresAt: iso(k.expiresAt),
-      revokedAt: iso(k.revokedAt),
-      lastUsedAt: iso(k.lastUsedAt),
+      expiresAt: isoOrNull(k.expiresAt),
+      revokedAt: isoOrNull(k.revokedAt),
+      lastUsedAt: isoOrNull(k.lastUsedAt),
       createdAt: k.createdAt.toISOString(),
     };
   }
@@ -36,7 +35,4 @@ export class CreatedApiKeyResponse extends ApiKeyResponse {
   @ApiProperty({ description: 'The full key. Shown only in this response; store it now.' }) key!: string;
 }
 
-export class ApiKeyPage {
-  @ApiProperty({ type: [ApiKeyResponse] }) items!: ApiKeyResponse[];
-  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
-}
+export const ApiKeyPage = PageOf(ApiKeyResponse);

@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { AuditEventEntity } from '@task-scheduler/db';
 import { IsIn, IsOptional, IsString, Matches } from 'class-validator';
 import { ListQueryDto } from '../../common/list-query.dto';
+import { PageOf } from '../../common/page.dto';
 
 export class ListAuditEventsQueryDto extends ListQueryDto {
   @ApiPropertyOptional({ example: 'task.create' })
@@ -49,7 +50,4 @@ export class AuditEventResponse {
   }
 }
 
-export class AuditEventPage {
-  @ApiProperty({ type: [AuditEventResponse] }) items!: AuditEventResponse[];
-  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
-}
+export const AuditEventPage = PageOf(AuditEventResponse);

@@ -1,8 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { RUN_STATUSES, RUN_TRIGGERS } from '@task-scheduler/contracts';
 import type { RunAttemptEntity, RunEntity } from '@task-scheduler/db';
-
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+import { PageOf, isoOrNull } from '../../common/page.dto';
 
 export class RunAttemptResponse {
   @ApiProperty() attempt!: number;
@@ -29,7 +28,7 @@ export class RunAttemptResponse {
       stderr: a.stderr,
       stderrTruncated: a.stderrTruncated,
       startedAt: a.startedAt.toISOString(),
-      finishedAt: iso(a.finishedAt),
+      finishedAt: isoOrNull(a.finishedAt),
     };
   }
 }
@@ -76,14 +75,11 @@ export class RunResponse {
       temporalRunId: r.temporalRunId,
       temporalUiUrl: uiUrl,
       queuedAt: r.queuedAt.toISOString(),
-      startedAt: iso(r.startedAt),
-      finishedAt: iso(r.finishedAt),
+      startedAt: isoOrNull(r.startedAt),
+      finishedAt: isoOrNull(r.finishedAt),
       ...(attempts ? { attempts: attempts.map(RunAttemptResponse.from) } : {}),
     };
   }
 }
 
-export class RunPage {
-  @ApiProperty({ type: [RunResponse] }) items!: RunResponse[];
-  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
-}
+export const RunPage = PageOf(RunResponse);

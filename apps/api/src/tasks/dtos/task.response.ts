@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { RetrySpec, ShellSpec } from '@task-scheduler/contracts';
 import type { TaskEntity } from '@task-scheduler/db';
+import { PageOf } from '../../common/page.dto';
 
 export class TaskResponse {
   @ApiProperty() id!: string;
@@ -38,8 +39,4 @@ export class TaskResponse {
   }
 }
 
-export class TaskPage {
-  @ApiProperty({ type: [TaskResponse] }) items!: TaskResponse[];
-  @ApiProperty({ nullable: true, type: String, description: 'Pass as `cursor` to get the next page; null on the last page.' })
-  nextCursor!: string | null;
-}
+export const TaskPage = PageOf(TaskResponse);

@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { TenantEntity } from '@task-scheduler/db';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { PageOf } from '../../common/page.dto';
 
 export class TenantLimitsDto {
   @ApiPropertyOptional({ minimum: 1, maximum: 100000, default: 100 })
@@ -92,7 +93,4 @@ export class TenantResponse {
   }
 }
 
-export class TenantPage {
-  @ApiProperty({ type: [TenantResponse] }) items!: TenantResponse[];
-  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
-}
+export const TenantPage = PageOf(TenantResponse);

@@ -1,0 +1,4 @@
+/** PostgreSQL unique_violation: a concurrent insert won the race for a unique key. */
+export function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === '23505';
+}
