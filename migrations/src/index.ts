@@ -1,5 +1,6 @@
 import { InitialSchema1732300000000 } from './1732300000000-initial-schema';
 import { RateLimits1732400000000 } from './1732400000000-rate-limits';
+import { ExecutionEngine1732500000000 } from './1732500000000-execution-engine';
 
 /** Every migration, oldest first. Add new ones at the end. */
-export const MIGRATIONS = [InitialSchema1732300000000, RateLimits1732400000000];
+export const MIGRATIONS = [InitialSchema1732300000000, RateLimits1732400000000, ExecutionEngine1732500000000];

@@ -60,6 +60,8 @@ async function startTemporalDevServer({ cli, port, uiPort = null, dbFile = null,
   else args.push('--headless');
   if (dbFile) args.push('--db-filename', dbFile);
   for (const sa of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${sa}=Keyword`);
+  // Task-queue fairness (server 1.29+): runs carry their tenant as fairness key, so one tenant's backlog cannot starve another's.
+  args.push('--dynamic-config-value', 'matching.useNewMatcher=true', '--dynamic-config-value', 'matching.enableFairness=true');
   const out = logFile ? openSync(logFile, 'a') : 'ignore';
   const child = spawn(cli, args, { stdio: ['ignore', out, out] });
   const { Connection } = require('@temporalio/client');

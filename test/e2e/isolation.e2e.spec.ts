@@ -49,7 +49,12 @@ test('every id route and every list route keeps tenant A invisible to tenant B',
   const run = await stack.request('POST', `/v1/tasks/${task.body.id}/runs`, { apiKey: a.apiKey });
   const key = await stack.request('POST', '/v1/api-keys', { body: { name: 'a-key', role: 'readonly' }, apiKey: a.apiKey });
   await stack.waitForRun(run.body.id, undefined, 60_000, a.apiKey);
-  const idsByResource: Record<string, string> = { tasks: task.body.id, runs: run.body.id, 'api-keys': key.body.id };
+  const idsByResource: Record<string, string> = {
+    tasks: task.body.id,
+    runs: run.body.id,
+    'dead-letters': run.body.id,
+    'api-keys': key.body.id,
+  };
   const allIdsOfA = Object.values(idsByResource);
 
   const doc = (await stack.request('GET', '/docs-json', { apiKey: null })).body;

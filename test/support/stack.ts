@@ -82,6 +82,7 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
     LOG_LEVEL: 'warn',
     PORT: '0',
     HEARTBEAT_SECONDS: '1',
+    SECRETS_KEY: randomBytes(32).toString('hex'),
     SHUTDOWN_GRACE_SECONDS: '5',
     // Suites share the default tenant and poll; limits are tested on their own tenants.
     RATE_LIMIT_PER_KEY_PER_MINUTE: '1000000',
@@ -165,6 +166,7 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
           DATABASE_URL: config.DATABASE_URL,
           TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
           TASK_QUEUE_PREFIX: config.TASK_QUEUE_PREFIX,
+          ...(config.SECRETS_KEY ? { SECRETS_KEY: config.SECRETS_KEY } : {}),
           LOG_LEVEL: 'warn',
           ...env,
         },

@@ -1,1 +1,2 @@
 export { taskRunWorkflow } from './task-run.workflow';
+export { alertDeliveryWorkflow } from './alert-delivery.workflow';

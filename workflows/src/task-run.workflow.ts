@@ -3,15 +3,33 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
+  ParentClosePolicy,
   TimeoutFailure,
+  condition,
+  defineSignal,
+  getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
+  setHandler,
+  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RunActivities, ShellActivities } from '@task-scheduler/activities';
-import type { RunFinalization, RunStatus, ShellFailureDetails, TaskRunInput, TaskRunResult } from '@task-scheduler/contracts';
-import { SHELL_FAILURE_TYPES } from '@task-scheduler/contracts';
+import type { ActivityOptions } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { HttpActivities, RunActivities, ShellActivities } from '@task-scheduler/activities';
+import type {
+  AttemptOutput,
+  ExecutorFailureDetails,
+  RunFinalization,
+  RunStatus,
+  ShardOutcome,
+  TaskRunInput,
+  TaskRunResult,
+} from '@task-scheduler/contracts';
+import { NON_RETRYABLE_FAILURE_TYPES, RUN_SLOT_FREED_SIGNAL, TIMEOUT_FAILURE_TYPES, runWorkflowId } from '@task-scheduler/contracts';
+import { alertDeliveryWorkflow } from './alert-delivery.workflow';
 
 /**
  * Run-record writes are local activities: they run in the workflow worker
@@ -25,17 +43,27 @@ const records = proxyLocalActivities<RunActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 1000 },
 });
 
-/** How long a silent shell worker is trusted before its attempt is declared lost. */
-const SHELL_HEARTBEAT_TIMEOUT_SECONDS = 15;
-/** Beyond the task's own timeout (enforced by the executor): time to kill the group and report. */
-const SHELL_REPORT_MARGIN_SECONDS = 60;
+export const slotFreedSignal = defineSignal(RUN_SLOT_FREED_SIGNAL);
 
-function classify(err: unknown): { status: RunStatus; error: string; details: ShellFailureDetails | null } {
+const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 15;
+/** Beyond the task's own timeout (enforced by the executor): time to kill the group and report. */
+const REPORT_MARGIN_SECONDS = 60;
+/** A waiting run re-checks for a free slot this often (doubling up to the max) in case a wake-up signal was missed. */
+const SLOT_RECHECK_INITIAL_MS = 5_000;
+const SLOT_RECHECK_MAX_MS = 60_000;
+
+interface Classified {
+  status: RunStatus;
+  error: string;
+  details: ExecutorFailureDetails | null;
+}
+
+function classify(err: unknown): Classified {
   if (isCancellation(err)) return { status: 'cancelled', error: 'run was cancelled', details: null };
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (cause instanceof ApplicationFailure) {
-    const details = (cause.details?.[0] as ShellFailureDetails | undefined) ?? null;
-    const status: RunStatus = cause.type === SHELL_FAILURE_TYPES.timeout ? 'timed_out' : 'failed';
+    const details = (cause.details?.[0] as ExecutorFailureDetails | undefined) ?? null;
+    const status: RunStatus = cause.type && TIMEOUT_FAILURE_TYPES.includes(cause.type) ? 'timed_out' : 'failed';
     return { status, error: cause.message, details };
   }
   if (cause instanceof TimeoutFailure) {
@@ -46,62 +74,160 @@ function classify(err: unknown): { status: RunStatus; error: string; details: Sh
   return { status: 'failed', error: err instanceof Error ? err.message : String(err), details: null };
 }
 
-/**
- * One run of a task: ensure the run is recorded, execute it on the executor's
- * queue with the task's timeout and retry policy, and record its final status.
- * The workflow ends failed (or cancelled) when the run does, so the Temporal
- * UI shows the same outcome as the API.
- */
-export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResult> {
-  const info = workflowInfo();
-  await records.ensureRunRecord(input, info.workflowId, info.runId);
+/** Waits, as `queued`, until the tenant has a free concurrency slot for the run. */
+async function admit(input: TaskRunInput, wakeups: () => number): Promise<void> {
+  let recheckMs = SLOT_RECHECK_INITIAL_MS;
+  for (;;) {
+    const seen = wakeups();
+    if (await records.acquireRunSlot(input.runId, input.tenantId)) return;
+    await condition(() => wakeups() > seen, recheckMs);
+    recheckMs = Math.min(recheckMs * 2, SLOT_RECHECK_MAX_MS);
+  }
+}
 
-  const shell = proxyActivities<ShellActivities>({
-    taskQueue: input.shellTaskQueue,
-    startToCloseTimeout: `${input.timeoutSeconds + SHELL_REPORT_MARGIN_SECONDS}s`,
-    heartbeatTimeout: `${SHELL_HEARTBEAT_TIMEOUT_SECONDS}s`,
+function executorOptions(input: TaskRunInput, taskQueue: string): ActivityOptions {
+  return {
+    taskQueue,
+    startToCloseTimeout: `${input.timeoutSeconds + REPORT_MARGIN_SECONDS}s`,
+    heartbeatTimeout: `${input.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS}s`,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    // Tasks of one tenant share dispatch fairly with other tenants' on servers with task-queue fairness.
+    priority: { fairnessKey: input.tenantId },
     retry: {
       maximumAttempts: input.retry.maximumAttempts,
       initialInterval: `${input.retry.initialIntervalSeconds}s`,
       backoffCoefficient: input.retry.backoffCoefficient,
       maximumInterval: `${input.retry.maximumIntervalSeconds}s`,
-      nonRetryableErrorTypes: [SHELL_FAILURE_TYPES.nonRetryableExitCode, SHELL_FAILURE_TYPES.spawn],
+      nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES],
     },
-  });
+  };
+}
 
-  const finalize = (f: Omit<RunFinalization, 'runId'>): Promise<void> =>
-    // Recording the outcome must happen even when the run itself was cancelled.
-    CancellationScope.nonCancellable(() => records.finalizeRun({ runId: input.runId, ...f }));
-
+/** One shard, with its own retries; resolves with its outcome (never rejects). */
+async function runShard(input: TaskRunInput, shardIndex: number, shardTotal: number): Promise<ShardOutcome> {
+  const ref = { runId: input.runId, tenantId: input.tenantId, shardIndex, shardTotal };
+  let out: AttemptOutput;
   try {
-    const result = await shell.runShellCommand({
-      runId: input.runId,
-      tenantId: input.tenantId,
-      shell: input.shell,
-      timeoutSeconds: input.timeoutSeconds,
-      nonRetryableExitCodes: input.retry.nonRetryableExitCodes,
-    });
-    await finalize({
-      status: 'succeeded',
-      attempts: 0,
-      exitCode: result.exitCode,
-      error: null,
-      stdout: result.stdout,
-      stderr: result.stderr,
-    });
-    return { runId: input.runId, status: 'succeeded', attempts: 0, exitCode: result.exitCode, error: null };
+    if (input.executor === 'http') {
+      const http = proxyActivities<HttpActivities>(executorOptions(input, input.httpTaskQueue ?? input.shellTaskQueue));
+      out = await http.runHttpRequest({
+        ...ref,
+        http: input.http as NonNullable<TaskRunInput['http']>,
+        secrets: input.secrets ?? null,
+        timeoutSeconds: input.timeoutSeconds,
+        idempotencyKey: shardTotal > 1 ? `${input.runId}-${shardIndex}` : input.runId,
+      });
+    } else {
+      const shell = proxyActivities<ShellActivities>(executorOptions(input, input.shellTaskQueue));
+      out = await shell.runShellCommand({
+        ...ref,
+        shell: input.shell ?? {},
+        secrets: input.secrets ?? null,
+        timeoutSeconds: input.timeoutSeconds,
+        nonRetryableExitCodes: input.retry.nonRetryableExitCodes,
+      });
+    }
   } catch (err) {
     const { status, error, details } = classify(err);
-    await finalize({
+    return {
+      shardIndex,
       status,
       attempts: 0,
       exitCode: details?.exitCode ?? null,
+      httpStatus: details?.httpStatus ?? null,
       error,
       stdout: details?.stdout ?? null,
       stderr: details?.stderr ?? null,
-    });
-    if (status === 'cancelled') throw err;
-    throw ApplicationFailure.nonRetryable(`run ${status}: ${error}`, `Run${status === 'timed_out' ? 'TimedOut' : 'Failed'}`);
+    };
   }
+  return { shardIndex, status: 'succeeded', attempts: 0, ...out, error: null };
+}
+
+/** The run's outcome from its shards': all must succeed; a cancellation wins over failures. */
+function combine(shards: ShardOutcome[]): Omit<RunFinalization, 'runId'> {
+  if (shards.length === 1) {
+    const [s] = shards;
+    return { ...s, shards };
+  }
+  const bad = shards.filter((s) => s.status !== 'succeeded');
+  const status: RunStatus =
+    bad.length === 0
+      ? 'succeeded'
+      : bad.some((s) => s.status === 'cancelled')
+        ? 'cancelled'
+        : bad.some((s) => s.status === 'failed')
+          ? 'failed'
+          : 'timed_out';
+  const error =
+    bad.length === 0
+      ? null
+      : `${bad.length} of ${shards.length} shards did not succeed: ${bad.map((s) => `shard ${s.shardIndex} ${s.status}: ${s.error}`).join('; ')}`;
+  return { status, attempts: 0, exitCode: null, httpStatus: null, error, stdout: null, stderr: null, shards };
+}
+
+/**
+ * One run of a task: ensure the run is recorded, wait for a slot of the
+ * tenant's concurrency limit, execute every shard on its executor's queue
+ * with the task's timeout and retry policy (a failed shard retries alone),
+ * record the final status once, hand the freed slot to waiting runs, and
+ * raise an alert when one is due. The workflow ends failed (or cancelled)
+ * when the run does, so the Temporal UI shows the same outcome as the API.
+ */
+export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResult> {
+  const info = workflowInfo();
+  let wakeups = 0;
+  setHandler(slotFreedSignal, () => void wakeups++);
+  await records.ensureRunRecord(input, info.workflowId, info.runId);
+
+  const shardTotal = Math.max(1, input.shardCount ?? 1);
+  let outcome: Omit<RunFinalization, 'runId'>;
+  let cancellation: unknown = null;
+  try {
+    await admit(input, () => wakeups);
+    const shards = await Promise.all(Array.from({ length: shardTotal }, (_, i) => runShard(input, i, shardTotal)));
+    outcome = combine(shards);
+  } catch (err) {
+    // Only a cancellation while waiting for a slot gets here; shards report their own outcomes.
+    if (!isCancellation(err)) throw err;
+    cancellation = err;
+    outcome = { status: 'cancelled', attempts: 0, exitCode: null, error: 'run was cancelled', stdout: null, stderr: null, shards: [] };
+  }
+
+  // Recording the outcome, passing the slot on and alerting must happen even when the run itself was cancelled.
+  await CancellationScope.nonCancellable(async () => {
+    const { wake } = await records.finalizeRun({ runId: input.runId, ...outcome });
+    await Promise.all(
+      wake.map((id) =>
+        getExternalWorkflowHandle(runWorkflowId(id))
+          .signal(slotFreedSignal)
+          .catch(() => undefined), // already finished or not started yet: it will find the slot itself
+      ),
+    );
+    const delivery = await records.planAlert(input.runId);
+    if (delivery && input.httpTaskQueue) {
+      try {
+        await startChild(alertDeliveryWorkflow, {
+          workflowId: `alert-${input.runId}`,
+          args: [delivery, input.httpTaskQueue],
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+        });
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+    }
+  });
+
+  const result: TaskRunResult = {
+    runId: input.runId,
+    status: outcome.status,
+    attempts: 0,
+    exitCode: outcome.exitCode,
+    error: outcome.error,
+  };
+  if (outcome.status === 'succeeded') return result;
+  if (outcome.status === 'cancelled') throw cancellation ?? new CancelledFailure('run was cancelled');
+  throw ApplicationFailure.nonRetryable(
+    `run ${outcome.status}: ${outcome.error}`,
+    `Run${outcome.status === 'timed_out' ? 'TimedOut' : 'Failed'}`,
+  );
 }

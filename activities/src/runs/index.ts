@@ -1,17 +1,23 @@
-import type { RunFinalization, TaskRunInput } from '@task-scheduler/contracts';
+import type { AlertDelivery, FinalizeResult, RunFinalization, TaskRunInput } from '@task-scheduler/contracts';
 import type { RunRecorder } from './run-recorder';
 
 export { RunRecorder } from './run-recorder';
 export type { AttemptEnd, AttemptStart } from './run-recorder';
 
-/** Run-record activities, hosted by workers of the workflow task queue. */
+/** Run-record activities, hosted by workers of the workflow task queue (run as local activities). */
 export function createRunActivities(recorder: RunRecorder) {
   return {
     async ensureRunRecord(input: TaskRunInput, workflowId: string, temporalRunId: string): Promise<void> {
       await recorder.ensureRun(input, workflowId, temporalRunId);
     },
-    async finalizeRun(finalization: RunFinalization): Promise<void> {
-      await recorder.finalizeRun(finalization);
+    async acquireRunSlot(runId: string, tenantId: string): Promise<boolean> {
+      return recorder.acquireSlot(runId, tenantId);
+    },
+    async finalizeRun(finalization: RunFinalization): Promise<FinalizeResult> {
+      return recorder.finalizeRun(finalization);
+    },
+    async planAlert(runId: string): Promise<AlertDelivery | null> {
+      return recorder.planAlert(runId);
     },
   };
 }

@@ -1,24 +1,38 @@
-import type { AttemptStatus, CapturedStream, RunFinalization, TaskRunInput } from '@task-scheduler/contracts';
+import type {
+  AlertDelivery,
+  AlertSpec,
+  AttemptStatus,
+  CapturedStream,
+  FinalizeResult,
+  RunFinalization,
+  TaskRunInput,
+} from '@task-scheduler/contracts';
 import type { DataSource } from 'typeorm';
 
 export interface AttemptStart {
   runId: string;
   tenantId: string;
+  shardIndex: number;
   attempt: number;
   workerIdentity: string;
 }
 
 export interface AttemptEnd {
   runId: string;
+  shardIndex: number;
   attempt: number;
   status: Exclude<AttemptStatus, 'running'>;
   exitCode: number | null;
+  httpStatus: number | null;
   error: string | null;
   stdout: CapturedStream | null;
   stderr: CapturedStream | null;
 }
 
 const FINAL = `('succeeded', 'failed', 'cancelled', 'timed_out')`;
+/** Waiting runs woken per finished run at most; the rest are found by their own periodic re-check. */
+const MAX_WAKE = 20;
+const DEFAULT_ALERT_WINDOW_SECONDS = 3600;
 
 /**
  * Writes run and attempt records. Every write is idempotent, because an
@@ -36,29 +50,56 @@ export class RunRecorder {
    */
   async ensureRun(input: TaskRunInput, workflowId: string, temporalRunId: string): Promise<void> {
     await this.db.query(
-      `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id)
-       VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7)
+      `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id, shard_count)
+       VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)
        ON CONFLICT (id) DO UPDATE SET temporal_run_id = EXCLUDED.temporal_run_id, updated_at = now()
        WHERE runs.temporal_run_id IS DISTINCT FROM EXCLUDED.temporal_run_id`,
-      [input.runId, input.tenantId, input.taskId, input.taskVersion, input.trigger, workflowId, temporalRunId],
+      [input.runId, input.tenantId, input.taskId, input.taskVersion, input.trigger, workflowId, temporalRunId, input.shardCount ?? 1],
     );
   }
 
-  /** Records that an attempt started; earlier attempts still marked running were lost with their worker. */
+  /**
+   * Takes one of the tenant's `max_concurrent_runs` slots for the run, or
+   * reports that none is free (the run stays `queued` and waits). Admission
+   * is serialised per tenant by a transaction-scoped advisory lock; a slot is
+   * held exactly while the run is admitted and not final, so finalizing a run
+   * frees its slot in the same transaction that records the outcome.
+   */
+  async acquireSlot(runId: string, tenantId: string): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))`, [tenantId]);
+      const rows: { admitted: boolean; final: boolean; free: number }[] = await tx.query(
+        `SELECT r.admitted_at IS NOT NULL AS admitted, r.status IN ${FINAL} AS final,
+                t.max_concurrent_runs - (SELECT count(*) FROM runs a
+                                          WHERE a.tenant_id = $2 AND a.admitted_at IS NOT NULL AND a.status IN ('queued', 'running'))::int AS free
+           FROM runs r JOIN tenants t ON t.id = r.tenant_id
+          WHERE r.id = $1 AND r.tenant_id = $2`,
+        [runId, tenantId],
+      );
+      const row = rows[0];
+      if (!row) throw new Error(`run ${runId} is not recorded`);
+      if (row.admitted || row.final) return true;
+      if (row.free <= 0) return false;
+      await tx.query(`UPDATE runs SET admitted_at = now(), updated_at = now() WHERE id = $1`, [runId]);
+      return true;
+    });
+  }
+
+  /** Records that an attempt started; earlier attempts of the shard still marked running were lost with their worker. */
   async startAttempt(a: AttemptStart): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.query(
         `UPDATE run_attempts SET status = 'abandoned', finished_at = now(),
                 error = coalesce(error, 'attempt lost: its worker stopped heartbeating')
-          WHERE run_id = $1 AND attempt < $2 AND status = 'running'`,
-        [a.runId, a.attempt],
+          WHERE run_id = $1 AND shard_index = $2 AND attempt < $3 AND status = 'running'`,
+        [a.runId, a.shardIndex, a.attempt],
       );
       await tx.query(
-        `INSERT INTO run_attempts (run_id, tenant_id, attempt, status, worker_identity)
-         VALUES ($1, $2, $3, 'running', $4)
-         ON CONFLICT (run_id, attempt) DO UPDATE SET worker_identity = EXCLUDED.worker_identity
+        `INSERT INTO run_attempts (run_id, tenant_id, shard_index, attempt, status, worker_identity)
+         VALUES ($1, $2, $3, $4, 'running', $5)
+         ON CONFLICT (run_id, shard_index, attempt) DO UPDATE SET worker_identity = EXCLUDED.worker_identity
          WHERE run_attempts.status = 'running'`,
-        [a.runId, a.tenantId, a.attempt, a.workerIdentity],
+        [a.runId, a.tenantId, a.shardIndex, a.attempt, a.workerIdentity],
       );
       await tx.query(
         `UPDATE runs SET status = 'running', attempts = greatest(attempts, $2), worker_identity = $3,
@@ -71,14 +112,16 @@ export class RunRecorder {
 
   async finishAttempt(e: AttemptEnd): Promise<void> {
     await this.db.query(
-      `UPDATE run_attempts SET status = $3, exit_code = $4, error = $5,
-              stdout = $6, stdout_truncated = $7, stderr = $8, stderr_truncated = $9, finished_at = now()
-        WHERE run_id = $1 AND attempt = $2 AND status = 'running'`,
+      `UPDATE run_attempts SET status = $4, exit_code = $5, http_status = $6, error = $7,
+              stdout = $8, stdout_truncated = $9, stderr = $10, stderr_truncated = $11, finished_at = now()
+        WHERE run_id = $1 AND shard_index = $2 AND attempt = $3 AND status = 'running'`,
       [
         e.runId,
+        e.shardIndex,
         e.attempt,
         e.status,
         e.exitCode,
+        e.httpStatus,
         e.error,
         e.stdout?.text ?? null,
         e.stdout?.truncated ?? false,
@@ -88,9 +131,14 @@ export class RunRecorder {
     );
   }
 
-  /** Writes the run's final status exactly once; later calls change nothing. */
-  async finalizeRun(f: RunFinalization): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  /**
+   * Writes the run's final status (and its shards') exactly once; later calls
+   * change nothing. A failed or timed-out run becomes a dead letter. Returns
+   * the runs of the tenant that wait for a slot, oldest (and most urgent)
+   * first, as many as there are free slots now.
+   */
+  async finalizeRun(f: RunFinalization): Promise<FinalizeResult> {
+    return this.db.transaction(async (tx) => {
       await tx.query(
         `UPDATE run_attempts SET status = 'abandoned', finished_at = now(),
                 error = coalesce(error, 'attempt did not report an end before the run finished')
@@ -98,9 +146,10 @@ export class RunRecorder {
         [f.runId],
       );
       await tx.query(
-        `UPDATE runs SET status = $2, exit_code = $3, error = $4,
+        `UPDATE runs SET status = $2, exit_code = $3, http_status = $10, error = $4,
                 stdout = $5, stdout_truncated = $6, stderr = $7, stderr_truncated = $8,
                 attempts = greatest(attempts, $9, (SELECT coalesce(max(attempt), 0) FROM run_attempts WHERE run_id = $1)),
+                dead_letter = $2 IN ('failed', 'timed_out'),
                 finished_at = now(), updated_at = now()
           WHERE id = $1 AND status NOT IN ${FINAL}`,
         [
@@ -113,8 +162,133 @@ export class RunRecorder {
           f.stderr?.text ?? null,
           f.stderr?.truncated ?? false,
           f.attempts,
+          f.httpStatus ?? null,
         ],
       );
+      for (const s of f.shards ?? []) {
+        await tx.query(
+          `INSERT INTO run_shards (run_id, shard_index, tenant_id, status, attempts, exit_code, http_status, error,
+                                   stdout, stdout_truncated, stderr, stderr_truncated)
+           SELECT $1, $2, tenant_id, $3,
+                  greatest($4, (SELECT coalesce(max(attempt), 0) FROM run_attempts WHERE run_id = $1 AND shard_index = $2)), $5, $6, $7, $8, $9, $10, $11 FROM runs WHERE id = $1
+           ON CONFLICT (run_id, shard_index) DO NOTHING`,
+          [
+            f.runId,
+            s.shardIndex,
+            s.status,
+            s.attempts,
+            s.exitCode,
+            s.httpStatus,
+            s.error,
+            s.stdout?.text ?? null,
+            s.stdout?.truncated ?? false,
+            s.stderr?.text ?? null,
+            s.stderr?.truncated ?? false,
+          ],
+        );
+      }
+      const waiting: { id: string }[] = await tx.query(
+        `WITH me AS (SELECT tenant_id FROM runs WHERE id = $1),
+              free AS (SELECT t.max_concurrent_runs - (SELECT count(*) FROM runs a
+                                                        WHERE a.tenant_id = t.id AND a.admitted_at IS NOT NULL
+                                                          AND a.status IN ('queued', 'running'))::int AS n
+                         FROM tenants t JOIN me ON t.id = me.tenant_id)
+         SELECT w.id FROM runs w JOIN me ON w.tenant_id = me.tenant_id
+          WHERE w.admitted_at IS NULL AND w.status = 'queued' AND w.id <> $1
+          ORDER BY w.priority DESC, w.queued_at, w.id
+          LIMIT least($2, greatest((SELECT n FROM free), 0))`,
+        [f.runId, MAX_WAKE],
+      );
+      return { wake: waiting.map((w) => w.id) };
+    });
+  }
+
+  /**
+   * Decides whether a finished run calls an alert webhook: a final failure
+   * alerts unless the same task already alerted within its window (then it
+   * is counted as suppressed), and the first success after an alerted
+   * failure sends a recovery when asked for. Idempotent per run: a retried
+   * call returns the same decision.
+   */
+  async planAlert(runId: string): Promise<AlertDelivery | null> {
+    return this.db.transaction(async (tx) => {
+      const rows: {
+        status: string;
+        task_id: string;
+        tenant_id: string;
+        task_name: string;
+        task_alerts: AlertSpec | null;
+        tenant_alerts: AlertSpec | null;
+        error: string | null;
+        attempts: number;
+        exit_code: number | null;
+        http_status: number | null;
+        workflow_id: string;
+        trigger: string;
+        finished_at: Date | null;
+      }[] = await tx.query(
+        `SELECT r.status, r.task_id, r.tenant_id, k.name AS task_name, k.alerts AS task_alerts, t.alert_settings AS tenant_alerts,
+                r.error, r.attempts, r.exit_code, r.http_status, r.workflow_id, r.trigger, r.finished_at
+           FROM runs r JOIN tasks k ON k.id = r.task_id JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1`,
+        [runId],
+      );
+      const run = rows[0];
+      const spec = run?.task_alerts ?? run?.tenant_alerts;
+      if (!run || !spec || run.status === 'cancelled' || run.status === 'queued' || run.status === 'running') return null;
+      await tx.query(
+        `INSERT INTO alert_states (task_id, tenant_id) VALUES ($1, $2) ON CONFLICT (task_id) DO NOTHING`,
+        [run.task_id, run.tenant_id],
+      );
+      const [state]: { failing: boolean; within_window: boolean; last_alert_run_id: string | null; suppressed: number }[] =
+        await tx.query(
+          `SELECT failing, last_alert_run_id, suppressed,
+                  coalesce(last_alert_at > now() - make_interval(secs => $2), false) AS within_window
+             FROM alert_states WHERE task_id = $1 FOR UPDATE`,
+          [run.task_id, spec.windowSeconds ?? DEFAULT_ALERT_WINDOW_SECONDS],
+        );
+      const failed = run.status !== 'succeeded';
+      const delivery = (kind: AlertDelivery['kind'], suppressed: number): AlertDelivery => ({
+        url: spec.webhookUrl,
+        kind,
+        idempotencyKey: `alert-${runId}`,
+        payload: {
+          kind,
+          tenantId: run.tenant_id,
+          taskId: run.task_id,
+          taskName: run.task_name,
+          runId,
+          status: run.status,
+          trigger: run.trigger,
+          attempts: run.attempts,
+          exitCode: run.exit_code,
+          httpStatus: run.http_status,
+          error: run.error,
+          workflowId: run.workflow_id,
+          finishedAt: run.finished_at?.toISOString() ?? null,
+          suppressedSinceLastAlert: suppressed,
+        },
+      });
+      if (state.last_alert_run_id === runId) return delivery(failed ? 'failure' : 'recovery', 0);
+      if (failed) {
+        if (state.failing && state.within_window) {
+          await tx.query(`UPDATE alert_states SET suppressed = suppressed + 1, updated_at = now() WHERE task_id = $1`, [run.task_id]);
+          return null;
+        }
+        await tx.query(
+          `UPDATE alert_states SET failing = true, last_alert_at = now(), last_alert_run_id = $2, suppressed = 0, updated_at = now()
+            WHERE task_id = $1`,
+          [run.task_id, runId],
+        );
+        return delivery('failure', state.suppressed);
+      }
+      if (!state.failing) return null;
+      await tx.query(
+        `UPDATE alert_states SET failing = false, suppressed = 0, updated_at = now(),
+                last_alert_run_id = CASE WHEN $3 THEN $2::uuid ELSE last_alert_run_id END
+          WHERE task_id = $1`,
+        [run.task_id, runId, spec.onRecovery === true],
+      );
+      return spec.onRecovery ? delivery('recovery', state.suppressed) : null;
     });
   }
 }

@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { ShellActivityInput, ShellActivityResult, ShellFailureDetails } from '@task-scheduler/contracts';
+import type { ExecutorFailureDetails, ShellActivityInput, ShellActivityResult } from '@task-scheduler/contracts';
 import { SHELL_FAILURE_TYPES } from '@task-scheduler/contracts';
+import { maskSecrets, maskStream, secretValuesOf, unsealTaskSecrets } from '../executor-support';
 import type { RunRecorder } from '../runs/run-recorder';
 import { ShellExecutor } from './shell-executor';
 import type { ShellExecutorOptions, ShellRunResult } from './shell-executor';
@@ -14,6 +15,8 @@ export interface ShellActivityDeps {
   executor: ShellExecutorOptions;
   workerIdentity: string;
   heartbeatMs: number;
+  /** Decrypts task secrets; null when SECRETS_KEY is not configured. */
+  secretsKey: Buffer | null;
 }
 
 function failureMessage(r: ShellRunResult, timeoutSeconds: number): string {
@@ -23,15 +26,31 @@ function failureMessage(r: ShellRunResult, timeoutSeconds: number): string {
     case 'cancelled':
       return 'run was cancelled; the process group was killed';
     case 'spawn_error':
+    case 'sandbox_unavailable':
       return r.error ?? 'command could not be started';
     case 'exited':
       return r.signal ? `command was killed by ${r.signal}` : `command exited with code ${r.exitCode}`;
   }
 }
 
+function failureType(r: ShellRunResult, nonRetryableExit: boolean): string {
+  switch (r.outcome) {
+    case 'timed_out':
+      return SHELL_FAILURE_TYPES.timeout;
+    case 'spawn_error':
+      return SHELL_FAILURE_TYPES.spawn;
+    case 'sandbox_unavailable':
+      return SHELL_FAILURE_TYPES.sandboxUnavailable;
+    default:
+      return nonRetryableExit ? SHELL_FAILURE_TYPES.nonRetryableExitCode : SHELL_FAILURE_TYPES.exitCode;
+  }
+}
+
 /**
  * Shell executor activities, hosted by workers of the `shell` task queue.
- * Each attempt is recorded (start, end, output) by the worker that runs it.
+ * Each attempt is recorded (start, end, output) by the worker that runs it;
+ * secret values are decrypted only here and masked as `***` in everything
+ * recorded or returned.
  */
 export function createShellActivities(deps: ShellActivityDeps) {
   const executor = new ShellExecutor(deps.executor);
@@ -39,50 +58,61 @@ export function createShellActivities(deps: ShellActivityDeps) {
     async runShellCommand(input: ShellActivityInput): Promise<ShellActivityResult> {
       const ctx = Context.current();
       const attempt = ctx.info.attempt;
+      const shardIndex = input.shardIndex ?? 0;
       await deps.recorder.startAttempt({
         runId: input.runId,
         tenantId: input.tenantId,
+        shardIndex,
         attempt,
         workerIdentity: deps.workerIdentity,
       });
-      const result = await executor.run({
-        spec: input.shell,
+      const secretEnv = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).env ?? {};
+      const secrets = secretValuesOf({ env: secretEnv });
+      const raw = await executor.run({
+        spec: { ...input.shell, env: { ...(input.shell.env ?? {}), ...secretEnv } },
         timeoutSeconds: input.timeoutSeconds,
-        extraEnv: { TASK_RUN_ID: input.runId, TASK_ATTEMPT: String(attempt) },
+        extraEnv: {
+          TASK_RUN_ID: input.runId,
+          TASK_ATTEMPT: String(attempt),
+          SHARD_INDEX: String(shardIndex),
+          SHARD_TOTAL: String(input.shardTotal ?? 1),
+        },
         signal: ctx.cancellationSignal,
         heartbeatMs: deps.heartbeatMs,
         onHeartbeat: (progress) => ctx.heartbeat(progress),
       });
+      const result: ShellRunResult = { ...raw, stdout: maskStream(raw.stdout, secrets), stderr: maskStream(raw.stderr, secrets) };
       const allowed = input.shell.allowedExitCodes ?? [0];
       const ok = result.outcome === 'exited' && result.exitCode !== null && allowed.includes(result.exitCode);
-      const error = ok ? null : failureMessage(result, input.timeoutSeconds);
+      const error = ok ? null : maskSecrets(failureMessage(result, input.timeoutSeconds), secrets);
       await deps.recorder.finishAttempt({
         runId: input.runId,
+        shardIndex,
         attempt,
         status: ok ? 'succeeded' : result.outcome === 'timed_out' ? 'timed_out' : result.outcome === 'cancelled' ? 'cancelled' : 'failed',
         exitCode: result.exitCode,
+        httpStatus: null,
         error,
         stdout: result.stdout,
         stderr: result.stderr,
       });
       if (ok) {
-        return { exitCode: result.exitCode as number, stdout: result.stdout, stderr: result.stderr, durationMs: result.durationMs };
+        return {
+          exitCode: result.exitCode as number,
+          httpStatus: null,
+          stdout: result.stdout,
+          stderr: result.stderr,
+          durationMs: result.durationMs,
+        };
       }
       if (result.outcome === 'cancelled') {
         // Surfaces as the cancellation Temporal delivered, so the workflow sees a CancelledFailure.
         ctx.cancellationSignal.throwIfAborted();
       }
-      const details: ShellFailureDetails = { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
-      const nonRetryable =
-        result.outcome === 'spawn_error' || (result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode));
-      const type =
-        result.outcome === 'timed_out'
-          ? SHELL_FAILURE_TYPES.timeout
-          : result.outcome === 'spawn_error'
-            ? SHELL_FAILURE_TYPES.spawn
-            : nonRetryable
-              ? SHELL_FAILURE_TYPES.nonRetryableExitCode
-              : SHELL_FAILURE_TYPES.exitCode;
+      const details: ExecutorFailureDetails = { exitCode: result.exitCode, httpStatus: null, stdout: result.stdout, stderr: result.stderr };
+      const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
+      const type = failureType(result, nonRetryableExit);
+      const nonRetryable = type !== SHELL_FAILURE_TYPES.exitCode && type !== SHELL_FAILURE_TYPES.timeout;
       throw ApplicationFailure.create({ message: error as string, type, nonRetryable, details: [details] });
     },
   };

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CapturedStream, ShellSpec } from '@task-scheduler/contracts';
@@ -11,6 +11,10 @@ export interface ShellExecutorOptions {
   outputCapBytes: number;
   /** Time between SIGTERM and SIGKILL when a task is stopped. */
   killGraceMs: number;
+  /** Run tasks as this user (needs a root worker); otherwise as the worker's own user. */
+  runAs?: { uid: number; gid: number } | null;
+  /** Path of `bwrap`, when installed: enables `sandbox: true` tasks. */
+  bwrapPath?: string | null;
 }
 
 export interface ShellRunRequest {
@@ -25,7 +29,7 @@ export interface ShellRunRequest {
   heartbeatMs?: number;
 }
 
-export type ShellOutcome = 'exited' | 'timed_out' | 'cancelled' | 'spawn_error';
+export type ShellOutcome = 'exited' | 'timed_out' | 'cancelled' | 'spawn_error' | 'sandbox_unavailable';
 
 export interface ShellRunResult {
   outcome: ShellOutcome;
@@ -49,17 +53,57 @@ export class ShellExecutor {
   constructor(private readonly options: ShellExecutorOptions) {}
 
   async run(req: ShellRunRequest): Promise<ShellRunResult> {
+    if (req.spec.sandbox && !this.options.bwrapPath) {
+      return {
+        outcome: 'sandbox_unavailable',
+        exitCode: null,
+        signal: null,
+        stdout: { text: '', truncated: false, bytes: 0 },
+        stderr: { text: '', truncated: false, bytes: 0 },
+        durationMs: 0,
+        error: 'the task asks for sandbox mode but this worker has no bwrap (bubblewrap) installed',
+      };
+    }
+    if (req.spec.workingDirectory) return this.runIn(req.spec.workingDirectory, req);
     const workDir = await mkdtemp(join(tmpdir(), 'task-run-'));
     try {
+      if (this.options.runAs) await chown(workDir, this.options.runAs.uid, this.options.runAs.gid);
       return await this.runIn(workDir, req);
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
   }
 
+  /**
+   * bubblewrap: the whole filesystem read-only except the working directory
+   * and a private /tmp, fresh PID/IPC/network namespaces (no network, and
+   * /proc shows only the task's own processes), and the sandbox dies with
+   * the worker even on `kill -9`.
+   */
+  private sandboxed(workDir: string, file: string, args: string[]): [string, string[]] {
+    return [
+      this.options.bwrapPath as string,
+      [
+        '--die-with-parent',
+        '--unshare-all',
+        '--ro-bind', '/', '/',
+        '--dev', '/dev',
+        '--proc', '/proc',
+        '--tmpfs', '/tmp',
+        '--bind', workDir, workDir,
+        '--chdir', workDir,
+        '--',
+        file,
+        ...args,
+      ],
+    ];
+  }
+
   private runIn(workDir: string, req: ShellRunRequest): Promise<ShellRunResult> {
     const { spec } = req;
-    const [file, args] = spec.script !== undefined ? ['/bin/sh', ['-c', spec.script]] : [spec.command as string, spec.args ?? []];
+    const [command, commandArgs] =
+      spec.script !== undefined ? ['/bin/sh', ['-c', spec.script]] : [spec.command as string, spec.args ?? []];
+    const [file, args] = spec.sandbox ? this.sandboxed(workDir, command, commandArgs) : [command, commandArgs];
     const env: Record<string, string> = {
       PATH: this.options.path,
       LANG: 'C.UTF-8',
@@ -69,6 +113,7 @@ export class ShellExecutor {
       ...(spec.env ?? {}),
       ...(req.extraEnv ?? {}),
     };
+    const ids = this.options.runAs ? { uid: this.options.runAs.uid, gid: this.options.runAs.gid } : {};
     const stdout = new OutputCapture(this.options.outputCapBytes);
     const stderr = new OutputCapture(this.options.outputCapBytes);
     const started = Date.now();
@@ -79,7 +124,7 @@ export class ShellExecutor {
       let settled = false;
       let killTimer: NodeJS.Timeout | undefined;
 
-      const child = spawn(file, args, { cwd: workDir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(file, args, { cwd: workDir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
       child.stdout.on('data', (c: Buffer) => stdout.push(c));
       child.stderr.on('data', (c: Buffer) => stderr.push(c));
 

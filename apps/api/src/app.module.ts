@@ -5,6 +5,7 @@ import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type { AppConfig } from '@task-scheduler/config';
 import type { IncomingMessage } from 'node:http';
 import { LoggerModule } from 'nestjs-pino';
+import { AlertSettingsController } from './alerts/alert-settings.controller';
 import { ApiKeysController } from './api-keys/api-keys.controller';
 import { ApiKeysService } from './api-keys/api-keys.service';
 import { AuditController } from './audit/audit.controller';
@@ -22,6 +23,8 @@ import { RunsController } from './runs/runs.controller';
 import { RunsService } from './runs/runs.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
+import { WorkersController } from './workers/workers.controller';
+import { WorkersService } from './workers/workers.service';
 
 @Module({})
 export class AppModule {
@@ -40,7 +43,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [HealthController, TasksController, RunsController, ApiKeysController, AuditController, TenantsController],
+      controllers: [HealthController, TasksController, RunsController, ApiKeysController, AuditController, TenantsController, AlertSettingsController, WorkersController],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ApiErrorFilter },
@@ -52,6 +55,7 @@ export class AppModule {
         BootstrapService,
         TasksService,
         RunsService,
+        WorkersService,
       ],
     };
   }

@@ -69,7 +69,29 @@ const schema = z.object({
     .default(64 * 1024),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   HEARTBEAT_SECONDS: z.coerce.number().min(0.5).max(60).default(2),
-  WORKER_QUEUES: commaList(z.enum(['workflows', 'shell']), 'workflows,shell').refine((q) => q.length > 0, 'name at least one queue'),
+  /** An executor silent for this long is declared lost and its attempt retried elsewhere. */
+  HEARTBEAT_TIMEOUT_SECONDS: z.coerce.number().int().min(2).max(600).default(15),
+  WORKER_QUEUES: commaList(z.enum(['workflows', 'shell', 'http']), 'workflows,shell,http').refine(
+    (q) => q.length > 0,
+    'name at least one queue',
+  ),
+  /**
+   * 32-byte key (64 hex characters or base64) sealing task secrets. The API
+   * needs it to accept secrets, executor workers to use them.
+   */
+  SECRETS_KEY: z
+    .string()
+    .refine((v) => /^[0-9a-fA-F]{64}$/.test(v) || Buffer.from(v, 'base64').length === 32, 'must be 32 bytes as 64 hex characters or base64')
+    .optional(),
+  /** CIDRs the HTTP executor may reach although they are loopback/private/link-local (comma-separated); none by default. */
+  HTTP_ALLOW_CIDRS: commaList(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'must be CIDRs like 10.0.0.0/8'), ''),
+  /**
+   * User shell tasks run as: `auto` (nobody when the worker is root, else the
+   * worker's own user), `none` (the worker's user), a user name, or `uid:gid`.
+   */
+  SHELL_RUN_AS: z.string().default('auto'),
+  /** bubblewrap binary for `sandbox: true` tasks; found on PATH when unset. */
+  BWRAP_PATH: z.string().optional(),
   WORKER_IDENTITY: z.string().optional(),
   /** Origins allowed to call the API from a browser (comma-separated); none by default. */
   CORS_ORIGINS: commaList(z.string().url(), ''),

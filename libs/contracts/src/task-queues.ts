@@ -7,11 +7,16 @@
 export interface TaskQueues {
   workflows: string;
   shell: string;
+  http: string;
 }
+
+export const QUEUE_KINDS = ['workflows', 'shell', 'http'] as const;
+export type QueueKind = (typeof QUEUE_KINDS)[number];
 
 export function taskQueues(prefix = 'task-scheduler'): TaskQueues {
   return {
     workflows: `${prefix}.workflows`,
     shell: `${prefix}.shell`,
+    http: `${prefix}.http`,
   };
 }

@@ -1,19 +1,31 @@
 import type { RunStatus, RunTrigger } from './run';
-import type { RetrySpec, ShellSpec } from './task';
+import type { ExecutorKind, HttpSpec, RetrySpec, ShellSpec } from './task';
 
-/** Input of `taskRunWorkflow`: everything needed to run once, frozen at trigger time. */
+/** Input of `taskRunWorkflow`: everything needed to run once, frozen at trigger time (overrides already merged). */
 export interface TaskRunInput {
   runId: string;
   tenantId: string;
   taskId: string;
   taskVersion: number;
   trigger: RunTrigger;
-  executor: 'shell';
-  shell: ShellSpec;
+  executor: ExecutorKind;
+  shell?: ShellSpec;
+  http?: HttpSpec;
+  /**
+   * The task's secret values (shell env, http headers), encrypted with the
+   * workers' SECRETS_KEY: workflow histories hold ciphertext only, and only
+   * the executor activity decrypts.
+   */
+  secrets?: string | null;
   timeoutSeconds: number;
   retry: RetrySpec;
+  /** Parallel shards (each told SHARD_INDEX/SHARD_TOTAL); default 1. */
+  shardCount?: number;
   /** Queue of the executor activities for this run. */
   shellTaskQueue: string;
+  httpTaskQueue?: string;
+  /** A silent executor is declared lost after this long; default 15. */
+  heartbeatTimeoutSeconds?: number;
 }
 
 export interface TaskRunResult {
@@ -24,13 +36,29 @@ export interface TaskRunResult {
   error: string | null;
 }
 
-/** Input of one shell attempt. */
-export interface ShellActivityInput {
+/** Identifies one shard's attempt in the executors. */
+export interface ShardRef {
   runId: string;
   tenantId: string;
+  shardIndex: number;
+  shardTotal: number;
+}
+
+/** Input of one shell attempt. */
+export interface ShellActivityInput extends ShardRef {
   shell: ShellSpec;
+  secrets?: string | null;
   timeoutSeconds: number;
   nonRetryableExitCodes: number[];
+}
+
+/** Input of one HTTP attempt. */
+export interface HttpActivityInput extends ShardRef {
+  http: HttpSpec;
+  secrets?: string | null;
+  timeoutSeconds: number;
+  /** Sent as `Idempotency-Key`; the same for every attempt of the run (and shard). */
+  idempotencyKey: string;
 }
 
 export interface CapturedStream {
@@ -40,11 +68,25 @@ export interface CapturedStream {
   bytes: number;
 }
 
-export interface ShellActivityResult {
+/** What a successful attempt of any executor reports. */
+export interface AttemptOutput {
+  exitCode: number | null;
+  httpStatus: number | null;
+  /** Shell: standard output. HTTP: the response body. */
+  stdout: CapturedStream | null;
+  stderr: CapturedStream | null;
+  durationMs: number;
+}
+
+export interface ShellActivityResult extends AttemptOutput {
   exitCode: number;
   stdout: CapturedStream;
   stderr: CapturedStream;
-  durationMs: number;
+}
+
+export interface HttpActivityResult extends AttemptOutput {
+  httpStatus: number;
+  headers: Record<string, string>;
 }
 
 /** Failure types the shell executor raises (the `type` of its ApplicationFailure). */
@@ -54,13 +96,53 @@ export const SHELL_FAILURE_TYPES = {
   timeout: 'ShellTimeout',
   spawn: 'ShellSpawnError',
   cancelled: 'ShellCancelled',
+  sandboxUnavailable: 'ShellSandboxUnavailable',
 } as const;
 
-/** Details attached to a shell ApplicationFailure so the workflow can record them. */
-export interface ShellFailureDetails {
+/** Failure types the HTTP executor raises. */
+export const HTTP_FAILURE_TYPES = {
+  /** 5xx, 429 or a network error: retried (429/503 honour Retry-After). */
+  retryableStatus: 'HttpRetryableStatus',
+  network: 'HttpNetworkError',
+  /** Any other unexpected status: not retried. */
+  unexpectedStatus: 'HttpUnexpectedStatus',
+  /** The destination resolved to a refused address (SSRF guard): not retried. */
+  addressRefused: 'HttpAddressRefused',
+  invalidRequest: 'HttpInvalidRequest',
+  timeout: 'HttpTimeout',
+} as const;
+
+/** Failure types that end the run without another attempt. */
+export const NON_RETRYABLE_FAILURE_TYPES: readonly string[] = [
+  SHELL_FAILURE_TYPES.nonRetryableExitCode,
+  SHELL_FAILURE_TYPES.spawn,
+  SHELL_FAILURE_TYPES.sandboxUnavailable,
+  HTTP_FAILURE_TYPES.unexpectedStatus,
+  HTTP_FAILURE_TYPES.addressRefused,
+  HTTP_FAILURE_TYPES.invalidRequest,
+];
+
+/** Failure types that mean the attempt ran out of time. */
+export const TIMEOUT_FAILURE_TYPES: readonly string[] = [SHELL_FAILURE_TYPES.timeout, HTTP_FAILURE_TYPES.timeout];
+
+/** Details attached to an executor ApplicationFailure so the workflow can record them. */
+export interface ExecutorFailureDetails {
   exitCode: number | null;
-  stdout: CapturedStream;
-  stderr: CapturedStream;
+  httpStatus: number | null;
+  stdout: CapturedStream | null;
+  stderr: CapturedStream | null;
+}
+
+/** Final outcome of one shard. */
+export interface ShardOutcome {
+  shardIndex: number;
+  status: RunStatus;
+  attempts: number;
+  exitCode: number | null;
+  httpStatus: number | null;
+  error: string | null;
+  stdout: CapturedStream | null;
+  stderr: CapturedStream | null;
 }
 
 export interface RunFinalization {
@@ -68,7 +150,28 @@ export interface RunFinalization {
   status: RunStatus;
   attempts: number;
   exitCode: number | null;
+  httpStatus?: number | null;
   error: string | null;
   stdout: CapturedStream | null;
   stderr: CapturedStream | null;
+  /** Per-shard outcomes (one entry for an unsharded run). */
+  shards?: ShardOutcome[];
+}
+
+/** What finalizing a run tells the workflow. */
+export interface FinalizeResult {
+  /** Runs of the same tenant waiting for a slot that may now take one. */
+  wake: string[];
+}
+
+/** Signal a waiting run receives when a slot of its tenant may have freed up. */
+export const RUN_SLOT_FREED_SIGNAL = 'runSlotFreed';
+
+/** A webhook call decided by the alert planner. */
+export interface AlertDelivery {
+  url: string;
+  kind: 'failure' | 'recovery';
+  /** Sent as `Idempotency-Key`: a retried delivery is recognisable. */
+  idempotencyKey: string;
+  payload: Record<string, unknown>;
 }

@@ -5,10 +5,11 @@ import { ApiKeyEntity } from './entities/api-key.entity';
 import { AuditEventEntity } from './entities/audit-event.entity';
 import { RunAttemptEntity } from './entities/run-attempt.entity';
 import { RunEntity } from './entities/run.entity';
+import { RunShardEntity } from './entities/run-shard.entity';
 import { TaskEntity } from './entities/task.entity';
 import { TenantEntity } from './entities/tenant.entity';
 
-export const ENTITIES = [TenantEntity, ApiKeyEntity, TaskEntity, RunEntity, RunAttemptEntity, AuditEventEntity];
+export const ENTITIES = [TenantEntity, ApiKeyEntity, TaskEntity, RunEntity, RunAttemptEntity, RunShardEntity, AuditEventEntity];
 
 export interface DataSourceOptions {
   url: string;

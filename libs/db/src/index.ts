@@ -4,4 +4,5 @@ export * from './entities/api-key.entity';
 export * from './entities/task.entity';
 export * from './entities/run.entity';
 export * from './entities/run-attempt.entity';
+export * from './entities/run-shard.entity';
 export * from './entities/audit-event.entity';

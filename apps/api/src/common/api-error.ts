@@ -20,6 +20,12 @@ export enum ErrorCode {
   TENANT_SELF_SUSPEND = 'TENANT_SELF_SUSPEND',
   RATE_LIMITED = 'RATE_LIMITED',
   IDEMPOTENCY_KEY_INVALID = 'IDEMPOTENCY_KEY_INVALID',
+  IDEMPOTENCY_KEY_REUSED = 'IDEMPOTENCY_KEY_REUSED',
+  RUN_ALREADY_FINISHED = 'RUN_ALREADY_FINISHED',
+  RUN_NOT_FINISHED = 'RUN_NOT_FINISHED',
+  RUN_ALREADY_REDRIVEN = 'RUN_ALREADY_REDRIVEN',
+  NOT_A_DEAD_LETTER = 'NOT_A_DEAD_LETTER',
+  SECRETS_NOT_CONFIGURED = 'SECRETS_NOT_CONFIGURED',
   TEMPORAL_UNAVAILABLE = 'TEMPORAL_UNAVAILABLE',
   INTERNAL_ERROR = 'INTERNAL_ERROR',
 }
@@ -45,6 +51,9 @@ export function httpStatusOf(code: ErrorCode): number {
       return 404;
     case ErrorCode.TASK_NAME_TAKEN:
     case ErrorCode.TENANT_SLUG_TAKEN:
+    case ErrorCode.RUN_ALREADY_FINISHED:
+    case ErrorCode.RUN_NOT_FINISHED:
+    case ErrorCode.RUN_ALREADY_REDRIVEN:
       return 409;
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;
@@ -53,6 +62,9 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.TASK_DISABLED:
     case ErrorCode.TENANT_QUOTA_EXCEEDED:
     case ErrorCode.TENANT_SELF_SUSPEND:
+    case ErrorCode.IDEMPOTENCY_KEY_REUSED:
+    case ErrorCode.NOT_A_DEAD_LETTER:
+    case ErrorCode.SECRETS_NOT_CONFIGURED:
       return 422;
     case ErrorCode.RATE_LIMITED:
       return 429;

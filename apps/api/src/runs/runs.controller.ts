@@ -1,14 +1,16 @@
-import { Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
-import { ListRunsQueryDto } from './dtos/list-runs.query';
-import { RunPage, RunResponse } from './dtos/run.response';
-import { RunsService } from './runs.service';
+import { ListQueryDto } from '../common/list-query.dto';
 import { mapPage } from '../common/page.dto';
 import type { Page } from '../common/pagination';
+import { ListRunsQueryDto } from './dtos/list-runs.query';
+import { RunPage, RunResponse } from './dtos/run.response';
+import { TriggerRunDto } from './dtos/trigger-run.dto';
+import { RunsService } from './runs.service';
 
 @ApiTags('runs')
 @ApiSecurity('api-key')
@@ -18,37 +20,83 @@ export class RunsController {
 
   @Post('tasks/:id/runs')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Run a task now' })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Same key for the same task: the same run, never two.' })
+  @ApiOperation({ summary: 'Run a task now, optionally with parameter overrides' })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Same key and body for the same task: the same run, never two. Same key, different body: 422 IDEMPOTENCY_KEY_REUSED.',
+  })
   @ApiAcceptedResponse({ type: RunResponse })
   @RequirePermission('runs:execute')
   async trigger(
     @Ctx() ctx: RequestContext,
     @Param('id') taskId: string,
+    @Body() body: TriggerRunDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<RunResponse> {
-    const { run, created } = await this.runs.trigger(ctx, taskId, idempotencyKey);
+    const { run, created } = await this.runs.trigger(ctx, taskId, { idempotencyKey, overrides: { ...body } });
     res.setHeader('Location', `/v1/runs/${run.id}`);
     if (!created) res.setHeader('Idempotent-Replayed', 'true');
     return RunResponse.from(run, this.runs.uiUrl(run));
   }
 
   @Get('runs')
-  @ApiOperation({ summary: 'List runs, newest first' })
+  @ApiOperation({ summary: 'List runs, newest first (filters: task, status, trigger, time range)' })
   @ApiOkResponse({ type: RunPage })
   @RequirePermission('runs:read')
   async list(@Ctx() ctx: RequestContext, @Query() q: ListRunsQueryDto): Promise<Page<RunResponse>> {
-    const page = await this.runs.list(ctx, { limit: q.limit ?? 50, cursor: q.cursor, taskId: q.taskId, status: q.status });
+    const page = await this.runs.list(ctx, { ...q, limit: q.limit ?? 50 });
     return mapPage(page, (r) => RunResponse.from(r, this.runs.uiUrl(r)));
   }
 
   @Get('runs/:id')
-  @ApiOperation({ summary: 'Get a run with every attempt' })
+  @ApiOperation({ summary: 'Get a run with its shards and every attempt' })
   @ApiOkResponse({ type: RunResponse })
   @RequirePermission('runs:read')
   async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<RunResponse> {
-    const { run, attempts } = await this.runs.get(ctx, id);
-    return RunResponse.from(run, this.runs.uiUrl(run), attempts);
+    const { run, ...detail } = await this.runs.get(ctx, id);
+    return RunResponse.from(run, this.runs.uiUrl(run), detail);
+  }
+
+  @Post('runs/:id/cancel')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Cancel a queued or running run; its processes are stopped within two heartbeat intervals' })
+  @ApiAcceptedResponse({ type: RunResponse })
+  @RequirePermission('runs:execute')
+  async cancel(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<RunResponse> {
+    const run = await this.runs.cancel(ctx, id);
+    return RunResponse.from(run, this.runs.uiUrl(run));
+  }
+
+  @Post('runs/:id/retry')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Start a new run with the same parameters, linked to this finished one' })
+  @ApiAcceptedResponse({ type: RunResponse })
+  @RequirePermission('runs:execute')
+  async retry(@Ctx() ctx: RequestContext, @Param('id') id: string, @Res({ passthrough: true }) res: Response): Promise<RunResponse> {
+    const run = await this.runs.retry(ctx, id);
+    res.setHeader('Location', `/v1/runs/${run.id}`);
+    return RunResponse.from(run, this.runs.uiUrl(run));
+  }
+
+  @Get('dead-letters')
+  @ApiOperation({ summary: 'Runs that failed or timed out with no attempt left and were not re-driven, newest first' })
+  @ApiOkResponse({ type: RunPage })
+  @RequirePermission('runs:read')
+  async deadLetters(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<Page<RunResponse>> {
+    const page = await this.runs.list(ctx, { limit: q.limit ?? 50, cursor: q.cursor, deadLetter: true });
+    return mapPage(page, (r) => RunResponse.from(r, this.runs.uiUrl(r)));
+  }
+
+  @Post('dead-letters/:id/redrive')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Re-drive a dead letter: a new run linked to it; the dead letter leaves the list' })
+  @ApiAcceptedResponse({ type: RunResponse })
+  @RequirePermission('runs:execute')
+  async redrive(@Ctx() ctx: RequestContext, @Param('id') id: string, @Res({ passthrough: true }) res: Response): Promise<RunResponse> {
+    const run = await this.runs.retry(ctx, id, { deadLetterOnly: true });
+    res.setHeader('Location', `/v1/runs/${run.id}`);
+    return RunResponse.from(run, this.runs.uiUrl(run));
   }
 }

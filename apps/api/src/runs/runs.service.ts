@@ -1,14 +1,15 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
-import { SEARCH_ATTRIBUTES, runWorkflowId, taskQueues } from '@task-scheduler/contracts';
-import type { RunTrigger, TaskRunInput } from '@task-scheduler/contracts';
+import { FINAL_RUN_STATUSES, SEARCH_ATTRIBUTES, runWorkflowId, taskQueues } from '@task-scheduler/contracts';
+import type { HttpSpec, RunOverrides, RunStatus, RunTrigger, ShellSpec, TaskRunInput } from '@task-scheduler/contracts';
 import { temporalUiUrl } from '@task-scheduler/core';
-import { RunAttemptEntity, RunEntity } from '@task-scheduler/db';
+import { RunAttemptEntity, RunEntity, RunShardEntity } from '@task-scheduler/db';
 import type { TaskEntity } from '@task-scheduler/db';
-import { Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { SearchAttributeType, TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
 import { DataSource } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
 import { ApiError, ErrorCode } from '../common/api-error';
@@ -25,9 +26,60 @@ const SA = {
 };
 
 /** gRPC UNAVAILABLE / DEADLINE_EXCEEDED: Temporal is down or unreachable, worth retrying. */
-function isUnavailable(err: unknown): boolean {
+export function isUnavailable(err: unknown): boolean {
   const code = (err as { cause?: { code?: number } })?.cause?.code;
   return code === 14 || code === 4;
+}
+
+/** JSON with object keys sorted, so equal parameters hash equally whatever their key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const SHELL_OVERRIDES: (keyof RunOverrides)[] = ['env', 'args'];
+const HTTP_OVERRIDES: (keyof RunOverrides)[] = ['variables', 'headers', 'body'];
+
+/** The task's spec with the trigger's parameters merged over it. */
+export function mergeOverrides(task: TaskEntity, o: RunOverrides): { shell?: ShellSpec; http?: HttpSpec } {
+  const allowed = task.executor === 'shell' ? SHELL_OVERRIDES : HTTP_OVERRIDES;
+  const wrong = (Object.keys(o) as (keyof RunOverrides)[]).filter((k) => o[k] !== undefined && !allowed.includes(k));
+  if (wrong.length > 0) {
+    const message = `${wrong.join(', ')} cannot override a ${task.executor} task (it takes ${allowed.join(', ')})`;
+    throw new ApiError(ErrorCode.VALIDATION_FAILED, message, wrong.map((k) => ({ field: `overrides.${k}`, message })));
+  }
+  if (task.executor === 'shell') {
+    const spec = task.spec as ShellSpec;
+    if (o.args && spec.script !== undefined) {
+      const message = 'args cannot override a script task (only a command task takes args)';
+      throw new ApiError(ErrorCode.VALIDATION_FAILED, message, [{ field: 'overrides.args', message }]);
+    }
+    return {
+      shell: { ...spec, ...(o.env ? { env: { ...(spec.env ?? {}), ...o.env } } : {}), ...(o.args ? { args: o.args } : {}) },
+    };
+  }
+  const spec = task.spec as HttpSpec;
+  return {
+    http: {
+      ...spec,
+      ...(o.variables ? { variables: { ...(spec.variables ?? {}), ...o.variables } } : {}),
+      ...(o.headers ? { headers: { ...(spec.headers ?? {}), ...o.headers } } : {}),
+      ...(o.body !== undefined ? { body: o.body } : {}),
+    },
+  };
+}
+
+export interface TriggerOptions {
+  idempotencyKey?: string;
+  overrides?: RunOverrides;
+  trigger?: RunTrigger;
 }
 
 export interface TriggerResult {
@@ -36,7 +88,24 @@ export interface TriggerResult {
   created: boolean;
 }
 
-/** Starting runs as Temporal workflows, and reading run records from PostgreSQL. */
+export interface RunDetail {
+  run: RunEntity;
+  attempts: RunAttemptEntity[];
+  shards: RunShardEntity[];
+}
+
+export interface RunListQuery {
+  limit: number;
+  cursor?: string;
+  taskId?: string;
+  status?: RunStatus;
+  trigger?: RunTrigger;
+  from?: string;
+  to?: string;
+  deadLetter?: boolean;
+}
+
+/** Starting, cancelling and retrying runs as Temporal workflows, and reading run records from PostgreSQL. */
 @Injectable()
 export class RunsService {
   private readonly logger = new Logger('RunsService');
@@ -54,60 +123,97 @@ export class RunsService {
   }
 
   /**
-   * Records the run as `queued` and starts its workflow inside one
-   * transaction: if Temporal refuses the start, no row remains; if the commit
-   * fails after the start, the workflow's first activity writes the row.
+   * Starts a run of a task. With an Idempotency-Key, a repeat of the same
+   * request returns the run the first one created (also under concurrent
+   * repeats: the unique index decides), and a different request with the
+   * same key is refused.
    */
-  async trigger(ctx: RequestContext, taskId: string, idempotencyKey?: string, trigger: RunTrigger = 'manual'): Promise<TriggerResult> {
+  async trigger(ctx: RequestContext, taskId: string, opts: TriggerOptions = {}): Promise<TriggerResult> {
+    const { idempotencyKey } = opts;
     if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
       throw new ApiError(ErrorCode.IDEMPOTENCY_KEY_INVALID, 'Idempotency-Key must be 1-255 visible ASCII characters');
     }
     const task = await this.tasks.get(ctx, taskId);
-    if (!task.enabled) throw new ApiError(ErrorCode.TASK_DISABLED, `task ${task.id} is disabled`);
+    const overrides = opts.overrides ?? {};
+    const requestHash = createHash('sha256').update(canonicalJson(overrides)).digest('hex');
     if (idempotencyKey) {
       const existing = await this.findByIdempotencyKey(ctx, task.id, idempotencyKey);
-      if (existing) return { run: existing, created: false };
+      if (existing) return { run: this.sameRequest(existing, requestHash), created: false };
     }
+    if (!task.enabled) throw new ApiError(ErrorCode.TASK_DISABLED, `task ${task.id} is disabled`);
+    mergeOverrides(task, overrides); // refuses bad parameters before anything is written
 
-    const runId = randomUUID();
-    const workflowId = runWorkflowId(runId);
-    const run = await this.db.transaction(async (tx) => {
-      const inserted = await tx
-        .createQueryBuilder()
-        .insert()
-        .into(RunEntity)
-        .values({
-          id: runId,
-          tenantId: ctx.tenantId,
-          taskId: task.id,
-          taskVersion: task.version,
-          trigger,
-          status: 'queued',
-          attempts: 0,
-          idempotencyKey: idempotencyKey ?? null,
-          workflowId,
-          queuedAt: () => 'now()',
-        })
-        .orIgnore()
-        .returning('id')
-        .execute();
-      if (inserted.raw.length === 0) return null; // lost an idempotency race
-      await this.audit.record(tx, ctx, {
-        action: 'run.trigger',
-        targetType: 'run',
-        targetId: runId,
-        details: { taskId: task.id, trigger },
-      });
-      await this.startWorkflow(task, runId, workflowId, trigger);
-      return tx.getRepository(RunEntity).findOneByOrFail({ id: runId });
-    });
+    const run = await this.db.transaction((tx) =>
+      this.startRun(tx, ctx, task, { overrides, trigger: opts.trigger ?? 'manual', idempotencyKey, requestHash, retryOfRunId: null }),
+    );
     if (run) return { run, created: true };
     const winner = await this.findByIdempotencyKey(ctx, task.id, idempotencyKey as string);
     if (!winner) throw new Error('idempotent insert ignored but no run found');
-    return { run: winner, created: false };
+    return { run: this.sameRequest(winner, requestHash), created: false };
   }
 
-  private async startWorkflow(task: TaskEntity, runId: string, workflowId: string, trigger: RunTrigger): Promise<void> {
+  private sameRequest(existing: RunEntity, requestHash: string): RunEntity {
+    if (existing.requestHash !== null && existing.requestHash !== requestHash) {
+      throw new ApiError(
+        ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        `this Idempotency-Key was already used for run ${existing.id} with different parameters; use a new key for a new request`,
+        { runId: existing.id },
+      );
+    }
+    return existing;
+  }
+
+  /**
+   * Records the run as `queued` and starts its workflow inside the caller's
+   * transaction: if Temporal refuses the start, no row remains; if the commit
+   * fails after the start, the workflow's first activity writes the row.
+   * Returns null when an equal Idempotency-Key won the race.
+   */
+  private async startRun(
+    tx: EntityManager,
+    ctx: RequestContext,
+    task: TaskEntity,
+    r: { overrides: RunOverrides; trigger: RunTrigger; idempotencyKey?: string; requestHash: string | null; retryOfRunId: string | null },
+  ): Promise<RunEntity | null> {
+    const runId = randomUUID();
+    const workflowId = runWorkflowId(runId);
+    const inserted = await tx
+      .createQueryBuilder()
+      .insert()
+      .into(RunEntity)
+      .values({
+        id: runId,
+        tenantId: ctx.tenantId,
+        taskId: task.id,
+        taskVersion: task.version,
+        trigger: r.trigger,
+        status: 'queued',
+        attempts: 0,
+        idempotencyKey: r.idempotencyKey ?? null,
+        requestHash: r.requestHash,
+        // jsonb: TypeORM's deep-partial typing cannot follow `body: unknown`.
+        overrides: r.overrides as never,
+        retryOfRunId: r.retryOfRunId,
+        priority: task.priority,
+        shardCount: task.shardCount,
+        workflowId,
+        queuedAt: () => 'now()',
+      })
+      .orIgnore()
+      .returning('id')
+      .execute();
+    if (inserted.raw.length === 0) return null;
+    await this.audit.record(tx, ctx, {
+      action: r.trigger === 'retry' ? 'run.retry' : 'run.trigger',
+      targetType: 'run',
+      targetId: runId,
+      details: { taskId: task.id, trigger: r.trigger, ...(r.retryOfRunId ? { retryOf: r.retryOfRunId } : {}) },
+    });
+    await this.startWorkflow(task, runId, workflowId, r.trigger, r.overrides);
+    return tx.getRepository(RunEntity).findOneByOrFail({ id: runId });
+  }
+
+  private async startWorkflow(task: TaskEntity, runId: string, workflowId: string, trigger: RunTrigger, overrides: RunOverrides): Promise<void> {
     const queues = taskQueues(this.config.TASK_QUEUE_PREFIX);
     const input: TaskRunInput = {
       runId,
@@ -115,17 +221,22 @@ export class RunsService {
       taskId: task.id,
       taskVersion: task.version,
       trigger,
-      executor: 'shell',
-      shell: task.spec,
+      executor: task.executor,
+      ...mergeOverrides(task, overrides),
+      secrets: task.secrets,
       timeoutSeconds: task.timeoutSeconds,
       retry: task.retryPolicy,
+      shardCount: task.shardCount,
       shellTaskQueue: queues.shell,
+      httpTaskQueue: queues.http,
+      heartbeatTimeoutSeconds: this.config.HEARTBEAT_TIMEOUT_SECONDS,
     };
     try {
       await this.temporal.workflow.start('taskRunWorkflow', {
         taskQueue: queues.workflows,
         workflowId,
         args: [input],
+        priority: { fairnessKey: task.tenantId },
         typedSearchAttributes: new TypedSearchAttributes([
           { key: SA.tenantId, value: task.tenantId },
           { key: SA.taskId, value: task.id },
@@ -148,19 +259,99 @@ export class RunsService {
     return this.db.getRepository(RunEntity).findOneBy({ tenantId: ctx.tenantId, taskId, idempotencyKey: key });
   }
 
-  async get(ctx: RequestContext, id: string): Promise<{ run: RunEntity; attempts: RunAttemptEntity[] }> {
+  private async getRun(ctx: RequestContext, id: string): Promise<RunEntity> {
     const run = isUuid(id) ? await this.db.getRepository(RunEntity).findOneBy({ id, tenantId: ctx.tenantId }) : null;
     if (!run) throw new ApiError(ErrorCode.RUN_NOT_FOUND, `run ${id} does not exist`);
-    const attempts = await this.db
-      .getRepository(RunAttemptEntity)
-      .find({ where: { runId: run.id, tenantId: ctx.tenantId }, order: { attempt: 'ASC' } });
-    return { run, attempts };
+    return run;
   }
 
-  list(ctx: RequestContext, q: { limit: number; cursor?: string; taskId?: string; status?: string }): Promise<Page<RunEntity>> {
+  async get(ctx: RequestContext, id: string): Promise<RunDetail> {
+    const run = await this.getRun(ctx, id);
+    const [attempts, shards] = await Promise.all([
+      this.db
+        .getRepository(RunAttemptEntity)
+        .find({ where: { runId: run.id, tenantId: ctx.tenantId }, order: { shardIndex: 'ASC', attempt: 'ASC' } }),
+      this.db.getRepository(RunShardEntity).find({ where: { runId: run.id, tenantId: ctx.tenantId }, order: { shardIndex: 'ASC' } }),
+    ]);
+    return { run, attempts, shards };
+  }
+
+  /**
+   * Asks Temporal to cancel the run: a waiting run ends at once; a running
+   * one's process group (or HTTP request) is stopped when the cancellation
+   * reaches its executor with the next heartbeat.
+   */
+  async cancel(ctx: RequestContext, id: string): Promise<RunEntity> {
+    const run = await this.getRun(ctx, id);
+    if (FINAL_RUN_STATUSES.includes(run.status)) {
+      throw new ApiError(ErrorCode.RUN_ALREADY_FINISHED, `run ${run.id} already ended ${run.status}; there is nothing to cancel`);
+    }
+    try {
+      await this.temporal.workflow.getHandle(run.workflowId).cancel();
+    } catch (err) {
+      if (isUnavailable(err)) throw new ApiError(ErrorCode.TEMPORAL_UNAVAILABLE, 'Temporal is unavailable; the run was not cancelled, try again');
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      // No workflow behind the record (it never started or was deleted): the record is all there is to end.
+      await this.db.query(
+        `UPDATE runs SET status = 'cancelled', error = 'cancelled; its workflow no longer exists', finished_at = now(), updated_at = now()
+          WHERE id = $1 AND status IN ('queued', 'running')`,
+        [run.id],
+      );
+    }
+    await this.audit.record(this.db.manager, ctx, { action: 'run.cancel', targetType: 'run', targetId: run.id });
+    return this.getRun(ctx, id);
+  }
+
+  /**
+   * Starts a new run of the same task with the same parameters, linked to
+   * the old one (`retryOfRunId`). The new run uses the task's current
+   * definition, so a fixed task can re-drive its failures. Re-driving a dead
+   * letter takes it off the dead-letter list, once: a second re-drive is refused.
+   */
+  async retry(ctx: RequestContext, id: string, opts: { deadLetterOnly?: boolean } = {}): Promise<RunEntity> {
+    const old = await this.getRun(ctx, id);
+    if (!FINAL_RUN_STATUSES.includes(old.status)) {
+      throw new ApiError(ErrorCode.RUN_NOT_FINISHED, `run ${old.id} is still ${old.status}; cancel it or wait for it to end before retrying`);
+    }
+    if (opts.deadLetterOnly && !old.deadLetter) {
+      throw new ApiError(ErrorCode.NOT_A_DEAD_LETTER, `run ${old.id} ended ${old.status}; only failed or timed-out runs are dead letters`);
+    }
+    const task = await this.tasks.get(ctx, old.taskId);
+    if (!task.enabled) throw new ApiError(ErrorCode.TASK_DISABLED, `task ${task.id} is disabled`);
+    mergeOverrides(task, old.overrides);
+    const run = await this.db.transaction(async (tx) => {
+      if (old.deadLetter) {
+        const claimed = await tx
+          .createQueryBuilder()
+          .update(RunEntity)
+          .set({ redrivenAt: () => 'now()' })
+          .where('id = :id AND redriven_at IS NULL', { id: old.id })
+          .execute();
+        if (claimed.affected === 0) {
+          throw new ApiError(ErrorCode.RUN_ALREADY_REDRIVEN, `run ${old.id} was already re-driven`, { runId: old.redrivenByRunId });
+        }
+      }
+      const started = await this.startRun(tx, ctx, task, {
+        overrides: old.overrides,
+        trigger: 'retry',
+        requestHash: null,
+        retryOfRunId: old.id,
+      });
+      if (!started) throw new Error('retry run was not inserted');
+      if (old.deadLetter) await tx.query(`UPDATE runs SET redriven_by_run_id = $2 WHERE id = $1`, [old.id, started.id]);
+      return started;
+    });
+    return run;
+  }
+
+  list(ctx: RequestContext, q: RunListQuery): Promise<Page<RunEntity>> {
     const qb = this.db.getRepository(RunEntity).createQueryBuilder('r').where('r.tenant_id = :tenantId', { tenantId: ctx.tenantId });
     if (q.taskId) qb.andWhere('r.task_id = :taskId', { taskId: q.taskId });
     if (q.status) qb.andWhere('r.status = :status', { status: q.status });
+    if (q.trigger) qb.andWhere('r.trigger = :trigger', { trigger: q.trigger });
+    if (q.from) qb.andWhere('r.created_at >= :from', { from: q.from });
+    if (q.to) qb.andWhere('r.created_at < :to', { to: q.to });
+    if (q.deadLetter) qb.andWhere('r.dead_letter AND r.redriven_at IS NULL');
     return keysetPage(qb, 'r', q.limit, q.cursor);
   }
 }

@@ -1,6 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_RETRY } from '@task-scheduler/contracts';
-import type { RetrySpec, ShellSpec } from '@task-scheduler/contracts';
+import type { HttpSpec, RetrySpec, ShellSpec } from '@task-scheduler/contracts';
+import { parseSecretsKey, sealSecrets } from '@task-scheduler/core';
+import type { TaskSecretValues } from '@task-scheduler/core';
 import { TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { DataSource, IsNull } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -9,12 +12,36 @@ import { ApiError, ErrorCode } from '../common/api-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
-import type { CreateTaskDto, ShellSpecDto } from './dtos/create-task.dto';
+import { APP_CONFIG } from '../infra/tokens';
+import type { CreateTaskDto, HttpSpecDto, ShellSpecDto } from './dtos/create-task.dto';
 
 const DEFAULT_TIMEOUT_SECONDS = 3600;
 
-function shellSpecOf(dto: CreateTaskDto): ShellSpec {
-  const s: ShellSpecDto | undefined = dto.shell;
+function invalid(field: string, message: string): ApiError {
+  return new ApiError(ErrorCode.VALIDATION_FAILED, `${field}: ${message}`, [{ field, message }]);
+}
+
+/** The executor's spec, checked against the executor kind; secrets are split off to be sealed. */
+function specOf(dto: CreateTaskDto): { spec: ShellSpec | HttpSpec; secrets: TaskSecretValues } {
+  const other = dto.executor === 'shell' ? 'http' : 'shell';
+  if (dto[other] !== undefined) throw invalid(other, `${other} does not go with executor ${dto.executor}`);
+  if (dto.executor === 'http') {
+    const h: HttpSpecDto | undefined = dto.http;
+    if (!h) throw invalid('http', 'http is required when executor is http');
+    const spec: HttpSpec = {
+      method: h.method,
+      url: h.url,
+      ...(h.headers ? { headers: h.headers } : {}),
+      ...(h.body !== undefined ? { body: h.body } : {}),
+      ...(h.variables ? { variables: h.variables } : {}),
+      ...(h.expectedStatus ? { expectedStatus: h.expectedStatus } : {}),
+    };
+    return { spec, secrets: h.secretHeaders ? { headers: h.secretHeaders } : {} };
+  }
+  return { spec: shellSpecOf(dto.shell), secrets: dto.shell?.secretEnv ? { env: dto.shell.secretEnv } : {} };
+}
+
+function shellSpecOf(s: ShellSpecDto | undefined): ShellSpec {
   if (!s) {
     throw new ApiError(ErrorCode.VALIDATION_FAILED, 'shell is required when executor is shell', [
       { field: 'shell', message: 'shell is required when executor is shell' },
@@ -34,6 +61,8 @@ function shellSpecOf(dto: CreateTaskDto): ShellSpec {
     ...(s.command !== undefined ? { command: s.command, args: s.args ?? [] } : { script: s.script }),
     ...(s.env ? { env: s.env } : {}),
     ...(s.allowedExitCodes ? { allowedExitCodes: s.allowedExitCodes } : {}),
+    ...(s.workingDirectory ? { workingDirectory: s.workingDirectory } : {}),
+    ...(s.sandbox ? { sandbox: true } : {}),
   };
 }
 
@@ -50,13 +79,30 @@ function retryOf(dto: CreateTaskDto): RetrySpec {
 /** Task definitions of one tenant. */
 @Injectable()
 export class TasksService {
+  private readonly secretsKey: Buffer | null;
+
   constructor(
     private readonly db: DataSource,
     private readonly audit: AuditService,
-  ) {}
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.secretsKey = config.SECRETS_KEY ? parseSecretsKey(config.SECRETS_KEY) : null;
+  }
+
+  private seal(ctx: RequestContext, values: TaskSecretValues): string | null {
+    if (!values.env && !values.headers) return null;
+    if (!this.secretsKey) {
+      throw new ApiError(
+        ErrorCode.SECRETS_NOT_CONFIGURED,
+        'this deployment has no SECRETS_KEY, so it cannot store secret values; set it on the API and the workers',
+      );
+    }
+    return sealSecrets(values, this.secretsKey, ctx.tenantId);
+  }
 
   async create(ctx: RequestContext, dto: CreateTaskDto): Promise<TaskEntity> {
-    const spec = shellSpecOf(dto);
+    const { spec, secrets: secretValues } = specOf(dto);
+    const secrets = this.seal(ctx, secretValues);
     const retryPolicy = retryOf(dto);
     return this.db.transaction(async (tx) => {
       const repo = tx.getRepository(TaskEntity);
@@ -82,7 +128,13 @@ export class TasksService {
             priority: dto.priority ?? 0,
             tags: dto.tags ?? [],
             metadata: dto.metadata ?? {},
-            shardCount: 1,
+            shardCount: dto.shardCount ?? 1,
+            secrets,
+            secretNames: {
+              ...(secretValues.env ? { env: Object.keys(secretValues.env) } : {}),
+              ...(secretValues.headers ? { headers: Object.keys(secretValues.headers) } : {}),
+            },
+            alerts: dto.alerts ? { ...dto.alerts } : null,
             enabled: dto.enabled ?? true,
             version: 1,
             deletedAt: null,

@@ -6,10 +6,12 @@ export class RunAttemptEntity {
   @PrimaryGeneratedColumn('uuid') id!: string;
   @Column('uuid', { name: 'run_id' }) runId!: string;
   @Column('uuid', { name: 'tenant_id' }) tenantId!: string;
+  @Column('integer', { name: 'shard_index' }) shardIndex!: number;
   @Column('integer') attempt!: number;
   @Column('text') status!: AttemptStatus;
   @Column('text', { name: 'worker_identity', nullable: true }) workerIdentity!: string | null;
   @Column('integer', { name: 'exit_code', nullable: true }) exitCode!: number | null;
+  @Column('integer', { name: 'http_status', nullable: true }) httpStatus!: number | null;
   @Column('text', { nullable: true }) error!: string | null;
   @Column('text', { nullable: true }) stdout!: string | null;
   @Column('boolean', { name: 'stdout_truncated' }) stdoutTruncated!: boolean;

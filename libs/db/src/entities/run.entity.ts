@@ -1,4 +1,4 @@
-import type { RunStatus, RunTrigger } from '@task-scheduler/contracts';
+import type { RunOverrides, RunStatus, RunTrigger } from '@task-scheduler/contracts';
 import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 
 @Entity({ name: 'runs' })
@@ -21,6 +21,20 @@ export class RunEntity {
   @Column('boolean', { name: 'stdout_truncated' }) stdoutTruncated!: boolean;
   @Column('text', { nullable: true }) stderr!: string | null;
   @Column('boolean', { name: 'stderr_truncated' }) stderrTruncated!: boolean;
+  @Column('integer', { name: 'http_status', nullable: true }) httpStatus!: number | null;
+  /** Trigger parameters merged over the task's spec for this run. */
+  @Column('jsonb') overrides!: RunOverrides;
+  /** SHA-256 of the trigger request body, to tell a replay of an Idempotency-Key from a conflicting reuse. */
+  @Column('text', { name: 'request_hash', nullable: true }) requestHash!: string | null;
+  @Column('uuid', { name: 'retry_of_run_id', nullable: true }) retryOfRunId!: string | null;
+  @Column('integer') priority!: number;
+  @Column('integer', { name: 'shard_count' }) shardCount!: number;
+  /** When the run took one of its tenant's concurrency slots; null while it waits. */
+  @Column('timestamptz', { name: 'admitted_at', nullable: true }) admittedAt!: Date | null;
+  /** Ended failed or timed out with no attempt left: listed as a dead letter until re-driven. */
+  @Column('boolean', { name: 'dead_letter' }) deadLetter!: boolean;
+  @Column('timestamptz', { name: 'redriven_at', nullable: true }) redrivenAt!: Date | null;
+  @Column('uuid', { name: 'redriven_by_run_id', nullable: true }) redrivenByRunId!: string | null;
   @Column('timestamptz', { name: 'queued_at' }) queuedAt!: Date;
   @Column('timestamptz', { name: 'started_at', nullable: true }) startedAt!: Date | null;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt!: Date | null;

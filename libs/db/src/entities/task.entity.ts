@@ -1,4 +1,4 @@
-import type { ExecutorKind, RetrySpec, ShellSpec } from '@task-scheduler/contracts';
+import type { AlertSpec, ExecutorKind, HttpSpec, RetrySpec, ShellSpec } from '@task-scheduler/contracts';
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
 @Entity({ name: 'tasks' })
@@ -8,8 +8,13 @@ export class TaskEntity {
   @Column('text') name!: string;
   @Column('text', { nullable: true }) description!: string | null;
   @Column('text') executor!: ExecutorKind;
-  /** Executor spec; for `shell` a {@link ShellSpec}. */
-  @Column('jsonb') spec!: ShellSpec;
+  /** Executor spec: a {@link ShellSpec} or an {@link HttpSpec}, by `executor`. */
+  @Column('jsonb') spec!: ShellSpec | HttpSpec;
+  /** Secret values (shell env / http headers), AES-256-GCM sealed with SECRETS_KEY; never returned by the API. */
+  @Column('text', { nullable: true }) secrets!: string | null;
+  /** Names of the secret values, the only part of them the API shows. */
+  @Column('jsonb', { name: 'secret_names' }) secretNames!: { env?: string[]; headers?: string[] };
+  @Column('jsonb', { nullable: true }) alerts!: AlertSpec | null;
   @Column('integer', { name: 'timeout_seconds' }) timeoutSeconds!: number;
   @Column('jsonb', { name: 'retry_policy' }) retryPolicy!: RetrySpec;
   @Column('integer') priority!: number;

@@ -1,3 +1,4 @@
+import type { AlertSpec } from '@task-scheduler/contracts';
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
 @Entity({ name: 'tenants' })
@@ -9,6 +10,7 @@ export class TenantEntity {
   @Column('integer', { name: 'max_concurrent_runs' }) maxConcurrentRuns!: number;
   @Column('integer', { name: 'max_tasks' }) maxTasks!: number;
   @Column('integer', { name: 'rate_limit_per_minute' }) rateLimitPerMinute!: number;
+  @Column('jsonb', { name: 'alert_settings', nullable: true }) alertSettings!: AlertSpec | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }

@@ -1,27 +1,35 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { RUN_STATUSES, RUN_TRIGGERS } from '@task-scheduler/contracts';
-import type { RunAttemptEntity, RunEntity } from '@task-scheduler/db';
+import { ATTEMPT_STATUSES, RUN_STATUSES, RUN_TRIGGERS } from '@task-scheduler/contracts';
+import type { RunOverrides } from '@task-scheduler/contracts';
+import type { RunAttemptEntity, RunEntity, RunShardEntity } from '@task-scheduler/db';
 import { PageOf, isoOrNull } from '../../common/page.dto';
 
 export class RunAttemptResponse {
+  @ApiProperty({ description: 'Shard the attempt belongs to (0 for an unsharded run).' }) shardIndex!: number;
   @ApiProperty() attempt!: number;
-  @ApiProperty({ enum: ['running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'abandoned'] }) status!: string;
+  @ApiProperty({ enum: ATTEMPT_STATUSES }) status!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) workerIdentity!: string | null;
   @ApiPropertyOptional({ nullable: true, type: Number }) exitCode!: number | null;
+  @ApiPropertyOptional({ nullable: true, type: Number }) httpStatus!: number | null;
   @ApiPropertyOptional({ nullable: true, type: String }) error!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String }) stdout!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'Shell: standard output. HTTP: response body. Capped.' })
+  stdout!: string | null;
   @ApiProperty() stdoutTruncated!: boolean;
   @ApiPropertyOptional({ nullable: true, type: String }) stderr!: string | null;
   @ApiProperty() stderrTruncated!: boolean;
   @ApiProperty() startedAt!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) finishedAt!: string | null;
+  @ApiProperty({ description: "Deep link to the run's workflow in the Temporal Web UI, where the attempt's activity events are." })
+  temporalUiUrl!: string;
 
-  static from(a: RunAttemptEntity): RunAttemptResponse {
+  static from(a: RunAttemptEntity, uiUrl: string): RunAttemptResponse {
     return {
+      shardIndex: a.shardIndex,
       attempt: a.attempt,
       status: a.status,
       workerIdentity: a.workerIdentity,
       exitCode: a.exitCode,
+      httpStatus: a.httpStatus,
       error: a.error,
       stdout: a.stdout,
       stdoutTruncated: a.stdoutTruncated,
@@ -29,6 +37,37 @@ export class RunAttemptResponse {
       stderrTruncated: a.stderrTruncated,
       startedAt: a.startedAt.toISOString(),
       finishedAt: isoOrNull(a.finishedAt),
+      temporalUiUrl: uiUrl,
+    };
+  }
+}
+
+export class RunShardResponse {
+  @ApiProperty() shardIndex!: number;
+  @ApiProperty({ enum: RUN_STATUSES }) status!: string;
+  @ApiProperty() attemptCount!: number;
+  @ApiPropertyOptional({ nullable: true, type: Number }) exitCode!: number | null;
+  @ApiPropertyOptional({ nullable: true, type: Number }) httpStatus!: number | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) error!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) stdout!: string | null;
+  @ApiProperty() stdoutTruncated!: boolean;
+  @ApiPropertyOptional({ nullable: true, type: String }) stderr!: string | null;
+  @ApiProperty() stderrTruncated!: boolean;
+  @ApiProperty() finishedAt!: string;
+
+  static from(s: RunShardEntity): RunShardResponse {
+    return {
+      shardIndex: s.shardIndex,
+      status: s.status,
+      attemptCount: s.attempts,
+      exitCode: s.exitCode,
+      httpStatus: s.httpStatus,
+      error: s.error,
+      stdout: s.stdout,
+      stdoutTruncated: s.stdoutTruncated,
+      stderr: s.stderr,
+      stderrTruncated: s.stderrTruncated,
+      finishedAt: s.finishedAt.toISOString(),
     };
   }
 }
@@ -39,24 +78,36 @@ export class RunResponse {
   @ApiProperty() taskVersion!: number;
   @ApiProperty({ enum: RUN_TRIGGERS }) trigger!: string;
   @ApiProperty({ enum: RUN_STATUSES }) status!: string;
-  @ApiProperty({ description: 'Attempts started so far.' }) attemptCount!: number;
+  @ApiProperty({ description: 'Attempts started so far (the most of any shard).' }) attemptCount!: number;
+  @ApiProperty() shardCount!: number;
+  @ApiProperty({ type: Object, description: 'Trigger parameters merged over the task spec.' }) overrides!: RunOverrides;
   @ApiPropertyOptional({ nullable: true, type: Number }) exitCode!: number | null;
-  @ApiPropertyOptional({ nullable: true, type: String, description: 'Output of the last attempt (capped).' }) stdout!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: Number }) httpStatus!: number | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'Output of the last attempt (capped); per shard for sharded runs.' })
+  stdout!: string | null;
   @ApiProperty() stdoutTruncated!: boolean;
   @ApiPropertyOptional({ nullable: true, type: String }) stderr!: string | null;
   @ApiProperty() stderrTruncated!: boolean;
   @ApiPropertyOptional({ nullable: true, type: String }) error!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) workerIdentity!: string | null;
+  @ApiProperty({ description: 'Failed or timed out with no attempt left, and not re-driven yet.' }) deadLetter!: boolean;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The run this one retries.' }) retryOfRunId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The run that re-drove this dead letter.' })
+  redrivenByRunId!: string | null;
   @ApiProperty() workflowId!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) temporalRunId!: string | null;
   @ApiProperty({ description: 'Deep link to the run in the Temporal Web UI.' }) temporalUiUrl!: string;
   @ApiProperty() queuedAt!: string;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'When the run took a concurrency slot of its tenant.' })
+  admittedAt!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) startedAt!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) finishedAt!: string | null;
-  @ApiPropertyOptional({ type: [RunAttemptResponse], description: 'Every attempt, oldest first (single-run views only).' })
+  @ApiPropertyOptional({ type: [RunShardResponse], description: 'Final record of each shard (single-run views only).' })
+  shards?: RunShardResponse[];
+  @ApiPropertyOptional({ type: [RunAttemptResponse], description: 'Every attempt by shard, oldest first (single-run views only).' })
   attempts?: RunAttemptResponse[];
 
-  static from(r: RunEntity, uiUrl: string, attempts?: RunAttemptEntity[]): RunResponse {
+  static from(r: RunEntity, uiUrl: string, detail?: { attempts: RunAttemptEntity[]; shards: RunShardEntity[] }): RunResponse {
     return {
       id: r.id,
       taskId: r.taskId,
@@ -64,20 +115,29 @@ export class RunResponse {
       trigger: r.trigger,
       status: r.status,
       attemptCount: r.attempts,
+      shardCount: r.shardCount,
+      overrides: r.overrides,
       exitCode: r.exitCode,
+      httpStatus: r.httpStatus,
       stdout: r.stdout,
       stdoutTruncated: r.stdoutTruncated,
       stderr: r.stderr,
       stderrTruncated: r.stderrTruncated,
       error: r.error,
       workerIdentity: r.workerIdentity,
+      deadLetter: r.deadLetter && r.redrivenAt === null,
+      retryOfRunId: r.retryOfRunId,
+      redrivenByRunId: r.redrivenByRunId,
       workflowId: r.workflowId,
       temporalRunId: r.temporalRunId,
       temporalUiUrl: uiUrl,
       queuedAt: r.queuedAt.toISOString(),
+      admittedAt: isoOrNull(r.admittedAt),
       startedAt: isoOrNull(r.startedAt),
       finishedAt: isoOrNull(r.finishedAt),
-      ...(attempts ? { attempts: attempts.map(RunAttemptResponse.from) } : {}),
+      ...(detail
+        ? { shards: detail.shards.map(RunShardResponse.from), attempts: detail.attempts.map((a) => RunAttemptResponse.from(a, uiUrl)) }
+        : {}),
     };
   }
 }

@@ -1,12 +1,14 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { EXECUTORS } from '@task-scheduler/contracts';
-import type { ExecutorKind } from '@task-scheduler/contracts';
+import { EXECUTORS, HTTP_METHODS } from '@task-scheduler/contracts';
+import type { ExecutorKind, HttpMethod } from '@task-scheduler/contracts';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   IsArray,
+  ArrayMinSize,
   IsBoolean,
+  IsDefined,
   IsIn,
   IsInt,
   IsNumber,
@@ -17,31 +19,39 @@ import {
   Max,
   MaxLength,
   Min,
+  IsUrl,
   ValidateNested,
   registerDecorator,
 } from 'class-validator';
 import type { ValidationOptions } from 'class-validator';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** RFC 9110 token characters. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
 
-/** An object of environment variables: names like shell identifiers, values strings. */
-function IsEnvMap(options?: ValidationOptions) {
+/** An object of string values whose keys match `key` (env variable or header names). */
+function IsStringMap(key: RegExp, what: string, options?: ValidationOptions) {
   return (target: object, propertyName: string) =>
     registerDecorator({
-      name: 'isEnvMap',
+      name: 'isStringMap',
       target: target.constructor,
       propertyName,
-      options: { message: `${propertyName} must map variable names ([A-Za-z_][A-Za-z0-9_]*) to string values`, ...options },
+      options: { message: `${propertyName} must map ${what} to string values`, ...options },
       validator: {
         validate: (v: unknown) =>
           typeof v === 'object' &&
           v !== null &&
           !Array.isArray(v) &&
           Object.keys(v).length <= 200 &&
-          Object.entries(v).every(([k, val]) => ENV_NAME.test(k) && typeof val === 'string' && val.length <= 32_768),
+          Object.entries(v).every(([k, val]) => key.test(k) && typeof val === 'string' && val.length <= 32_768 && !/[\r\n\0]/.test(val)),
       },
     });
 }
+
+/** Environment variables: names like shell identifiers, values strings. */
+export const IsEnvMap = (options?: ValidationOptions) => IsStringMap(ENV_NAME, 'variable names ([A-Za-z_][A-Za-z0-9_]*)', options);
+/** HTTP headers: token names, single-line values. */
+export const IsHeaderMap = (options?: ValidationOptions) => IsStringMap(HEADER_NAME, 'header names', options);
 
 /** An optional list of process exit codes (0-255). */
 function IsExitCodeList() {
@@ -82,9 +92,95 @@ export class ShellSpecDto {
   @IsEnvMap()
   env?: Record<string, string>;
 
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: 'Secret variables: stored encrypted, shown as *** everywhere, masked as *** in captured output.',
+    example: { API_TOKEN: 's3cr3t' },
+  })
+  @IsOptional()
+  @IsEnvMap()
+  secretEnv?: Record<string, string>;
+
   @ApiPropertyOptional({ type: [Number], description: 'Exit codes that count as success (default [0]).', example: [0] })
   @IsExitCodeList()
   allowedExitCodes?: number[];
+
+  @ApiPropertyOptional({ description: 'Absolute directory to run in (kept). Default: a fresh directory per attempt, removed afterwards.' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^\/[^\0]*$/, { message: 'shell.workingDirectory must be an absolute path' })
+  @MaxLength(4096)
+  workingDirectory?: string;
+
+  @ApiPropertyOptional({ description: 'Run in a bubblewrap sandbox: no network, read-only system, dies with the worker.' })
+  @IsOptional()
+  @IsBoolean()
+  sandbox?: boolean;
+}
+
+export class HttpSpecDto {
+  @ApiProperty({ enum: HTTP_METHODS, example: 'POST' })
+  @IsIn(HTTP_METHODS as unknown as string[], { message: `http.method must be one of: ${HTTP_METHODS.join(', ')}` })
+  method!: HttpMethod;
+
+  @ApiProperty({ description: 'http(s) URL; {name} placeholders are filled from variables.', example: 'https://api.example.com/items/{id}' })
+  @IsString()
+  @Matches(/^https?:\/\/[^\s]+$/i, { message: 'http.url must be an http:// or https:// URL' })
+  @MaxLength(8192)
+  url!: string;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } })
+  @IsOptional()
+  @IsHeaderMap()
+  headers?: Record<string, string>;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: 'Secret headers (e.g. Authorization): stored encrypted, shown as ***.',
+  })
+  @IsOptional()
+  @IsHeaderMap()
+  secretHeaders?: Record<string, string>;
+
+  @ApiPropertyOptional({ description: 'A string is sent as is; anything else as JSON.' })
+  @IsOptional()
+  body?: unknown;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'Default values of URL placeholders.' })
+  @IsOptional()
+  @IsEnvMap()
+  variables?: Record<string, string>;
+
+  @ApiPropertyOptional({ type: [Number], description: 'Status codes that count as success (default 200-299).' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(100)
+  @IsInt({ each: true })
+  @Min(100, { each: true })
+  @Max(599, { each: true })
+  expectedStatus?: number[];
+}
+
+export class AlertSpecDto {
+  @ApiProperty({ description: 'Webhook called with the run summary on final failure.', example: 'https://alerts.example.com/hook' })
+  @IsDefined()
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false }, { message: 'webhookUrl must be an http(s) URL' })
+  webhookUrl!: string;
+
+  @ApiPropertyOptional({ description: 'Also call when the task succeeds again after an alerted failure.', default: false })
+  @IsOptional()
+  @IsBoolean()
+  onRecovery?: boolean;
+
+  @ApiPropertyOptional({ description: 'Further failures within this many seconds after an alert are counted, not sent.', default: 3600 })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(7 * 86_400)
+  windowSeconds?: number;
 }
 
 export class RetryDto {
@@ -144,6 +240,25 @@ export class CreateTaskDto {
   @ValidateNested()
   @Type(() => ShellSpecDto)
   shell?: ShellSpecDto;
+
+  @ApiPropertyOptional({ type: HttpSpecDto, description: 'Required when executor is http.' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => HttpSpecDto)
+  http?: HttpSpecDto;
+
+  @ApiPropertyOptional({ description: 'Run N shards in parallel, each told SHARD_INDEX/SHARD_TOTAL.', minimum: 1, maximum: 100, default: 1 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  shardCount?: number;
+
+  @ApiPropertyOptional({ type: AlertSpecDto, description: "Overrides the tenant's alert settings for this task." })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => AlertSpecDto)
+  alerts?: AlertSpecDto;
 
   @ApiPropertyOptional({ description: 'Per-attempt time limit in seconds.', minimum: 1, maximum: 86400, default: 3600 })
   @IsOptional()

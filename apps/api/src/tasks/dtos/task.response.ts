@@ -1,14 +1,24 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import type { RetrySpec, ShellSpec } from '@task-scheduler/contracts';
+import type { AlertSpec, HttpSpec, RetrySpec, ShellSpec } from '@task-scheduler/contracts';
 import type { TaskEntity } from '@task-scheduler/db';
 import { PageOf } from '../../common/page.dto';
+
+/** Secret names with `***` for values: what a client may know of a secret. */
+function masked<K extends string>(key: K, names: string[] | undefined): Partial<Record<K, Record<string, string>>> {
+  return names?.length ? ({ [key]: Object.fromEntries(names.map((n) => [n, '***'])) } as Partial<Record<K, Record<string, string>>>) : {};
+}
 
 export class TaskResponse {
   @ApiProperty() id!: string;
   @ApiProperty() name!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) description!: string | null;
-  @ApiProperty({ enum: ['shell'] }) executor!: string;
-  @ApiPropertyOptional({ type: Object }) shell?: ShellSpec;
+  @ApiProperty({ enum: ['shell', 'http'] }) executor!: string;
+  @ApiPropertyOptional({ type: Object, description: 'Shell spec; secretEnv values are shown as ***.' })
+  shell?: ShellSpec & { secretEnv?: Record<string, string> };
+  @ApiPropertyOptional({ type: Object, description: 'HTTP spec; secretHeaders values are shown as ***.' })
+  http?: HttpSpec & { secretHeaders?: Record<string, string> };
+  @ApiProperty() shardCount!: number;
+  @ApiPropertyOptional({ type: Object, nullable: true }) alerts!: AlertSpec | null;
   @ApiProperty() timeoutSeconds!: number;
   @ApiProperty({ type: Object }) retry!: RetrySpec;
   @ApiProperty() priority!: number;
@@ -25,7 +35,11 @@ export class TaskResponse {
       name: t.name,
       description: t.description,
       executor: t.executor,
-      ...(t.executor === 'shell' ? { shell: t.spec } : {}),
+      ...(t.executor === 'shell'
+        ? { shell: { ...(t.spec as ShellSpec), ...masked('secretEnv', t.secretNames.env) } }
+        : { http: { ...(t.spec as HttpSpec), ...masked('secretHeaders', t.secretNames.headers) } }),
+      shardCount: t.shardCount,
+      alerts: t.alerts,
       timeoutSeconds: t.timeoutSeconds,
       retry: t.retryPolicy,
       priority: t.priority,
