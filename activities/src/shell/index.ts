@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ExecutorFailureDetails, ShellActivityInput, ShellActivityResult } from '@task-scheduler/contracts';
 import { SHELL_FAILURE_TYPES } from '@task-scheduler/contracts';
@@ -46,6 +48,38 @@ function failureType(r: ShellRunResult, nonRetryableExit: boolean): string {
   }
 }
 
+/** What a shell attempt reports with each heartbeat; the next attempt gets the last one. */
+interface ShellHeartbeat {
+  pid: number;
+  host: string;
+  stdoutBytes: number;
+  stderrBytes: number;
+}
+
+/**
+ * A worker killed with `kill -9` leaves its task's process group running.
+ * When the retry lands on the same host, it ends that group first — but
+ * only after checking, through /proc, that the pid still belongs to this
+ * run and shard (a recycled pid must not be killed).
+ */
+async function killLeftoverGroup(previous: ShellHeartbeat | undefined, runId: string, shardIndex: number): Promise<boolean> {
+  if (!previous?.pid || previous.host !== hostname()) return false;
+  let environ: string;
+  try {
+    environ = await readFile(`/proc/${previous.pid}/environ`, 'utf8');
+  } catch {
+    return false; // gone, or not ours to read
+  }
+  const vars = environ.split('\0');
+  if (!vars.includes(`TASK_RUN_ID=${runId}`) || !vars.includes(`SHARD_INDEX=${shardIndex}`)) return false;
+  try {
+    process.kill(-previous.pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Shell executor activities, hosted by workers of the `shell` task queue.
  * Each attempt is recorded (start, end, output) by the worker that runs it;
@@ -66,6 +100,7 @@ export function createShellActivities(deps: ShellActivityDeps) {
         attempt,
         workerIdentity: deps.workerIdentity,
       });
+      if (attempt > 1) await killLeftoverGroup(ctx.info.heartbeatDetails as ShellHeartbeat | undefined, input.runId, shardIndex);
       const secretEnv = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).env ?? {};
       const secrets = secretValuesOf({ env: secretEnv });
       const raw = await executor.run({
@@ -79,7 +114,7 @@ export function createShellActivities(deps: ShellActivityDeps) {
         },
         signal: ctx.cancellationSignal,
         heartbeatMs: deps.heartbeatMs,
-        onHeartbeat: (progress) => ctx.heartbeat(progress),
+        onHeartbeat: (progress) => ctx.heartbeat({ ...progress, host: hostname() } satisfies ShellHeartbeat),
       });
       const result: ShellRunResult = { ...raw, stdout: maskStream(raw.stdout, secrets), stderr: maskStream(raw.stderr, secrets) };
       const allowed = input.shell.allowedExitCodes ?? [0];
