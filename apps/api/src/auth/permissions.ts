@@ -14,11 +14,13 @@ export const PERMISSIONS = [
   'api-keys:read',
   'api-keys:write',
   'audit:read',
+  'workers:read',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 const READ: Permission[] = ['tasks:read', 'runs:read', 'schedules:read', 'pipelines:read'];
-const OPERATE: Permission[] = [...READ, 'tasks:write', 'runs:execute', 'schedules:write', 'pipelines:write'];
+// Worker identities name hosts and processes of shared infrastructure: operators see them, read-only keys do not.
+const OPERATE: Permission[] = [...READ, 'tasks:write', 'runs:execute', 'schedules:write', 'pipelines:write', 'workers:read'];
 
 /** What each built-in role may do; `custom` keys use their own list. */
 export const ROLE_PERMISSIONS: Record<Exclude<ApiKeyRole, 'custom'>, readonly Permission[]> = {

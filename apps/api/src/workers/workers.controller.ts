@@ -13,7 +13,7 @@ export class WorkersController {
   @Get('workers')
   @ApiOperation({ summary: "List the workers polling each of this deployment's task queues, as Temporal reports them" })
   @ApiOkResponse({ type: WorkersResponse })
-  @RequirePermission('runs:read')
+  @RequirePermission('workers:read')
   list(): Promise<WorkersResponse> {
     return this.workers.list();
   }

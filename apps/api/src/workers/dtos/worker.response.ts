@@ -13,7 +13,10 @@ export class PollerResponse {
   @ApiProperty({ nullable: true, type: String, description: 'When Temporal last saw this poller (ISO 8601).' })
   lastSeenAt!: string | null;
 
-  @ApiProperty({ description: 'Polls per second Temporal measured for this poller.' })
+  @ApiProperty({
+    description:
+      'The task-dispatch rate limit (tasks per second) the poller asked Temporal for, not a measured rate; 100000 when the worker sets none.',
+  })
   ratePerSecond!: number;
 
   @ApiProperty({ enum: POLLER_TYPES, description: 'Whether it polls workflow tasks or activity tasks.' })
