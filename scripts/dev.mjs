@@ -2,6 +2,7 @@
 // Temporal dev server (persistent, UI on 8233), PostgreSQL (DATABASE_URL or
 // embedded), migrations, the API and the worker. Ctrl-C stops what it started.
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -91,6 +92,14 @@ try {
     adminKey = readFileSync(keyFile, 'utf8').trim();
   }
 
+  // Key sealing task secrets: same treatment as the admin key.
+  const secretsKeyFile = join(dataDir, 'secrets-key');
+  let secretsKey = process.env.SECRETS_KEY;
+  if (!secretsKey) {
+    if (!existsSync(secretsKeyFile)) writeFileSync(secretsKeyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    secretsKey = readFileSync(secretsKeyFile, 'utf8').trim();
+  }
+
   const port = Number(process.env.PORT || 3000);
   const env = {
     ...process.env,
@@ -98,6 +107,7 @@ try {
     TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_UI_URL: process.env.TEMPORAL_UI_URL || `http://127.0.0.1:${uiPort}`,
     BOOTSTRAP_API_KEY: adminKey,
+    SECRETS_KEY: secretsKey,
     PORT: String(port),
   };
   say('applying migrations');

@@ -24,8 +24,9 @@ function lookupUser(name: string): { uid: number; gid: number } {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-/** Path of an executable `bwrap`: BWRAP_PATH if given, else the first on PATH, else null. */
+/** Path of an executable `bwrap`: BWRAP_PATH if given (`none` turns sandboxing off), else the first on PATH, else null. */
 export function findBwrap(configured: string | undefined, path = process.env.PATH ?? ''): string | null {
+  if (configured === 'none') return null;
   const candidates = configured ? [configured] : path.split(delimiter).map((d) => join(d, 'bwrap'));
   for (const c of candidates) {
     try {

@@ -90,7 +90,7 @@ const schema = z.object({
    * worker's own user), `none` (the worker's user), a user name, or `uid:gid`.
    */
   SHELL_RUN_AS: z.string().default('auto'),
-  /** bubblewrap binary for `sandbox: true` tasks; found on PATH when unset. */
+  /** bubblewrap binary for `sandbox: true` tasks; found on PATH when unset; `none` refuses sandboxed tasks. */
   BWRAP_PATH: z.string().optional(),
   WORKER_IDENTITY: z.string().optional(),
   /** Origins allowed to call the API from a browser (comma-separated); none by default. */
