@@ -64,6 +64,8 @@ export class ExecutionEngine1732500000000 implements MigrationInterface {
         failing boolean NOT NULL DEFAULT false,
         last_alert_at timestamptz,
         last_alert_run_id uuid,
+        last_alert_suppressed integer NOT NULL DEFAULT 0,
+        last_counted_run_id uuid,
         suppressed integer NOT NULL DEFAULT 0,
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);

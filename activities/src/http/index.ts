@@ -146,7 +146,6 @@ export function createHttpActivities(deps: HttpActivityDeps) {
         return {
           exitCode: null,
           httpStatus: raw.status as number,
-          headers: raw.headers,
           stdout: bodyOut,
           stderr: null,
           durationMs: raw.durationMs,

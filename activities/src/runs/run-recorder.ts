@@ -235,17 +235,22 @@ export class RunRecorder {
       const run = rows[0];
       const spec = run?.task_alerts ?? run?.tenant_alerts;
       if (!run || !spec || run.status === 'cancelled' || run.status === 'queued' || run.status === 'running') return null;
-      await tx.query(
-        `INSERT INTO alert_states (task_id, tenant_id) VALUES ($1, $2) ON CONFLICT (task_id) DO NOTHING`,
-        [run.task_id, run.tenant_id],
-      );
-      const [state]: { failing: boolean; within_window: boolean; last_alert_run_id: string | null; suppressed: number }[] =
-        await tx.query(
-          `SELECT failing, last_alert_run_id, suppressed,
+      await tx.query(`INSERT INTO alert_states (task_id, tenant_id) VALUES ($1, $2) ON CONFLICT (task_id) DO NOTHING`, [
+        run.task_id,
+        run.tenant_id,
+      ]);
+      const [state]: {
+        failing: boolean;
+        within_window: boolean;
+        last_alert_run_id: string | null;
+        last_alert_suppressed: number;
+        suppressed: number;
+      }[] = await tx.query(
+        `SELECT failing, last_alert_run_id, last_alert_suppressed, suppressed,
                   coalesce(last_alert_at > now() - make_interval(secs => $2), false) AS within_window
              FROM alert_states WHERE task_id = $1 FOR UPDATE`,
-          [run.task_id, spec.windowSeconds ?? DEFAULT_ALERT_WINDOW_SECONDS],
-        );
+        [run.task_id, spec.windowSeconds ?? DEFAULT_ALERT_WINDOW_SECONDS],
+      );
       const failed = run.status !== 'succeeded';
       const delivery = (kind: AlertDelivery['kind'], suppressed: number): AlertDelivery => ({
         url: spec.webhookUrl,
@@ -268,25 +273,32 @@ export class RunRecorder {
           suppressedSinceLastAlert: suppressed,
         },
       });
-      if (state.last_alert_run_id === runId) return delivery(failed ? 'failure' : 'recovery', 0);
+      if (state.last_alert_run_id === runId) return delivery(failed ? 'failure' : 'recovery', state.last_alert_suppressed);
       if (failed) {
         if (state.failing && state.within_window) {
-          await tx.query(`UPDATE alert_states SET suppressed = suppressed + 1, updated_at = now() WHERE task_id = $1`, [run.task_id]);
+          // Counted once per run, also when this call is a retry of one that committed.
+          await tx.query(
+            `UPDATE alert_states SET suppressed = suppressed + 1, last_counted_run_id = $2, updated_at = now()
+              WHERE task_id = $1 AND last_counted_run_id IS DISTINCT FROM $2`,
+            [run.task_id, runId],
+          );
           return null;
         }
         await tx.query(
-          `UPDATE alert_states SET failing = true, last_alert_at = now(), last_alert_run_id = $2, suppressed = 0, updated_at = now()
+          `UPDATE alert_states SET failing = true, last_alert_at = now(), last_alert_run_id = $2, last_alert_suppressed = $3,
+                  suppressed = 0, updated_at = now()
             WHERE task_id = $1`,
-          [run.task_id, runId],
+          [run.task_id, runId, state.suppressed],
         );
         return delivery('failure', state.suppressed);
       }
       if (!state.failing) return null;
       await tx.query(
         `UPDATE alert_states SET failing = false, suppressed = 0, updated_at = now(),
-                last_alert_run_id = CASE WHEN $3 THEN $2::uuid ELSE last_alert_run_id END
+                last_alert_run_id = CASE WHEN $3 THEN $2::uuid ELSE last_alert_run_id END,
+                last_alert_suppressed = CASE WHEN $3 THEN $4 ELSE last_alert_suppressed END
           WHERE task_id = $1`,
-        [run.task_id, runId, spec.onRecovery === true],
+        [run.task_id, runId, spec.onRecovery === true, state.suppressed],
       );
       return spec.onRecovery ? delivery('recovery', state.suppressed) : null;
     });

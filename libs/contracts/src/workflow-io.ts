@@ -84,9 +84,9 @@ export interface ShellActivityResult extends AttemptOutput {
   stderr: CapturedStream;
 }
 
+/** Response headers are not returned: they may echo a secret, and the result is stored in the workflow history. */
 export interface HttpActivityResult extends AttemptOutput {
   httpStatus: number;
-  headers: Record<string, string>;
 }
 
 /** Failure types the shell executor raises (the `type` of its ApplicationFailure). */
