@@ -3,6 +3,9 @@
 // against a bare-Temporal baseline (client.start → workflow → activity that
 // spawns the same command → result), measured in the same process, on the same
 // dev server, in alternating rounds. Prints medians and the ratio.
+//
+// `npm run bench:fairness` (BENCH_SCENARIO=fairness): how long tenant B's
+// single runs wait to start, alone and while tenant A bursts BENCH_BURST runs.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -18,8 +21,10 @@ const { NativeConnection, Worker, Runtime, DefaultLogger, bundleWorkflowCode } =
 const { createApp } = require(join(root, 'apps/api/dist/index.js'));
 const { createWorkers } = require(join(root, 'apps/worker/dist/index.js'));
 const { loadConfig } = require(join(root, 'libs/config/dist/index.js'));
-const { generateApiKey } = require(join(root, 'libs/core/dist/index.js'));
+const { apiKeyFromString, generateApiKey } = require(join(root, 'libs/core/dist/index.js'));
 const { createDataSource, runMigrations } = require(join(root, 'libs/db/dist/index.js'));
+const SCENARIO = process.env.BENCH_SCENARIO || 'latency';
+const BURST = Number(process.env.BENCH_BURST || 1000);
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
 const PER_ROUND = Number(process.env.BENCH_RUNS || 20);
@@ -137,36 +142,41 @@ try {
     return { accepted, total: performance.now() - t0 };
   }
 
-  // Warm up both paths (JIT, connection pools, workflow caches).
-  for (let i = 0; i < 5; i++) {
-    await productRun();
-    await baselineRun();
-  }
-  const product = { accepted: [], total: [] };
-  const baseline = { accepted: [], total: [] };
-  const rssBefore = process.memoryUsage().rss;
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < PER_ROUND; i++) {
-      const p = await productRun();
-      product.accepted.push(p.accepted);
-      product.total.push(p.total);
-      const b = await baselineRun();
-      baseline.accepted.push(b.accepted);
-      baseline.total.push(b.total);
+  if (SCENARIO === 'fairness') {
+    await fairness({ api, ds });
+    process.exitCode = 0;
+  } else {
+    // Warm up both paths (JIT, connection pools, workflow caches).
+    for (let i = 0; i < 5; i++) {
+      await productRun();
+      await baselineRun();
     }
+    const product = { accepted: [], total: [] };
+    const baseline = { accepted: [], total: [] };
+    const rssBefore = process.memoryUsage().rss;
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < PER_ROUND; i++) {
+        const p = await productRun();
+        product.accepted.push(p.accepted);
+        product.total.push(p.total);
+        const b = await baselineRun();
+        baseline.accepted.push(b.accepted);
+        baseline.total.push(b.total);
+      }
+    }
+    const fmt = (x) => `${x.toFixed(1)} ms`;
+    const rows = [
+      ['trigger accepted (HTTP 202 vs client.start)', median(product.accepted), median(baseline.accepted)],
+      ['trigger → succeeded visible', median(product.total), median(baseline.total)],
+    ];
+    console.log(`\nshell run 'echo hello', ${ROUNDS} rounds × ${PER_ROUND} runs each path, sequential, alternating; medians`);
+    console.log(`${'metric'.padEnd(46)}${'product'.padStart(12)}${'bare Temporal'.padStart(16)}${'ratio'.padStart(9)}`);
+    for (const [name, p, b] of rows)
+      console.log(`${name.padEnd(46)}${fmt(p).padStart(12)}${fmt(b).padStart(16)}${(p / b).toFixed(2).padStart(8)}x`);
+    console.log(
+      `process RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (was ${(rssBefore / 2 ** 20).toFixed(0)} MiB before the measured rounds)`,
+    );
   }
-  const fmt = (x) => `${x.toFixed(1)} ms`;
-  const rows = [
-    ['trigger accepted (HTTP 202 vs client.start)', median(product.accepted), median(baseline.accepted)],
-    ['trigger → succeeded visible', median(product.total), median(baseline.total)],
-  ];
-  console.log(`\nshell run 'echo hello', ${ROUNDS} rounds × ${PER_ROUND} runs each path, sequential, alternating; medians`);
-  console.log(`${'metric'.padEnd(46)}${'product'.padStart(12)}${'bare Temporal'.padStart(16)}${'ratio'.padStart(9)}`);
-  for (const [name, p, b] of rows)
-    console.log(`${name.padEnd(46)}${fmt(p).padStart(12)}${fmt(b).padStart(16)}${(p / b).toFixed(2).padStart(8)}x`);
-  console.log(
-    `process RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (was ${(rssBefore / 2 ** 20).toFixed(0)} MiB before the measured rounds)`,
-  );
 } finally {
   for (const stop of stoppers.reverse()) {
     try {
@@ -177,3 +187,98 @@ try {
   }
 }
 process.exit(0);
+
+/** A tenant with an admin key, straight in the database (the bench's own schema). */
+async function benchTenant(ds, slug, maxConcurrentRuns) {
+  const [tenant] = await ds.query(
+    `INSERT INTO tenants (slug, name, max_concurrent_runs, max_tasks, rate_limit_per_minute) VALUES ($1, $1, $2, 100, 10000000) RETURNING id`,
+    [slug, maxConcurrentRuns],
+  );
+  const key = apiKeyFromString(generateApiKey().key);
+  await ds.query(`INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, role) VALUES ($1, 'bench', $2, $3, 'admin')`, [
+    tenant.id,
+    key.prefix,
+    key.secretHash,
+  ]);
+  return { 'x-api-key': key.key, 'content-type': 'application/json' };
+}
+
+async function fairness({ api, ds }) {
+  const call = async (method, path, headers, body) => {
+    const res = await fetch(`${api}${path}`, { method, headers, body: body && JSON.stringify(body) });
+    const json = await res.json();
+    if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(json)}`);
+    return json;
+  };
+  const a = await benchTenant(ds, 'bench-a', 50);
+  const b = await benchTenant(ds, 'bench-b', 50);
+  const taskA = await call('POST', '/v1/tasks', a, {
+    name: 'burst',
+    executor: 'shell',
+    shell: { script: 'sleep 1' },
+    retry: { maximumAttempts: 1 },
+  });
+  const taskB = await call('POST', '/v1/tasks', b, {
+    name: 'single',
+    executor: 'shell',
+    shell: { command: 'true' },
+    retry: { maximumAttempts: 1 },
+  });
+
+  /** Trigger → started, as the run records tell (queuedAt → startedAt), and trigger → succeeded wall time. */
+  async function runB() {
+    const t0 = performance.now();
+    const run = await call('POST', `/v1/tasks/${taskB.id}/runs`, b);
+    for (;;) {
+      const r = await call('GET', `/v1/runs/${run.id}`, b);
+      if (r.status === 'succeeded') return { wait: Date.parse(r.startedAt) - Date.parse(r.queuedAt), total: performance.now() - t0 };
+      if (['failed', 'timed_out', 'cancelled'].includes(r.status)) throw new Error(`bench run ${r.status}: ${r.error}`);
+      await sleep(10);
+    }
+  }
+  const SAMPLES = 10;
+  for (let i = 0; i < 3; i++) await runB(); // warm-up
+  const alone = [];
+  for (let i = 0; i < SAMPLES; i++) alone.push(await runB());
+
+  let submitted = 0;
+  const burstStart = performance.now();
+  const burst = Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (submitted < BURST) {
+        submitted++;
+        await call('POST', `/v1/tasks/${taskA.id}/runs`, a);
+      }
+    }),
+  ).then(() => performance.now() - burstStart);
+  const during = [];
+  await sleep(500);
+  for (let i = 0; i < SAMPLES; i++) {
+    during.push(await runB());
+    await sleep(500);
+  }
+  const submittedDuringSamples = submitted;
+  const burstSubmitMs = await burst;
+  const [{ waiting }] = await ds.query(
+    `SELECT count(*)::int AS waiting FROM runs WHERE task_id = $1 AND admitted_at IS NULL AND status = 'queued'`,
+    [taskA.id],
+  );
+  const fmt = (x) => `${x.toFixed(0)} ms`;
+  const m = (xs, k) => median(xs.map((x) => x[k]));
+  console.log(
+    `\nfairness: tenant A bursts ${BURST} runs of 'sleep 1' (limit 50); tenant B runs 'true' ${SAMPLES} times alone, then during the burst; medians`,
+  );
+  console.log(
+    `${'metric'.padEnd(34)}${'alone'.padStart(10)}${'during burst'.padStart(16)}${'ratio'.padStart(9)}${'max during'.padStart(13)}`,
+  );
+  for (const [name, k] of [
+    ['B queued → started', 'wait'],
+    ['B trigger → succeeded visible', 'total'],
+  ])
+    console.log(
+      `${name.padEnd(34)}${fmt(m(alone, k)).padStart(10)}${fmt(m(during, k)).padStart(16)}${(m(during, k) / m(alone, k)).toFixed(2).padStart(8)}x${fmt(Math.max(...during.map((x) => x[k]))).padStart(13)}`,
+    );
+  console.log(
+    `A: ${submittedDuringSamples} of ${BURST} triggers accepted while B was sampled; all ${BURST} accepted in ${(burstSubmitMs / 1000).toFixed(1)} s; ${waiting} still waiting for a slot at the end`,
+  );
+}

@@ -1,6 +1,7 @@
 /* Per-tenant concurrency limits and fairness between tenants, on the real stack. */
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
+import { checkReplayAndRecord } from '../support/replay-fixtures';
 
 let stack: TestStack;
 
@@ -85,6 +86,9 @@ test("a tenant's burst waits as queued within its limit and does not hold back a
   const lastStartA = Math.max(...runsA.map((r) => (r.started_at as Date).getTime()));
   const bStarted = Date.parse(runB.startedAt);
   expect(bStarted).toBeLessThan(lastStartA); // B did not queue behind A's backlog
+  // The last of A's runs waited for a slot and was woken by a signal: its history replays too.
+  const [last] = await stack.db.query(`SELECT workflow_id FROM runs WHERE task_id = $1 ORDER BY started_at DESC LIMIT 1`, [taskA.body.id]);
+  await checkReplayAndRecord(stack.config.TEMPORAL_ADDRESS, last.workflow_id, 'task-run-waited-for-slot.json');
   console.log(
     `fairness: tenant B's run queued→started ${Date.parse(runB.startedAt) - Date.parse(runB.queuedAt)} ms ` +
       `while tenant A's ${BURST}-run burst (limit ${LIMIT}) took ${((lastStartA - burstStarted) / 1000).toFixed(1)} s to start its last run; ` +

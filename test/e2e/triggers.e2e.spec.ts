@@ -9,6 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 import { processesMatching } from '../support/processes';
+import { checkReplayAndRecord } from '../support/replay-fixtures';
 
 const TIMEOUT_MS = 120_000;
 /** Cancellation reaches a shell activity with the next heartbeat: two intervals plus a margin for the kill and the poll. */
@@ -357,6 +358,7 @@ describe('cancel', () => {
       const cancelled = await waitForRun(waiting.id, undefined, busy.apiKey);
       expect(cancelled).toMatchObject({ status: 'cancelled', attemptCount: 0, admittedAt: null, startedAt: null, deadLetter: false });
       expect(cancelled.attempts).toEqual([]);
+      await checkReplayAndRecord(stack.config.TEMPORAL_ADDRESS, cancelled.workflowId, 'task-run-cancelled-while-queued.json');
       expect(processesMatching(`sleep ${seconds}`).length).toBeGreaterThanOrEqual(1);
       expect((await api('GET', `/v1/runs/${long.id}`, { key: busy.apiKey })).body.status).toBe('running');
 
@@ -404,6 +406,7 @@ describe('sharded runs', () => {
         [1, 2, 'succeeded', 0, 'shard 1 of 3\n'],
         [2, 1, 'succeeded', 0, 'shard 2 of 3\n'],
       ]);
+      await checkReplayAndRecord(stack.config.TEMPORAL_ADDRESS, run.workflowId, 'task-run-sharded-shard-retried.json');
     },
     TIMEOUT_MS,
   );
