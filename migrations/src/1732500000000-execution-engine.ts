@@ -26,7 +26,9 @@ export class ExecutionEngine1732500000000 implements MigrationInterface {
         ADD COLUMN redriven_at timestamptz,
         ADD COLUMN redriven_by_run_id uuid REFERENCES runs(id)`);
     // Slots in use per tenant, and the runs waiting for one in admission order.
-    await q.query(`CREATE INDEX runs_tenant_admitted_idx ON runs (tenant_id) WHERE admitted_at IS NOT NULL AND status IN ('queued', 'running')`);
+    await q.query(
+      `CREATE INDEX runs_tenant_admitted_idx ON runs (tenant_id) WHERE admitted_at IS NOT NULL AND status IN ('queued', 'running')`,
+    );
     await q.query(
       `CREATE INDEX runs_tenant_waiting_idx ON runs (tenant_id, priority DESC, queued_at, id) WHERE admitted_at IS NULL AND status = 'queued'`,
     );

@@ -47,7 +47,9 @@ test("a tenant's burst waits as queued within its limit and does not hold back a
   for (let i = 0; i < BURST; i += 20) {
     accepted.push(
       ...(await Promise.all(
-        Array.from({ length: Math.min(20, BURST - i) }, () => stack.request('POST', `/v1/tasks/${taskA.body.id}/runs`, { apiKey: a.apiKey })),
+        Array.from({ length: Math.min(20, BURST - i) }, () =>
+          stack.request('POST', `/v1/tasks/${taskA.body.id}/runs`, { apiKey: a.apiKey }),
+        ),
       )),
     );
   }

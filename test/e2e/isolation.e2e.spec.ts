@@ -48,7 +48,10 @@ test('every id route and every list route keeps tenant A invisible to tenant B',
   });
   const run = await stack.request('POST', `/v1/tasks/${task.body.id}/runs`, { apiKey: a.apiKey });
   const key = await stack.request('POST', '/v1/api-keys', { body: { name: 'a-key', role: 'readonly' }, apiKey: a.apiKey });
-  const hook = await stack.request('PUT', '/v1/alert-settings', { body: { webhookUrl: 'https://a-private-hook.example/x' }, apiKey: a.apiKey });
+  const hook = await stack.request('PUT', '/v1/alert-settings', {
+    body: { webhookUrl: 'https://a-private-hook.example/x' },
+    apiKey: a.apiKey,
+  });
   expect(hook.status).toBe(200);
   await stack.waitForRun(run.body.id, undefined, 60_000, a.apiKey);
   const idsByResource: Record<string, string> = {

@@ -96,7 +96,9 @@ test('kill -9 of the worker during a 30 s task: the run completes on a new worke
     expect(run.status).toBe('succeeded');
     expect(run.stdout).toBe('finished\n');
     expect(run.attemptCount).toBe(2);
-    expect(run.attempts.map((a: { attempt: number; status: string; workerIdentity: string }) => [a.attempt, a.status, a.workerIdentity])).toEqual([
+    expect(
+      run.attempts.map((a: { attempt: number; status: string; workerIdentity: string }) => [a.attempt, a.status, a.workerIdentity]),
+    ).toEqual([
       [1, 'abandoned', 'crash-first'],
       [2, 'succeeded', 'crash-second'],
     ]);
@@ -107,9 +109,10 @@ test('kill -9 of the worker during a 30 s task: the run completes on a new worke
       [taskId],
     );
     expect(rows).toEqual([{ status: 'succeeded', n: 1 }]);
-    const attemptsRunning = await stack.db.query(`SELECT 1 FROM run_attempts a JOIN runs r ON r.id = a.run_id WHERE r.task_id = $1 AND a.status = 'running'`, [
-      taskId,
-    ]);
+    const attemptsRunning = await stack.db.query(
+      `SELECT 1 FROM run_attempts a JOIN runs r ON r.id = a.run_id WHERE r.task_id = $1 AND a.status = 'running'`,
+      [taskId],
+    );
     expect(attemptsRunning).toHaveLength(0);
     expect(processesMatching(`sleep ${marker}`)).toEqual([]);
   } finally {

@@ -33,7 +33,8 @@ describe('configuration', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       const msg = (err as Error).message;
-      for (const name of ['DATABASE_URL', 'PORT', 'WORKER_QUEUES', 'BOOTSTRAP_API_KEY', 'SECRETS_KEY', 'HTTP_ALLOW_CIDRS']) expect(msg).toContain(name);
+      for (const name of ['DATABASE_URL', 'PORT', 'WORKER_QUEUES', 'BOOTSTRAP_API_KEY', 'SECRETS_KEY', 'HTTP_ALLOW_CIDRS'])
+        expect(msg).toContain(name);
       expect(msg).not.toContain('hunter2-value'); // a rejected secret value is not echoed
     }
   });

@@ -197,10 +197,11 @@ export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResul
   await CancellationScope.nonCancellable(async () => {
     const { wake } = await records.finalizeRun({ runId: input.runId, ...outcome });
     await Promise.all(
-      wake.map((id) =>
-        getExternalWorkflowHandle(runWorkflowId(id))
-          .signal(slotFreedSignal)
-          .catch(() => undefined), // already finished or not started yet: it will find the slot itself
+      wake.map(
+        (id) =>
+          getExternalWorkflowHandle(runWorkflowId(id))
+            .signal(slotFreedSignal)
+            .catch(() => undefined), // already finished or not started yet: it will find the slot itself
       ),
     );
     const delivery = await records.planAlert(input.runId);

@@ -86,12 +86,20 @@ export class ShellExecutor {
       [
         '--die-with-parent',
         '--unshare-all',
-        '--ro-bind', '/', '/',
-        '--dev', '/dev',
-        '--proc', '/proc',
-        '--tmpfs', '/tmp',
-        '--bind', workDir, workDir,
-        '--chdir', workDir,
+        '--ro-bind',
+        '/',
+        '/',
+        '--dev',
+        '/dev',
+        '--proc',
+        '/proc',
+        '--tmpfs',
+        '/tmp',
+        '--bind',
+        workDir,
+        workDir,
+        '--chdir',
+        workDir,
         '--',
         file,
         ...args,
@@ -101,8 +109,7 @@ export class ShellExecutor {
 
   private runIn(workDir: string, req: ShellRunRequest): Promise<ShellRunResult> {
     const { spec } = req;
-    const [command, commandArgs] =
-      spec.script !== undefined ? ['/bin/sh', ['-c', spec.script]] : [spec.command as string, spec.args ?? []];
+    const [command, commandArgs] = spec.script !== undefined ? ['/bin/sh', ['-c', spec.script]] : [spec.command as string, spec.args ?? []];
     const [file, args] = spec.sandbox ? this.sandboxed(workDir, command, commandArgs) : [command, commandArgs];
     const env: Record<string, string> = {
       PATH: this.options.path,

@@ -43,7 +43,16 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [HealthController, TasksController, RunsController, ApiKeysController, AuditController, TenantsController, AlertSettingsController, WorkersController],
+      controllers: [
+        HealthController,
+        TasksController,
+        RunsController,
+        ApiKeysController,
+        AuditController,
+        TenantsController,
+        AlertSettingsController,
+        WorkersController,
+      ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ApiErrorFilter },

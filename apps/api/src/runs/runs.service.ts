@@ -53,7 +53,11 @@ export function mergeOverrides(task: TaskEntity, o: RunOverrides): { shell?: She
   const wrong = (Object.keys(o) as (keyof RunOverrides)[]).filter((k) => o[k] !== undefined && !allowed.includes(k));
   if (wrong.length > 0) {
     const message = `${wrong.join(', ')} cannot override a ${task.executor} task (it takes ${allowed.join(', ')})`;
-    throw new ApiError(ErrorCode.VALIDATION_FAILED, message, wrong.map((k) => ({ field: `overrides.${k}`, message })));
+    throw new ApiError(
+      ErrorCode.VALIDATION_FAILED,
+      message,
+      wrong.map((k) => ({ field: `overrides.${k}`, message })),
+    );
   }
   if (task.executor === 'shell') {
     const spec = task.spec as ShellSpec;
@@ -213,7 +217,13 @@ export class RunsService {
     return tx.getRepository(RunEntity).findOneByOrFail({ id: runId });
   }
 
-  private async startWorkflow(task: TaskEntity, runId: string, workflowId: string, trigger: RunTrigger, overrides: RunOverrides): Promise<void> {
+  private async startWorkflow(
+    task: TaskEntity,
+    runId: string,
+    workflowId: string,
+    trigger: RunTrigger,
+    overrides: RunOverrides,
+  ): Promise<void> {
     const queues = taskQueues(this.config.TASK_QUEUE_PREFIX);
     const input: TaskRunInput = {
       runId,
@@ -289,7 +299,8 @@ export class RunsService {
     try {
       await this.temporal.workflow.getHandle(run.workflowId).cancel();
     } catch (err) {
-      if (isUnavailable(err)) throw new ApiError(ErrorCode.TEMPORAL_UNAVAILABLE, 'Temporal is unavailable; the run was not cancelled, try again');
+      if (isUnavailable(err))
+        throw new ApiError(ErrorCode.TEMPORAL_UNAVAILABLE, 'Temporal is unavailable; the run was not cancelled, try again');
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       // No workflow behind the record (it never started or was deleted): the record is all there is to end.
       await this.db.query(
@@ -311,7 +322,10 @@ export class RunsService {
   async retry(ctx: RequestContext, id: string, opts: { deadLetterOnly?: boolean } = {}): Promise<RunEntity> {
     const old = await this.getRun(ctx, id);
     if (!FINAL_RUN_STATUSES.includes(old.status)) {
-      throw new ApiError(ErrorCode.RUN_NOT_FINISHED, `run ${old.id} is still ${old.status}; cancel it or wait for it to end before retrying`);
+      throw new ApiError(
+        ErrorCode.RUN_NOT_FINISHED,
+        `run ${old.id} is still ${old.status}; cancel it or wait for it to end before retrying`,
+      );
     }
     if (opts.deadLetterOnly && !old.deadLetter) {
       throw new ApiError(ErrorCode.NOT_A_DEAD_LETTER, `run ${old.id} ended ${old.status}; only failed or timed-out runs are dead letters`);

@@ -21,7 +21,11 @@ export class TriggerRunDto {
   @IsEnvMap()
   variables?: Record<string, string>;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'http: headers added to the task headers.' })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: 'http: headers added to the task headers.',
+  })
   @IsOptional()
   @IsHeaderMap()
   headers?: Record<string, string>;

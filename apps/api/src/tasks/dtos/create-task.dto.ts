@@ -124,7 +124,10 @@ export class HttpSpecDto {
   @IsIn(HTTP_METHODS as unknown as string[], { message: `http.method must be one of: ${HTTP_METHODS.join(', ')}` })
   method!: HttpMethod;
 
-  @ApiProperty({ description: 'http(s) URL; {name} placeholders are filled from variables.', example: 'https://api.example.com/items/{id}' })
+  @ApiProperty({
+    description: 'http(s) URL; {name} placeholders are filled from variables.',
+    example: 'https://api.example.com/items/{id}',
+  })
   @IsString()
   @Matches(/^https?:\/\/[^\s]+$/i, { message: 'http.url must be an http:// or https:// URL' })
   @MaxLength(8192)
@@ -247,7 +250,12 @@ export class CreateTaskDto {
   @Type(() => HttpSpecDto)
   http?: HttpSpecDto;
 
-  @ApiPropertyOptional({ description: 'Run N shards in parallel, each told SHARD_INDEX/SHARD_TOTAL.', minimum: 1, maximum: 100, default: 1 })
+  @ApiPropertyOptional({
+    description: 'Run N shards in parallel, each told SHARD_INDEX/SHARD_TOTAL.',
+    minimum: 1,
+    maximum: 100,
+    default: 1,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
