@@ -48,8 +48,12 @@ export const slotFreedSignal = defineSignal(RUN_SLOT_FREED_SIGNAL);
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 15;
 /** Beyond the task's own timeout (enforced by the executor): time to kill the group and report. */
 const REPORT_MARGIN_SECONDS = 60;
-/** A waiting run re-checks for a free slot this often (doubling up to the max) in case a wake-up signal was missed. */
-const SLOT_RECHECK_INITIAL_MS = 5_000;
+/**
+ * A waiting run re-checks for a free slot this often (doubling up to the max,
+ * jittered so a burst of waiting runs does not re-check in step) in case a
+ * wake-up signal was missed; finishing runs wake the next ones directly.
+ */
+const SLOT_RECHECK_INITIAL_MS = 10_000;
 const SLOT_RECHECK_MAX_MS = 60_000;
 
 interface Classified {
@@ -80,7 +84,8 @@ async function admit(input: TaskRunInput, wakeups: () => number): Promise<void> 
   for (;;) {
     const seen = wakeups();
     if (await records.acquireRunSlot(input.runId, input.tenantId)) return;
-    await condition(() => wakeups() > seen, recheckMs);
+    // Math.random is deterministic in workflow code (seeded per run), so the jitter replays.
+    await condition(() => wakeups() > seen, Math.round(recheckMs * (0.5 + Math.random())));
     recheckMs = Math.min(recheckMs * 2, SLOT_RECHECK_MAX_MS);
   }
 }
