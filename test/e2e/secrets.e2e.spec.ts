@@ -77,3 +77,28 @@ test('without SECRETS_KEY the API refuses secrets with a clear error and stores 
     await noKey.stop();
   }
 });
+
+test('a worker with another SECRETS_KEY fails the attempt at once, recorded failed, and never runs the task', async () => {
+  const other = await startStack('secrets-wrong-key', { workers: false });
+  const worker = other.spawnApp('worker', { SECRETS_KEY: randomBytes(32).toString('hex') });
+  try {
+    const created = await other.request('POST', '/v1/tasks', {
+      body: {
+        name: 'secret-elsewhere',
+        executor: 'shell',
+        shell: { script: 'echo ran', secretEnv: { TOKEN: 'x-value' } },
+        retry: { maximumAttempts: 3, initialIntervalSeconds: 0.1 },
+      },
+    });
+    const queued = await other.request('POST', `/v1/tasks/${created.body.id}/runs`);
+    const run = await other.waitForRun(queued.body.id, undefined, 60_000);
+    expect(run).toMatchObject({ status: 'failed', attemptCount: 1, stdout: null });
+    expect(run.error).toContain('SECRETS_KEY');
+    expect(run.attempts).toHaveLength(1);
+    expect(run.attempts[0]).toMatchObject({ status: 'failed', stdout: null });
+    expect(run.attempts[0].error).toContain('SECRETS_KEY');
+  } finally {
+    await worker.stop();
+    await other.stop();
+  }
+});

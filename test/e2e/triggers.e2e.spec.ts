@@ -156,6 +156,25 @@ describe('idempotent triggers', () => {
 });
 
 describe('run overrides', () => {
+  test('an http URL or an alert webhook carrying credentials is refused, nothing stored', async () => {
+    for (const [body, field] of [
+      [{ http: { method: 'GET', url: 'https://user:pw@api.example.com/x' } }, 'http.url'],
+      [
+        { http: { method: 'GET', url: 'https://api.example.com/x' }, alerts: { webhookUrl: 'https://hook:pw@hooks.example.com/' } },
+        'alerts.webhookUrl',
+      ],
+    ] as const) {
+      const res = await api('POST', '/v1/tasks', { body: { name: `creds-${hex()}`, executor: 'http', ...body } });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_FAILED');
+      expect(JSON.stringify(res.body.error.details)).toContain(field);
+    }
+    const settings = await api('PUT', '/v1/alert-settings', { body: { webhookUrl: 'https://hook:pw@hooks.example.com/' } });
+    expect(settings.status).toBe(400);
+    const [{ n }] = await stack.db.query(`SELECT count(*)::int AS n FROM tasks WHERE name LIKE 'creds-%'`);
+    expect(n).toBe(0);
+  });
+
   test(
     "env and args given at trigger time reach the process and are echoed in the run's overrides",
     async () => {
@@ -283,12 +302,56 @@ describe('retry and dead letters', () => {
       expect(notDead.status).toBe(422);
       expect(notDead.body.error.code).toBe('NOT_A_DEAD_LETTER');
       expect(await runCount(taskId)).toBe(3);
+
+      // A plain retry of a run that was already re-driven is still allowed; it leaves the re-drive link alone.
+      const retriedAgain = await api('POST', `/v1/runs/${first.id}/retry`);
+      expect(retriedAgain.status).toBe(202);
+      expect(retriedAgain.body).toMatchObject({ trigger: 'retry', retryOfRunId: first.id });
+      expect((await waitForRun(retriedAgain.body.id)).status).toBe('succeeded');
+      expect((await api('GET', `/v1/runs/${first.id}`)).body.redrivenByRunId).toBe(second.id);
+      expect(await runCount(taskId)).toBe(4);
     },
     TIMEOUT_MS,
   );
 });
 
 describe('cancel', () => {
+  test(
+    'cancelling a run whose workflow was terminated from outside ends the record and frees its slot',
+    async () => {
+      const tenant = await stack.createTenant(`triggers-term-${hex()}`, { maxConcurrentRuns: 1 });
+      const seconds = uniqueSleepSeconds();
+      const taskId = await createTask({ name: 'terminated', shell: { command: 'sleep', args: [seconds] } }, tenant.apiKey);
+      const long = await trigger(taskId, undefined, tenant.apiKey);
+      const running = await waitForRun(long.id, (r) => r.status === 'running', tenant.apiKey);
+      const waiting = await trigger(taskId, undefined, tenant.apiKey);
+
+      const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+      try {
+        await new Client({ connection }).workflow.getHandle(running.workflowId).terminate('operator test');
+      } finally {
+        await connection.close();
+      }
+      // The terminated workflow never recorded an end: the run still holds the tenant's only slot.
+      expect((await api('GET', `/v1/runs/${long.id}`, { key: tenant.apiKey })).body.status).toBe('running');
+
+      const cancel = await api('POST', `/v1/runs/${long.id}/cancel`, { key: tenant.apiKey });
+      expect(cancel.status).toBe(202);
+      expect(cancel.body).toMatchObject({ status: 'cancelled', error: 'cancelled; its workflow is terminated' });
+      // The waiting run takes the freed slot (on its periodic re-check: nothing signals it).
+      const next = await waitForRun(waiting.id, (r) => r.status !== 'queued', tenant.apiKey);
+      expect(next.admittedAt).not.toBeNull();
+      expect((await api('POST', `/v1/runs/${waiting.id}/cancel`, { key: tenant.apiKey })).status).toBe(202);
+      await waitForRun(waiting.id, undefined, tenant.apiKey);
+      await eventually(
+        () => processesMatching(`sleep ${seconds}`),
+        (p) => p.length === 0,
+        20_000,
+      );
+    },
+    TIMEOUT_MS,
+  );
+
   test(
     'cancelling a running shell run kills its whole process group within two heartbeats and records the attempt cancelled',
     async () => {

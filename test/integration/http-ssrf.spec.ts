@@ -488,12 +488,16 @@ describe('requests that are allowed', () => {
   });
 
   it('drops credentials on a redirect to another origin', async () => {
-    const r = await run('/cross-origin', { headers: { authorization: 'Bearer secret', cookie: 'c=1', 'x-keep': 'yes' } });
+    const r = await run('/cross-origin', {
+      headers: { authorization: 'Bearer secret', cookie: 'c=1', 'x-keep': 'yes', 'X-Api-Token': 'task-secret' },
+      sensitiveHeaders: ['x-api-token'], // a task's secret header travels only to the origin it was configured for
+    });
     expect(r.finalUrl).toBe(`http://127.0.0.1:${E2}/echo`);
     const seen = JSON.parse(r.body.text);
     expect(seen.headers).toMatchObject({ 'x-keep': 'yes' });
     expect(seen.headers.authorization).toBeUndefined();
     expect(seen.headers.cookie).toBeUndefined();
+    expect(seen.headers['x-api-token']).toBeUndefined();
   });
 
   it('stops at the redirect limit and returns the last redirect', async () => {

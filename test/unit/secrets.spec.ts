@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { maskSecrets, openSecrets, parseSecretsKey, sealSecrets, secretValuesOf } from '@task-scheduler/core';
+import { maskStream } from '../../activities/src/executor-support';
 
 const key = randomBytes(32);
 const tenant = '0b6f4c0e-8f0a-4d55-9a57-5b1f0c2f7a10';
@@ -40,5 +41,14 @@ describe('task secrets', () => {
     expect(secrets).toEqual(['abcdef', 'abc']);
     expect(maskSecrets('x abcdef y abc z abcabc', secrets)).toBe('x *** y *** z ******');
     expect(maskSecrets('nothing here', [])).toBe('nothing here');
+  });
+
+  test('a stream cut by the output cap does not end in the first characters of a secret', () => {
+    const secrets = ['s3cr3t-value'];
+    expect(maskStream({ text: 'token=s3cr3t-va', truncated: true, bytes: 100 }, secrets).text).toBe('token=***');
+    expect(maskStream({ text: 'token=s3cr3t-value and more', truncated: false, bytes: 27 }, secrets).text).toBe('token=*** and more');
+    // Fewer than four characters are too common to tell; an uncut stream is left as it is.
+    expect(maskStream({ text: 'ends with s3c', truncated: true, bytes: 100 }, secrets).text).toBe('ends with s3c');
+    expect(maskStream({ text: 'token=s3cr3t-va', truncated: false, bytes: 15 }, secrets).text).toBe('token=s3cr3t-va');
   });
 });

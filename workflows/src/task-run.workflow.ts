@@ -199,8 +199,11 @@ export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResul
   }
 
   // Recording the outcome, passing the slot on and alerting must happen even when the run itself was cancelled.
+  let attempts = 0;
   await CancellationScope.nonCancellable(async () => {
-    const { wake } = await records.finalizeRun({ runId: input.runId, ...outcome });
+    const finalized = await records.finalizeRun({ runId: input.runId, ...outcome });
+    const { wake } = finalized;
+    attempts = finalized.attempts ?? 0; // histories recorded before the field existed replay without it
     await Promise.all(
       wake.map(
         (id) =>
@@ -226,7 +229,7 @@ export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResul
   const result: TaskRunResult = {
     runId: input.runId,
     status: outcome.status,
-    attempts: 0,
+    attempts,
     exitCode: outcome.exitCode,
     error: outcome.error,
   };

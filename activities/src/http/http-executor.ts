@@ -28,6 +28,8 @@ export interface HttpRunRequest {
   timeoutMs: number;
   /** Aborting stops the request (cancellation). */
   signal?: AbortSignal;
+  /** Further headers (lower-case names, e.g. the task's secret headers) not sent on after a redirect to another origin. */
+  sensitiveHeaders?: readonly string[];
 }
 
 /**
@@ -193,7 +195,9 @@ export class HttpExecutor {
           } catch {
             return finish('invalid', `redirect ${redirects + 1}: Location "${location}" is not a valid URL`);
           }
-          if (next.origin !== target.url.origin) for (const name of CROSS_ORIGIN_DROPPED) delete sendHeaders[name];
+          if (next.origin !== target.url.origin) {
+            for (const name of [...CROSS_ORIGIN_DROPPED, ...(req.sensitiveHeaders ?? [])]) delete sendHeaders[name];
+          }
           previous = target.url;
           finalUrl = next.href;
           status = null;

@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AlertDelivery, ExecutorFailureDetails, HttpActivityInput, HttpActivityResult, HttpSpec } from '@task-scheduler/contracts';
 import { HTTP_FAILURE_TYPES } from '@task-scheduler/contracts';
-import { maskSecrets, maskStream, secretValuesOf, unsealTaskSecrets } from '../executor-support';
+import { attemptStatusOf, inRecordedAttempt, maskSecrets, maskStream, secretValuesOf, unsealTaskSecrets } from '../executor-support';
 import type { RunRecorder } from '../runs/run-recorder';
 import { HttpExecutor } from './http-executor';
 import type { HttpExecutorOptions, HttpRunResult } from './http-executor';
@@ -90,70 +90,59 @@ function describe(r: HttpRunResult, timeoutSeconds: number): string {
 export function createHttpActivities(deps: HttpActivityDeps) {
   const executor = new HttpExecutor(deps.executor);
   return {
-    async runHttpRequest(input: HttpActivityInput): Promise<HttpActivityResult> {
-      const ctx = Context.current();
-      const attempt = ctx.info.attempt;
-      const { shardIndex } = input;
-      await deps.recorder.startAttempt({
-        runId: input.runId,
-        tenantId: input.tenantId,
-        shardIndex,
-        attempt,
-        workerIdentity: deps.workerIdentity,
-      });
-      const secretHeaders = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).headers ?? {};
-      const secrets = secretValuesOf({ headers: secretHeaders });
-      const headers: Record<string, string> = {
-        ...(input.http.headers ?? {}),
-        ...secretHeaders,
-        'idempotency-key': input.idempotencyKey,
-        'x-task-run-id': input.runId,
-        'x-task-attempt': String(attempt),
-        'x-shard-index': String(shardIndex),
-        'x-shard-total': String(input.shardTotal),
-      };
-      const url = fillUrl(input.http.url, input.http.variables ?? {});
-      const body = encodeBody(input.http.body, headers);
-      const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatMs);
-      let raw: HttpRunResult;
-      try {
-        raw = await executor.run({
-          method: input.http.method,
-          url,
-          headers,
-          body,
-          timeoutMs: input.timeoutSeconds * 1000,
-          signal: ctx.cancellationSignal,
-        });
-      } finally {
-        clearInterval(heartbeat);
-      }
-      const bodyOut = maskStream(raw.body, secrets);
-      const ok = raw.outcome === 'response' && isExpected(input.http, raw.status as number);
-      const error = ok ? null : maskSecrets(describe(raw, input.timeoutSeconds), secrets);
-      await deps.recorder.finishAttempt({
-        runId: input.runId,
-        shardIndex,
-        attempt,
-        status: ok ? 'succeeded' : raw.outcome === 'timed_out' ? 'timed_out' : raw.outcome === 'cancelled' ? 'cancelled' : 'failed',
-        exitCode: null,
-        httpStatus: raw.status,
-        error,
-        stdout: bodyOut,
-        stderr: null,
-      });
-      if (ok) {
-        return {
+    runHttpRequest: (input: HttpActivityInput): Promise<HttpActivityResult> =>
+      inRecordedAttempt(deps, input, async ({ ctx, attempt, shardIndex, finish }) => {
+        const secretHeaders = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).headers ?? {};
+        const secrets = secretValuesOf({ headers: secretHeaders });
+        const headers: Record<string, string> = {
+          ...(input.http.headers ?? {}),
+          ...secretHeaders,
+          'idempotency-key': input.idempotencyKey,
+          'x-task-run-id': input.runId,
+          'x-task-attempt': String(attempt),
+          'x-shard-index': String(shardIndex),
+          'x-shard-total': String(input.shardTotal),
+        };
+        const url = fillUrl(input.http.url, input.http.variables ?? {});
+        const body = encodeBody(input.http.body, headers);
+        const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatMs);
+        let raw: HttpRunResult;
+        try {
+          raw = await executor.run({
+            method: input.http.method,
+            url,
+            headers,
+            body,
+            timeoutMs: input.timeoutSeconds * 1000,
+            signal: ctx.cancellationSignal,
+            sensitiveHeaders: Object.keys(secretHeaders).map((h) => h.toLowerCase()),
+          });
+        } finally {
+          clearInterval(heartbeat);
+        }
+        const bodyOut = maskStream(raw.body, secrets);
+        const ok = raw.outcome === 'response' && isExpected(input.http, raw.status as number);
+        const error = ok ? null : maskSecrets(describe(raw, input.timeoutSeconds), secrets);
+        await finish({
+          status: attemptStatusOf(ok, raw.outcome),
           exitCode: null,
-          httpStatus: raw.status as number,
+          httpStatus: raw.status,
+          error,
           stdout: bodyOut,
           stderr: null,
-          durationMs: raw.durationMs,
-        };
-      }
-      if (raw.outcome === 'cancelled') ctx.cancellationSignal.throwIfAborted();
-      throw failureOf(raw, error as string, { exitCode: null, httpStatus: raw.status, stdout: bodyOut, stderr: null });
-    },
+        });
+        if (ok) {
+          return {
+            exitCode: null,
+            httpStatus: raw.status as number,
+            stdout: bodyOut,
+            stderr: null,
+            durationMs: raw.durationMs,
+          };
+        }
+        if (raw.outcome === 'cancelled') ctx.cancellationSignal.throwIfAborted();
+        throw failureOf(raw, error as string, { exitCode: null, httpStatus: raw.status, stdout: bodyOut, stderr: null });
+      }),
 
     /** POSTs an alert; any 2xx is delivered, the rest is retried by Temporal (4xx other than 408/429 is not). */
     async deliverAlert(delivery: AlertDelivery): Promise<void> {

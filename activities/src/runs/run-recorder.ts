@@ -199,7 +199,8 @@ export class RunRecorder {
           LIMIT least($2, greatest((SELECT n FROM free), 0))`,
         [f.runId, MAX_WAKE],
       );
-      return { wake: waiting.map((w) => w.id) };
+      const [{ attempts }]: { attempts: number }[] = await tx.query(`SELECT attempts FROM runs WHERE id = $1`, [f.runId]);
+      return { wake: waiting.map((w) => w.id), attempts };
     });
   }
 

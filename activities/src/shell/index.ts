@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { ExecutorFailureDetails, ShellActivityInput, ShellActivityResult } from '@task-scheduler/contracts';
 import { SHELL_FAILURE_TYPES } from '@task-scheduler/contracts';
-import { maskSecrets, maskStream, secretValuesOf, unsealTaskSecrets } from '../executor-support';
+import { attemptStatusOf, inRecordedAttempt, maskSecrets, maskStream, secretValuesOf, unsealTaskSecrets } from '../executor-support';
 import type { RunRecorder } from '../runs/run-recorder';
 import { ShellExecutor } from './shell-executor';
 import type { ShellExecutorOptions, ShellRunResult } from './shell-executor';
@@ -89,67 +89,60 @@ async function killLeftoverGroup(previous: ShellHeartbeat | undefined, runId: st
 export function createShellActivities(deps: ShellActivityDeps) {
   const executor = new ShellExecutor(deps.executor);
   return {
-    async runShellCommand(input: ShellActivityInput): Promise<ShellActivityResult> {
-      const ctx = Context.current();
-      const attempt = ctx.info.attempt;
-      const shardIndex = input.shardIndex ?? 0;
-      await deps.recorder.startAttempt({
-        runId: input.runId,
-        tenantId: input.tenantId,
-        shardIndex,
-        attempt,
-        workerIdentity: deps.workerIdentity,
-      });
-      if (attempt > 1) await killLeftoverGroup(ctx.info.heartbeatDetails as ShellHeartbeat | undefined, input.runId, shardIndex);
-      const secretEnv = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).env ?? {};
-      const secrets = secretValuesOf({ env: secretEnv });
-      const raw = await executor.run({
-        spec: { ...input.shell, env: { ...(input.shell.env ?? {}), ...secretEnv } },
-        timeoutSeconds: input.timeoutSeconds,
-        extraEnv: {
-          TASK_RUN_ID: input.runId,
-          TASK_ATTEMPT: String(attempt),
-          SHARD_INDEX: String(shardIndex),
-          SHARD_TOTAL: String(input.shardTotal ?? 1),
-        },
-        signal: ctx.cancellationSignal,
-        heartbeatMs: deps.heartbeatMs,
-        onHeartbeat: (progress) => ctx.heartbeat({ ...progress, host: hostname() } satisfies ShellHeartbeat),
-      });
-      const result: ShellRunResult = { ...raw, stdout: maskStream(raw.stdout, secrets), stderr: maskStream(raw.stderr, secrets) };
-      const allowed = input.shell.allowedExitCodes ?? [0];
-      const ok = result.outcome === 'exited' && result.exitCode !== null && allowed.includes(result.exitCode);
-      const error = ok ? null : maskSecrets(failureMessage(result, input.timeoutSeconds), secrets);
-      await deps.recorder.finishAttempt({
-        runId: input.runId,
-        shardIndex,
-        attempt,
-        status: ok ? 'succeeded' : result.outcome === 'timed_out' ? 'timed_out' : result.outcome === 'cancelled' ? 'cancelled' : 'failed',
-        exitCode: result.exitCode,
-        httpStatus: null,
-        error,
-        stdout: result.stdout,
-        stderr: result.stderr,
-      });
-      if (ok) {
-        return {
-          exitCode: result.exitCode as number,
+    runShellCommand: (input: ShellActivityInput): Promise<ShellActivityResult> =>
+      inRecordedAttempt(deps, input, async ({ ctx, attempt, shardIndex, finish }) => {
+        if (attempt > 1) await killLeftoverGroup(ctx.info.heartbeatDetails as ShellHeartbeat | undefined, input.runId, shardIndex);
+        const secretEnv = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).env ?? {};
+        const secrets = secretValuesOf({ env: secretEnv });
+        const raw = await executor.run({
+          spec: { ...input.shell, env: { ...(input.shell.env ?? {}), ...secretEnv } },
+          timeoutSeconds: input.timeoutSeconds,
+          extraEnv: {
+            TASK_RUN_ID: input.runId,
+            TASK_ATTEMPT: String(attempt),
+            SHARD_INDEX: String(shardIndex),
+            SHARD_TOTAL: String(input.shardTotal ?? 1),
+          },
+          signal: ctx.cancellationSignal,
+          heartbeatMs: deps.heartbeatMs,
+          onHeartbeat: (progress) => ctx.heartbeat({ ...progress, host: hostname() } satisfies ShellHeartbeat),
+        });
+        const result: ShellRunResult = { ...raw, stdout: maskStream(raw.stdout, secrets), stderr: maskStream(raw.stderr, secrets) };
+        const allowed = input.shell.allowedExitCodes ?? [0];
+        const ok = result.outcome === 'exited' && result.exitCode !== null && allowed.includes(result.exitCode);
+        const error = ok ? null : maskSecrets(failureMessage(result, input.timeoutSeconds), secrets);
+        await finish({
+          status: attemptStatusOf(ok, result.outcome),
+          exitCode: result.exitCode,
+          httpStatus: null,
+          error,
+          stdout: result.stdout,
+          stderr: result.stderr,
+        });
+        if (ok) {
+          return {
+            exitCode: result.exitCode as number,
+            httpStatus: null,
+            stdout: result.stdout,
+            stderr: result.stderr,
+            durationMs: result.durationMs,
+          };
+        }
+        if (result.outcome === 'cancelled') {
+          // Surfaces as the cancellation Temporal delivered, so the workflow sees a CancelledFailure.
+          ctx.cancellationSignal.throwIfAborted();
+        }
+        const details: ExecutorFailureDetails = {
+          exitCode: result.exitCode,
           httpStatus: null,
           stdout: result.stdout,
           stderr: result.stderr,
-          durationMs: result.durationMs,
         };
-      }
-      if (result.outcome === 'cancelled') {
-        // Surfaces as the cancellation Temporal delivered, so the workflow sees a CancelledFailure.
-        ctx.cancellationSignal.throwIfAborted();
-      }
-      const details: ExecutorFailureDetails = { exitCode: result.exitCode, httpStatus: null, stdout: result.stdout, stderr: result.stderr };
-      const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
-      const type = failureType(result, nonRetryableExit);
-      const nonRetryable = type !== SHELL_FAILURE_TYPES.exitCode && type !== SHELL_FAILURE_TYPES.timeout;
-      throw ApplicationFailure.create({ message: error as string, type, nonRetryable, details: [details] });
-    },
+        const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
+        const type = failureType(result, nonRetryableExit);
+        const nonRetryable = type !== SHELL_FAILURE_TYPES.exitCode && type !== SHELL_FAILURE_TYPES.timeout;
+        throw ApplicationFailure.create({ message: error as string, type, nonRetryable, details: [details] });
+      }),
   };
 }
 

@@ -101,7 +101,7 @@ export const SHELL_FAILURE_TYPES = {
 
 /** Failure types the HTTP executor raises. */
 export const HTTP_FAILURE_TYPES = {
-  /** 5xx, 429 or a network error: retried (429/503 honour Retry-After). */
+  /** 5xx, 429 or 408: retried; a Retry-After header sets the delay before the next attempt. */
   retryableStatus: 'HttpRetryableStatus',
   network: 'HttpNetworkError',
   /** Any other unexpected status: not retried. */
@@ -162,6 +162,8 @@ export interface RunFinalization {
 export interface FinalizeResult {
   /** Runs of the same tenant waiting for a slot that may now take one. */
   wake: string[];
+  /** Attempts the run made (the most of any shard), as recorded. */
+  attempts: number;
 }
 
 /** Signal a waiting run receives when a slot of its tenant may have freed up. */

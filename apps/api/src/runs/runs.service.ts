@@ -296,17 +296,26 @@ export class RunsService {
     if (FINAL_RUN_STATUSES.includes(run.status)) {
       throw new ApiError(ErrorCode.RUN_ALREADY_FINISHED, `run ${run.id} already ended ${run.status}; there is nothing to cancel`);
     }
+    const handle = this.temporal.workflow.getHandle(run.workflowId);
+    let gone: string | null = null;
     try {
-      await this.temporal.workflow.getHandle(run.workflowId).cancel();
+      const { status } = await handle.describe();
+      if (status.name === 'RUNNING') await handle.cancel();
+      else gone = `its workflow is ${status.name.toLowerCase()}`;
     } catch (err) {
-      if (isUnavailable(err))
+      if (isUnavailable(err)) {
         throw new ApiError(ErrorCode.TEMPORAL_UNAVAILABLE, 'Temporal is unavailable; the run was not cancelled, try again');
+      }
       if (!(err instanceof WorkflowNotFoundError)) throw err;
-      // No workflow behind the record (it never started or was deleted): the record is all there is to end.
+      gone = 'its workflow no longer exists';
+    }
+    if (gone) {
+      // The workflow ended without recording the run (terminated from outside, or deleted): the record is all
+      // there is to end, and ending it frees the run's concurrency slot.
       await this.db.query(
-        `UPDATE runs SET status = 'cancelled', error = 'cancelled; its workflow no longer exists', finished_at = now(), updated_at = now()
+        `UPDATE runs SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
           WHERE id = $1 AND status IN ('queued', 'running')`,
-        [run.id],
+        [run.id, `cancelled; ${gone}`],
       );
     }
     await this.audit.record(this.db.manager, ctx, { action: 'run.cancel', targetType: 'run', targetId: run.id });
@@ -316,8 +325,9 @@ export class RunsService {
   /**
    * Starts a new run of the same task with the same parameters, linked to
    * the old one (`retryOfRunId`). The new run uses the task's current
-   * definition, so a fixed task can re-drive its failures. Re-driving a dead
-   * letter takes it off the dead-letter list, once: a second re-drive is refused.
+   * definition, so a fixed task can re-drive its failures. The first retry of
+   * a dead letter re-drives it (takes it off the dead-letter list); the
+   * re-drive route refuses a second re-drive, plain retries are always allowed.
    */
   async retry(ctx: RequestContext, id: string, opts: { deadLetterOnly?: boolean } = {}): Promise<RunEntity> {
     const old = await this.getRun(ctx, id);
@@ -334,14 +344,16 @@ export class RunsService {
     if (!task.enabled) throw new ApiError(ErrorCode.TASK_DISABLED, `task ${task.id} is disabled`);
     mergeOverrides(task, old.overrides);
     const run = await this.db.transaction(async (tx) => {
-      if (old.deadLetter) {
+      let redrives = false;
+      if (old.deadLetter && (opts.deadLetterOnly || old.redrivenAt === null)) {
         const claimed = await tx
           .createQueryBuilder()
           .update(RunEntity)
           .set({ redrivenAt: () => 'now()' })
           .where('id = :id AND redriven_at IS NULL', { id: old.id })
           .execute();
-        if (claimed.affected === 0) {
+        redrives = claimed.affected === 1;
+        if (!redrives && opts.deadLetterOnly) {
           throw new ApiError(ErrorCode.RUN_ALREADY_REDRIVEN, `run ${old.id} was already re-driven`, { runId: old.redrivenByRunId });
         }
       }
@@ -352,7 +364,7 @@ export class RunsService {
         retryOfRunId: old.id,
       });
       if (!started) throw new Error('retry run was not inserted');
-      if (old.deadLetter) await tx.query(`UPDATE runs SET redriven_by_run_id = $2 WHERE id = $1`, [old.id, started.id]);
+      if (redrives) await tx.query(`UPDATE runs SET redriven_by_run_id = $2 WHERE id = $1`, [old.id, started.id]);
       return started;
     });
     return run;

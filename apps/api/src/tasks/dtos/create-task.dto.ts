@@ -48,6 +48,31 @@ function IsStringMap(key: RegExp, what: string, options?: ValidationOptions) {
     });
 }
 
+/**
+ * A URL without `user:password@`: credentials in a URL would be stored and shown in clear with the
+ * task (use secretHeaders), and `user@host` is a known way to disguise the real destination.
+ */
+function NoUrlCredentials(options?: ValidationOptions) {
+  return (target: object, propertyName: string) =>
+    registerDecorator({
+      name: 'noUrlCredentials',
+      target: target.constructor,
+      propertyName,
+      options: { message: `${propertyName} must not carry credentials (user:password@); put them in secretHeaders`, ...options },
+      validator: {
+        validate: (v: unknown) => {
+          if (typeof v !== 'string') return true;
+          try {
+            const u = new URL(v);
+            return u.username === '' && u.password === '';
+          } catch {
+            return true; // unparsable until its placeholders are filled; the URL pattern check reports real problems
+          }
+        },
+      },
+    });
+}
+
 /** Environment variables: names like shell identifiers, values strings. */
 export const IsEnvMap = (options?: ValidationOptions) => IsStringMap(ENV_NAME, 'variable names ([A-Za-z_][A-Za-z0-9_]*)', options);
 /** HTTP headers: token names, single-line values. */
@@ -130,6 +155,7 @@ export class HttpSpecDto {
   })
   @IsString()
   @Matches(/^https?:\/\/[^\s]+$/i, { message: 'http.url must be an http:// or https:// URL' })
+  @NoUrlCredentials()
   @MaxLength(8192)
   url!: string;
 
@@ -171,6 +197,7 @@ export class AlertSpecDto {
   @ApiProperty({ description: 'Webhook called with the run summary on final failure.', example: 'https://alerts.example.com/hook' })
   @IsDefined()
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false }, { message: 'webhookUrl must be an http(s) URL' })
+  @NoUrlCredentials()
   webhookUrl!: string;
 
   @ApiPropertyOptional({ description: 'Also call when the task succeeds again after an alerted failure.', default: false })
