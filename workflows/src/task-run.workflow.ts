@@ -14,10 +14,12 @@ import {
   proxyLocalActivities,
   setHandler,
   startChild,
+  upsertSearchAttributes,
+  uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { SearchAttributeType, WorkflowExecutionAlreadyStartedError, defineSearchAttributeKey } from '@temporalio/common';
 import type { HttpActivities, RunActivities, ShellActivities } from '@task-scheduler/activities';
 import type {
   AttemptOutput,
@@ -28,7 +30,14 @@ import type {
   TaskRunInput,
   TaskRunResult,
 } from '@task-scheduler/contracts';
-import { NON_RETRYABLE_FAILURE_TYPES, RUN_SLOT_FREED_SIGNAL, TIMEOUT_FAILURE_TYPES, runWorkflowId } from '@task-scheduler/contracts';
+import {
+  NON_RETRYABLE_FAILURE_TYPES,
+  RUN_SLOT_FREED_SIGNAL,
+  SCHEDULE_SEARCH_ATTRIBUTES,
+  SEARCH_ATTRIBUTES,
+  TIMEOUT_FAILURE_TYPES,
+  runWorkflowId,
+} from '@task-scheduler/contracts';
 import { alertDeliveryWorkflow } from './alert-delivery.workflow';
 
 /**
@@ -56,6 +65,11 @@ const REPORT_MARGIN_SECONDS = 60;
 const SLOT_RECHECK_INITIAL_MS = 10_000;
 const SLOT_RECHECK_MAX_MS = 60_000;
 
+/** The run's input with its id settled (drawn by the workflow for a scheduled fire). */
+type ResolvedRun = TaskRunInput & { runId: string };
+
+const SCHEDULED_START_TIME = defineSearchAttributeKey(SCHEDULE_SEARCH_ATTRIBUTES.scheduledStartTime, SearchAttributeType.DATETIME);
+
 interface Classified {
   status: RunStatus;
   error: string;
@@ -79,7 +93,7 @@ function classify(err: unknown): Classified {
 }
 
 /** Waits, as `queued`, until the tenant has a free concurrency slot for the run. */
-async function admit(input: TaskRunInput, wakeups: () => number): Promise<void> {
+async function admit(input: ResolvedRun, wakeups: () => number): Promise<void> {
   let recheckMs = SLOT_RECHECK_INITIAL_MS;
   for (;;) {
     const seen = wakeups();
@@ -90,7 +104,7 @@ async function admit(input: TaskRunInput, wakeups: () => number): Promise<void> 
   }
 }
 
-function executorOptions(input: TaskRunInput, taskQueue: string): ActivityOptions {
+function executorOptions(input: ResolvedRun, taskQueue: string): ActivityOptions {
   return {
     taskQueue,
     startToCloseTimeout: `${input.timeoutSeconds + REPORT_MARGIN_SECONDS}s`,
@@ -109,7 +123,7 @@ function executorOptions(input: TaskRunInput, taskQueue: string): ActivityOption
 }
 
 /** One shard, with its own retries; resolves with its outcome (never rejects). */
-async function runShard(input: TaskRunInput, shardIndex: number, shardTotal: number): Promise<ShardOutcome> {
+async function runShard(input: ResolvedRun, shardIndex: number, shardTotal: number): Promise<ShardOutcome> {
   const ref = { runId: input.runId, tenantId: input.tenantId, shardIndex, shardTotal };
   let out: AttemptOutput;
   try {
@@ -178,11 +192,19 @@ function combine(shards: ShardOutcome[]): Omit<RunFinalization, 'runId'> {
  * raise an alert when one is due. The workflow ends failed (or cancelled)
  * when the run does, so the Temporal UI shows the same outcome as the API.
  */
-export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResult> {
+export async function taskRunWorkflow(given: TaskRunInput): Promise<TaskRunResult> {
   const info = workflowInfo();
   let wakeups = 0;
   setHandler(slotFreedSignal, () => void wakeups++);
-  await records.ensureRunRecord(input, info.workflowId, info.runId);
+  const input: ResolvedRun = { ...given, runId: given.runId ?? uuid4() };
+  // A schedule cannot name the run in advance: make the drawn id findable in the Temporal UI.
+  if (!given.runId) upsertSearchAttributes({ [SEARCH_ATTRIBUTES.runId]: [input.runId] });
+  // A fire of a schedule carries its nominal time; one fire makes at most one run.
+  const scheduledAt = given.scheduleId ? (info.typedSearchAttributes.get(SCHEDULED_START_TIME)?.toISOString() ?? null) : null;
+  const ensured = await records.ensureRunRecord(input, info.workflowId, info.runId, scheduledAt);
+  if (ensured?.duplicateOf) {
+    return { runId: ensured.duplicateOf, duplicateOf: ensured.duplicateOf, status: 'duplicate', attempts: 0, exitCode: null, error: null };
+  }
 
   const shardTotal = Math.max(1, input.shardCount ?? 1);
   let outcome: Omit<RunFinalization, 'runId'>;
@@ -202,12 +224,13 @@ export async function taskRunWorkflow(input: TaskRunInput): Promise<TaskRunResul
   let attempts = 0;
   await CancellationScope.nonCancellable(async () => {
     const finalized = await records.finalizeRun({ runId: input.runId, ...outcome });
-    const { wake } = finalized;
+    // Histories recorded before wakeWorkflowIds existed name run ids (every run's workflow id was then run-<id>).
+    const wake = finalized.wakeWorkflowIds ?? finalized.wake.map(runWorkflowId);
     attempts = finalized.attempts ?? 0; // histories recorded before the field existed replay without it
     await Promise.all(
       wake.map(
         (id) =>
-          getExternalWorkflowHandle(runWorkflowId(id))
+          getExternalWorkflowHandle(id)
             .signal(slotFreedSignal)
             .catch(() => undefined), // already finished or not started yet: it will find the slot itself
       ),

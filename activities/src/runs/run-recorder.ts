@@ -1,4 +1,5 @@
 import type {
+  EnsureRunResult,
   AlertDelivery,
   AlertSpec,
   AttemptStatus,
@@ -44,18 +45,57 @@ export class RunRecorder {
   constructor(private readonly db: DataSource) {}
 
   /**
-   * Makes sure the run row exists. The API inserts it before starting the
-   * workflow; this covers the case where the workflow started but the API's
-   * commit did not, so a started run is never unrecorded.
+   * Makes sure the run row exists. The API inserts a manual run before
+   * starting its workflow (this covers a start whose commit failed); a
+   * schedule's fire is recorded here first, with its nominal time. A fire
+   * already recorded by another workflow (a backfill over a fire that ran)
+   * is reported as a duplicate: the unique (schedule, scheduled time) index
+   * decides, so one fire never makes two runs.
    */
-  async ensureRun(input: TaskRunInput, workflowId: string, temporalRunId: string): Promise<void> {
-    await this.db.query(
-      `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id, shard_count)
-       VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)
-       ON CONFLICT (id) DO UPDATE SET temporal_run_id = EXCLUDED.temporal_run_id, updated_at = now()
-       WHERE runs.temporal_run_id IS DISTINCT FROM EXCLUDED.temporal_run_id`,
-      [input.runId, input.tenantId, input.taskId, input.taskVersion, input.trigger, workflowId, temporalRunId, input.shardCount ?? 1],
-    );
+  async ensureRun(
+    input: TaskRunInput & { runId: string },
+    workflowId: string,
+    temporalRunId: string,
+    scheduledAt: string | null = null,
+  ): Promise<EnsureRunResult> {
+    const existing = async (): Promise<string | null> => {
+      if (!input.scheduleId || !scheduledAt) return null;
+      const rows: { id: string }[] = await this.db.query(`SELECT id FROM runs WHERE schedule_id = $1 AND scheduled_at = $2 AND id <> $3`, [
+        input.scheduleId,
+        scheduledAt,
+        input.runId,
+      ]);
+      return rows[0]?.id ?? null;
+    };
+    const before = await existing();
+    if (before) return { duplicateOf: before };
+    try {
+      await this.db.query(
+        `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id, shard_count,
+                           priority, schedule_id, scheduled_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (id) DO UPDATE SET temporal_run_id = EXCLUDED.temporal_run_id, updated_at = now()
+         WHERE runs.temporal_run_id IS DISTINCT FROM EXCLUDED.temporal_run_id`,
+        [
+          input.runId,
+          input.tenantId,
+          input.taskId,
+          input.taskVersion,
+          input.trigger,
+          workflowId,
+          temporalRunId,
+          input.shardCount ?? 1,
+          input.priority ?? 0,
+          input.scheduleId ?? null,
+          scheduledAt,
+        ],
+      );
+    } catch (err) {
+      const racedBy = (err as { code?: string }).code === '23505' ? await existing() : null;
+      if (racedBy) return { duplicateOf: racedBy };
+      throw err;
+    }
+    return { duplicateOf: null };
   }
 
   /**
@@ -187,20 +227,20 @@ export class RunRecorder {
           ],
         );
       }
-      const waiting: { id: string }[] = await tx.query(
+      const waiting: { id: string; workflow_id: string }[] = await tx.query(
         `WITH me AS (SELECT tenant_id FROM runs WHERE id = $1),
               free AS (SELECT t.max_concurrent_runs - (SELECT count(*) FROM runs a
                                                         WHERE a.tenant_id = t.id AND a.admitted_at IS NOT NULL
                                                           AND a.status IN ('queued', 'running'))::int AS n
                          FROM tenants t JOIN me ON t.id = me.tenant_id)
-         SELECT w.id FROM runs w JOIN me ON w.tenant_id = me.tenant_id
+         SELECT w.id, w.workflow_id FROM runs w JOIN me ON w.tenant_id = me.tenant_id
           WHERE w.admitted_at IS NULL AND w.status = 'queued' AND w.id <> $1
           ORDER BY w.priority DESC, w.queued_at, w.id
           LIMIT least($2, greatest((SELECT n FROM free), 0))`,
         [f.runId, MAX_WAKE],
       );
       const [{ attempts }]: { attempts: number }[] = await tx.query(`SELECT attempts FROM runs WHERE id = $1`, [f.runId]);
-      return { wake: waiting.map((w) => w.id), attempts };
+      return { wake: waiting.map((w) => w.id), wakeWorkflowIds: waiting.map((w) => w.workflow_id), attempts };
     });
   }
 

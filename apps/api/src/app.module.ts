@@ -24,6 +24,12 @@ import { RunsService } from './runs/runs.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
 import { WorkersController } from './workers/workers.controller';
+import { CalendarsController } from './calendars/calendars.controller';
+import { CalendarsService } from './calendars/calendars.service';
+import { ScheduleReconciler } from './schedules/schedule-reconciler';
+import { SchedulePreviewService } from './schedules/schedule-preview.service';
+import { SchedulesController } from './schedules/schedules.controller';
+import { SchedulesService } from './schedules/schedules.service';
 import { WorkersService } from './workers/workers.service';
 
 @Module({})
@@ -52,6 +58,8 @@ export class AppModule {
         TenantsController,
         AlertSettingsController,
         WorkersController,
+        SchedulesController,
+        CalendarsController,
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
@@ -65,6 +73,10 @@ export class AppModule {
         TasksService,
         RunsService,
         WorkersService,
+        SchedulePreviewService,
+        SchedulesService,
+        ScheduleReconciler,
+        CalendarsService,
       ],
     };
   }

@@ -69,6 +69,8 @@ const schema = z.object({
     .default(64 * 1024),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   HEARTBEAT_SECONDS: z.coerce.number().min(0.5).max(60).default(2),
+  /** How often the API checks that every schedule exists in Temporal as stored (also once at start); 0: only at start. */
+  SCHEDULE_RECONCILE_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
   /** An executor silent for this long is declared lost and its attempt retried elsewhere. */
   HEARTBEAT_TIMEOUT_SECONDS: z.coerce.number().int().min(2).max(600).default(15),
   WORKER_QUEUES: commaList(z.enum(['workflows', 'shell', 'http']), 'workflows,shell,http').refine(

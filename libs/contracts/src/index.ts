@@ -3,3 +3,4 @@ export * from './search-attributes';
 export * from './run';
 export * from './task';
 export * from './workflow-io';
+export * from './schedule';

@@ -3,7 +3,14 @@ import type { ExecutorKind, HttpSpec, RetrySpec, ShellSpec } from './task';
 
 /** Input of `taskRunWorkflow`: everything needed to run once, frozen at trigger time (overrides already merged). */
 export interface TaskRunInput {
-  runId: string;
+  /**
+   * Chosen by the API for a manual run. A schedule's action has none (its
+   * input is fixed for every fire): the workflow then draws one, and records
+   * the fire's scheduled time with it.
+   */
+  runId?: string;
+  /** The product schedule that started this run, if any. */
+  scheduleId?: string;
   tenantId: string;
   taskId: string;
   taskVersion: number;
@@ -21,6 +28,8 @@ export interface TaskRunInput {
   retry: RetrySpec;
   /** Parallel shards (each told SHARD_INDEX/SHARD_TOTAL); default 1. */
   shardCount?: number;
+  /** The task's priority: waiting runs of a tenant take free slots in priority order. */
+  priority?: number;
   /** Queue of the executor activities for this run. */
   shellTaskQueue: string;
   httpTaskQueue?: string;
@@ -30,7 +39,9 @@ export interface TaskRunInput {
 
 export interface TaskRunResult {
   runId: string;
-  status: RunStatus;
+  /** Set when this workflow found its fire already recorded by another run: it did nothing. */
+  duplicateOf?: string;
+  status: RunStatus | 'duplicate';
   attempts: number;
   exitCode: number | null;
   error: string | null;
@@ -160,10 +171,18 @@ export interface RunFinalization {
 
 /** What finalizing a run tells the workflow. */
 export interface FinalizeResult {
-  /** Runs of the same tenant waiting for a slot that may now take one. */
+  /** Runs of the same tenant waiting for a slot that may now take one (run ids). */
   wake: string[];
+  /** The workflow ids of those runs (a scheduled run's workflow id is not derived from its run id). */
+  wakeWorkflowIds?: string[];
   /** Attempts the run made (the most of any shard), as recorded. */
   attempts: number;
+}
+
+/** What recording a run's start tells the workflow. */
+export interface EnsureRunResult {
+  /** Another run already holds this schedule fire: this workflow must not run it again. */
+  duplicateOf: string | null;
 }
 
 /** Signal a waiting run receives when a slot of its tenant may have freed up. */

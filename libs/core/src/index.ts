@@ -1,3 +1,4 @@
 export * from './api-key';
 export * from './temporal-ui';
 export * from './secrets';
+export * from './time-zones';

@@ -6,10 +6,22 @@ import { AuditEventEntity } from './entities/audit-event.entity';
 import { RunAttemptEntity } from './entities/run-attempt.entity';
 import { RunEntity } from './entities/run.entity';
 import { RunShardEntity } from './entities/run-shard.entity';
+import { CalendarEntity } from './entities/calendar.entity';
+import { ScheduleEntity } from './entities/schedule.entity';
 import { TaskEntity } from './entities/task.entity';
 import { TenantEntity } from './entities/tenant.entity';
 
-export const ENTITIES = [TenantEntity, ApiKeyEntity, TaskEntity, RunEntity, RunAttemptEntity, RunShardEntity, AuditEventEntity];
+export const ENTITIES = [
+  TenantEntity,
+  ApiKeyEntity,
+  TaskEntity,
+  RunEntity,
+  RunAttemptEntity,
+  RunShardEntity,
+  AuditEventEntity,
+  ScheduleEntity,
+  CalendarEntity,
+];
 
 export interface DataSourceOptions {
   url: string;

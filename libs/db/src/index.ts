@@ -5,4 +5,6 @@ export * from './entities/task.entity';
 export * from './entities/run.entity';
 export * from './entities/run-attempt.entity';
 export * from './entities/run-shard.entity';
+export * from './entities/schedule.entity';
+export * from './entities/calendar.entity';
 export * from './entities/audit-event.entity';

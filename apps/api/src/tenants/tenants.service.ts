@@ -7,6 +7,7 @@ import { ApiError, ErrorCode } from '../common/api-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
+import { SchedulesService } from '../schedules/schedules.service';
 import type { CreateTenantDto, TenantLimitsDto, UpdateTenantDto } from './dtos/tenant.dto';
 
 function applyLimits(t: TenantEntity, limits: TenantLimitsDto | undefined): void {
@@ -21,6 +22,7 @@ export class TenantsService {
   constructor(
     private readonly db: DataSource,
     private readonly audit: AuditService,
+    private readonly schedules: SchedulesService,
   ) {}
 
   async create(ctx: RequestContext, dto: CreateTenantDto): Promise<TenantEntity> {
@@ -55,8 +57,13 @@ export class TenantsService {
     return keysetPage(this.db.getRepository(TenantEntity).createQueryBuilder('t'), 't', limit, cursor);
   }
 
+  /**
+   * Changes a tenant. Suspending it pauses its schedules in Temporal;
+   * resuming gives each schedule its own state back (a schedule the tenant
+   * had paused stays paused).
+   */
   async update(ctx: RequestContext, id: string, dto: UpdateTenantDto): Promise<TenantEntity> {
-    return this.db.transaction(async (tx) => {
+    const { saved, statusChanged } = await this.db.transaction(async (tx) => {
       const repo = tx.getRepository(TenantEntity);
       const t = isUuid(id) ? await repo.findOne({ where: { id }, lock: { mode: 'pessimistic_write' } }) : null;
       if (!t) throw new ApiError(ErrorCode.TENANT_NOT_FOUND, `tenant ${id} does not exist`);
@@ -80,7 +87,9 @@ export class TenantsService {
         targetId: t.id,
         details: { before, changes: { ...dto } },
       });
-      return saved;
+      return { saved, statusChanged: before.status !== saved.status };
     });
+    if (statusChanged) await this.schedules.applyTenantState(saved.id, saved.status === 'suspended');
+    return saved;
   }
 }

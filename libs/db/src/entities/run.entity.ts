@@ -35,6 +35,9 @@ export class RunEntity {
   @Column('boolean', { name: 'dead_letter' }) deadLetter!: boolean;
   @Column('timestamptz', { name: 'redriven_at', nullable: true }) redrivenAt!: Date | null;
   @Column('uuid', { name: 'redriven_by_run_id', nullable: true }) redrivenByRunId!: string | null;
+  /** The schedule whose fire started this run, and the fire's nominal time. */
+  @Column('uuid', { name: 'schedule_id', nullable: true }) scheduleId!: string | null;
+  @Column('timestamptz', { name: 'scheduled_at', nullable: true }) scheduledAt!: Date | null;
   @Column('timestamptz', { name: 'queued_at' }) queuedAt!: Date;
   @Column('timestamptz', { name: 'started_at', nullable: true }) startedAt!: Date | null;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt!: Date | null;

@@ -94,6 +94,10 @@ export class RunResponse {
   @ApiPropertyOptional({ nullable: true, type: String, description: 'The run this one retries.' }) retryOfRunId!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, description: 'The run that re-drove this dead letter.' })
   redrivenByRunId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The schedule whose fire started this run.' })
+  scheduleId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: "The fire's nominal time (scheduled runs)." })
+  scheduledAt!: string | null;
   @ApiProperty() workflowId!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) temporalRunId!: string | null;
   @ApiProperty({ description: 'Deep link to the run in the Temporal Web UI.' }) temporalUiUrl!: string;
@@ -128,6 +132,8 @@ export class RunResponse {
       deadLetter: r.deadLetter && r.redrivenAt === null,
       retryOfRunId: r.retryOfRunId,
       redrivenByRunId: r.redrivenByRunId,
+      scheduleId: r.scheduleId,
+      scheduledAt: isoOrNull(r.scheduledAt),
       workflowId: r.workflowId,
       temporalRunId: r.temporalRunId,
       temporalUiUrl: uiUrl,

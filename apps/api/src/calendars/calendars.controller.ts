@@ -1,0 +1,59 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { RequirePermission } from '../auth/permissions';
+import { Ctx } from '../auth/request-context';
+import type { RequestContext } from '../auth/request-context';
+import { ListQueryDto } from '../common/list-query.dto';
+import { mapPage } from '../common/page.dto';
+import type { Page } from '../common/pagination';
+import { CalendarPage, CalendarResponse, CreateCalendarDto, UpdateCalendarDto } from './dtos/calendar.dto';
+import { CalendarsService } from './calendars.service';
+
+@ApiTags('calendars')
+@ApiSecurity('api-key')
+@Controller('v1/calendars')
+export class CalendarsController {
+  constructor(private readonly calendars: CalendarsService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create a business calendar (holidays, weekly windows) for schedules to exclude' })
+  @ApiCreatedResponse({ type: CalendarResponse })
+  @RequirePermission('schedules:write')
+  async create(@Ctx() ctx: RequestContext, @Body() dto: CreateCalendarDto): Promise<CalendarResponse> {
+    return CalendarResponse.from(await this.calendars.create(ctx, dto));
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List calendars, newest first' })
+  @ApiOkResponse({ type: CalendarPage })
+  @RequirePermission('schedules:read')
+  async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<Page<CalendarResponse>> {
+    return mapPage(await this.calendars.list(ctx, q.limit ?? 50, q.cursor), (c) => CalendarResponse.from(c));
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'Get a calendar' })
+  @ApiOkResponse({ type: CalendarResponse })
+  @RequirePermission('schedules:read')
+  async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<CalendarResponse> {
+    return CalendarResponse.from(await this.calendars.get(ctx, id));
+  }
+
+  @Patch(':id')
+  @ApiOperation({ summary: 'Change a calendar; every schedule excluding it is updated with it' })
+  @ApiOkResponse({ type: CalendarResponse })
+  @RequirePermission('schedules:write')
+  async update(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: UpdateCalendarDto): Promise<CalendarResponse> {
+    const { calendar, schedulesUpdated } = await this.calendars.update(ctx, id, dto);
+    return CalendarResponse.from(calendar, schedulesUpdated);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a calendar no schedule excludes' })
+  @ApiNoContentResponse()
+  @RequirePermission('schedules:write')
+  async remove(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<void> {
+    await this.calendars.remove(ctx, id);
+  }
+}

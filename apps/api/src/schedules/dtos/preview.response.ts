@@ -1,0 +1,53 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import type { PreviewFire, PreviewTransition, SchedulePreview } from '../schedule-preview.service';
+
+/** One time the schedule fires, as Temporal computes it. */
+export class PreviewFireResponse implements PreviewFire {
+  @ApiProperty({ example: '2026-03-30T00:30:00.000Z', description: 'The instant, UTC ISO 8601.' })
+  at!: string;
+
+  @ApiProperty({ example: '2026-03-30T02:30:00+02:00', description: "The same instant on the wall clock of the schedule's time zone." })
+  local!: string;
+
+  @ApiPropertyOptional({
+    enum: ['after_gap', 'repeated_hour'],
+    description:
+      '`after_gap`: in the hour right after clocks jumped forward (where fires shifted out of the missing hour would land). ' +
+      '`repeated_hour`: its local time happens twice that day (clocks fell back); `local` tells which pass by its offset.',
+  })
+  dst?: 'after_gap' | 'repeated_hour';
+}
+
+/** A change of the zone's UTC offset between `from` and the last fire, and what it did to this schedule. */
+export class PreviewTransitionResponse implements PreviewTransition {
+  @ApiProperty({ example: '2026-10-25T01:00:00.000Z', description: 'The first instant with the new offset.' }) at!: string;
+
+  @ApiProperty({
+    enum: ['gap', 'overlap'],
+    description: '`gap`: local times in [localStart, localEnd) do not exist that day. `overlap`: they happen twice.',
+  })
+  kind!: 'gap' | 'overlap';
+
+  @ApiProperty({ example: '+02:00' }) offsetBefore!: string;
+  @ApiProperty({ example: '+01:00' }) offsetAfter!: string;
+  @ApiProperty({ example: '2026-10-25T02:00', description: 'Local wall time the affected range starts at.' }) localStart!: string;
+  @ApiProperty({ example: '2026-10-25T03:00', description: 'Local wall time the affected range ends at (exclusive).' }) localEnd!: string;
+
+  @ApiProperty({
+    example:
+      'Clocks fall back from 03:00 to 02:00 (+02:00 → +01:00) at 2026-10-25T01:00:00.000Z; local 02:00–03:00 on 2026-10-25 happens twice. ' +
+      'Fired once, only in the second pass: at 2026-10-25T02:30:00+01:00 (as on 2026-10-18 the schedule fires at 02:30 in that hour).',
+    description: "What the change does to this schedule, read from the fires Temporal computed (compared with a nearby ordinary day's).",
+  })
+  effect!: string;
+}
+
+/** The next fire times of a schedule, with the daylight-saving changes they cross. */
+export class SchedulePreviewResponse implements SchedulePreview {
+  @ApiProperty({ example: 'Europe/Berlin' }) timezone!: string;
+  @ApiProperty({ example: '2026-03-25T00:00:00.000Z', description: 'Fires at or after this instant are listed.' }) from!: string;
+  @ApiProperty({ type: [PreviewFireResponse] }) fires!: PreviewFireResponse[];
+
+  @ApiProperty({ type: [PreviewTransitionResponse], description: 'Offset changes between `from` and the last fire listed.' })
+  dstTransitions!: PreviewTransitionResponse[];
+}

@@ -1,0 +1,119 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import type { SchedulePolicyInput, ScheduleSpecInput } from '@task-scheduler/contracts';
+import { localIsoString } from '@task-scheduler/core';
+import type { RunEntity, ScheduleEntity } from '@task-scheduler/db';
+import { PageOf, isoOrNull } from '../../common/page.dto';
+import type { FireRecord, ScheduleLiveState } from '../schedules.service';
+import { TENANT_SUSPENDED_NOTE } from '../schedule-translator';
+
+export class FireTimeResponse {
+  @ApiProperty({ example: '2026-11-24T01:00:00.000Z' }) at!: string;
+  @ApiProperty({ example: '2026-11-24T02:00:00+01:00', description: "In the schedule's time zone." }) local!: string;
+}
+
+export class ScheduleStatsResponse {
+  @ApiProperty() actionsTaken!: number;
+  @ApiProperty({ description: 'Fires skipped because a run was still going (overlap skip).' }) skippedOverlap!: number;
+  @ApiProperty({ description: 'Fires missed by more than the catch-up window.' }) missedCatchupWindow!: number;
+  @ApiProperty({ description: 'Runs of this schedule going now.' }) running!: number;
+}
+
+export class LastRunResponse {
+  @ApiProperty() runId!: string;
+  @ApiProperty() status!: string;
+  @ApiPropertyOptional({ nullable: true, type: String }) scheduledAt!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) finishedAt!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) error!: string | null;
+}
+
+export class ScheduleResponse {
+  @ApiProperty() id!: string;
+  @ApiProperty() name!: string;
+  @ApiPropertyOptional({ nullable: true, type: String }) description!: string | null;
+  @ApiProperty() taskId!: string;
+  @ApiProperty({ type: Object }) spec!: ScheduleSpecInput;
+  @ApiProperty({ type: Object }) policies!: SchedulePolicyInput;
+  @ApiProperty({ description: 'Paused by a user (resume to restart).' }) paused!: boolean;
+  @ApiPropertyOptional({ nullable: true, type: String }) note!: string | null;
+  @ApiProperty({ description: 'Paused in Temporal because the tenant is suspended.' }) pausedByTenantSuspension!: boolean;
+  @ApiProperty() version!: number;
+  @ApiProperty() temporalScheduleId!: string;
+  @ApiProperty({ description: 'Deep link to the schedule in the Temporal Web UI.' }) temporalUiUrl!: string;
+  @ApiProperty({ enum: ['ok', 'missing', 'unavailable'], description: '`missing`: the reconciler will recreate it.' }) temporal!: string;
+  @ApiPropertyOptional({ type: [FireTimeResponse], description: 'Next fire times (up to 10), as Temporal computes them.' })
+  nextFires?: FireTimeResponse[];
+  @ApiPropertyOptional({ type: ScheduleStatsResponse }) stats?: ScheduleStatsResponse;
+  @ApiPropertyOptional({ type: LastRunResponse, nullable: true }) lastRun?: LastRunResponse | null;
+  @ApiProperty() createdAt!: string;
+  @ApiProperty() updatedAt!: string;
+
+  static from(s: ScheduleEntity, uiUrl: string, live?: ScheduleLiveState, lastRun?: RunEntity | null): ScheduleResponse {
+    const d = live?.description;
+    const zone = s.spec.timezone ?? 'UTC';
+    return {
+      id: s.id,
+      name: s.name,
+      description: s.description,
+      taskId: s.taskId,
+      spec: { ...s.spec, excludeCalendarIds: s.excludeCalendarIds },
+      policies: s.policies,
+      paused: s.paused,
+      note: s.pauseNote,
+      pausedByTenantSuspension: d?.state.note === TENANT_SUSPENDED_NOTE && d.state.paused,
+      version: s.version,
+      temporalScheduleId: s.temporalScheduleId,
+      temporalUiUrl: uiUrl,
+      temporal: live?.temporal ?? 'ok',
+      ...(d
+        ? {
+            nextFires: d.info.nextActionTimes.map((t) => ({ at: t.toISOString(), local: localIsoString(t, zone) })),
+            stats: {
+              actionsTaken: d.info.numActionsTaken,
+              skippedOverlap: d.info.numActionsSkippedOverlap,
+              missedCatchupWindow: d.info.numActionsMissedCatchupWindow,
+              running: d.info.runningActions.length,
+            },
+          }
+        : {}),
+      ...(lastRun !== undefined
+        ? {
+            lastRun: lastRun && {
+              runId: lastRun.id,
+              status: lastRun.status,
+              scheduledAt: isoOrNull(lastRun.scheduledAt),
+              finishedAt: isoOrNull(lastRun.finishedAt),
+              error: lastRun.error,
+            },
+          }
+        : {}),
+      createdAt: s.createdAt.toISOString(),
+      updatedAt: s.updatedAt.toISOString(),
+    };
+  }
+}
+
+export const SchedulePage = PageOf(ScheduleResponse);
+
+export class FireResponse {
+  @ApiProperty() scheduledAt!: string;
+  @ApiProperty({ enum: ['ran', 'missed', 'excluded'] }) outcome!: string;
+  @ApiPropertyOptional({ nullable: true, type: String }) runId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String }) runStatus!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'When the fire started its run.' }) startedAt!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: Number, description: 'startedAt − scheduledAt.' }) latenessMs!: number | null;
+  @ApiPropertyOptional({ nullable: true, enum: ['paused', 'overlap_skip', 'outside_catchup_window', 'excluded'] }) reason!: string | null;
+
+  static from(f: FireRecord): FireResponse {
+    return { ...f };
+  }
+}
+
+export class FireListResponse {
+  @ApiProperty({ type: [FireResponse] }) items!: FireResponse[];
+}
+
+export class BackfillResponse {
+  @ApiProperty({ description: 'Fires of the schedule in the range.' }) fires!: number;
+  @ApiProperty({ description: 'Of those, fires that already had a run.' }) alreadyRan!: number;
+  @ApiProperty({ description: 'Fires sent to Temporal to run now.' }) started!: number;
+}

@@ -1,0 +1,146 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import type { AppConfig } from '@task-scheduler/config';
+import { ScheduleEntity } from '@task-scheduler/db';
+import { Client, ScheduleNotFoundError } from '@temporalio/client';
+import { DataSource, IsNull } from 'typeorm';
+import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
+import { effectivePause } from './schedule-translator';
+import { SchedulesService } from './schedules.service';
+
+/** Advisory-lock key: one API process reconciles at a time. */
+const RECONCILE_LOCK = 7_240_501;
+
+export interface ReconcileReport {
+  checked: number;
+  created: string[];
+  updated: string[];
+  pauseFixed: string[];
+  /** Paused by Temporal after a failed run (pauseOnFailure): taken into the row. */
+  adoptedPause: string[];
+  deletedOrphans: string[];
+  errors: string[];
+}
+
+/**
+ * Keeps Temporal's schedules equal to the rows: at API start and every
+ * SCHEDULE_RECONCILE_SECONDS, it recreates a schedule Temporal lost (a dev
+ * server restarted without persistence, a schedule deleted behind the
+ * product's back), updates one Temporal holds an older version of, fixes a
+ * pause state that disagrees, and deletes Temporal schedules of this
+ * deployment that have no live row (left by a commit that failed after
+ * Temporal accepted). Every repair is logged and written to the schedule's
+ * event history.
+ */
+@Injectable()
+export class ScheduleReconciler implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('ScheduleReconciler');
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly schedules: SchedulesService,
+    @Inject(TEMPORAL_CLIENT) private readonly temporal: Client,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const tick = (): void => {
+      this.running ??= this.reconcile()
+        .catch((err: unknown) => this.logger.warn({ err }, 'schedule reconciliation failed; next try at the next interval'))
+        .finally(() => (this.running = null));
+    };
+    tick();
+    if (this.config.SCHEDULE_RECONCILE_SECONDS > 0) {
+      this.timer = setInterval(tick, this.config.SCHEDULE_RECONCILE_SECONDS * 1000);
+      this.timer.unref();
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass over every schedule of this deployment; returns what it repaired (null when another process holds the lock). */
+  async reconcile(): Promise<ReconcileReport | null> {
+    return this.db.transaction(async (tx) => {
+      const [{ locked }] = await tx.query(`SELECT pg_try_advisory_xact_lock($1) AS locked`, [RECONCILE_LOCK]);
+      if (!locked) return null;
+      const report: ReconcileReport = {
+        checked: 0,
+        created: [],
+        updated: [],
+        pauseFixed: [],
+        adoptedPause: [],
+        deletedOrphans: [],
+        errors: [],
+      };
+      const prefix = `${this.config.TASK_QUEUE_PREFIX}.schedule.`;
+      const rows = await tx
+        .getRepository(ScheduleEntity)
+        .createQueryBuilder('s')
+        .where('s.deleted_at IS NULL AND s.temporal_schedule_id LIKE :prefix', { prefix: `${prefix}%` })
+        .getMany();
+      for (const row of rows) {
+        report.checked++;
+        try {
+          await this.reconcileOne(tx, row, report);
+        } catch (err) {
+          report.errors.push(`${row.id}: ${(err as Error).message}`);
+        }
+      }
+      const live = new Set(rows.map((r) => r.temporalScheduleId));
+      for await (const s of this.temporal.schedule.list()) {
+        if (!s.scheduleId.startsWith(prefix) || live.has(s.scheduleId)) continue;
+        // A row deleted (or never committed) while Temporal kept the schedule: ours to remove.
+        const row = await tx.getRepository(ScheduleEntity).findOneBy({ temporalScheduleId: s.scheduleId, deletedAt: IsNull() });
+        if (row) continue;
+        try {
+          await this.temporal.schedule.getHandle(s.scheduleId).delete();
+          report.deletedOrphans.push(s.scheduleId);
+        } catch (err) {
+          if (!(err instanceof ScheduleNotFoundError)) report.errors.push(`${s.scheduleId}: ${(err as Error).message}`);
+        }
+      }
+      const repaired = report.created.length + report.updated.length + report.pauseFixed.length + report.deletedOrphans.length;
+      if (repaired + report.adoptedPause.length + report.errors.length > 0) this.logger.log({ report }, 'schedules reconciled');
+      return report;
+    });
+  }
+
+  private async reconcileOne(tx: import('typeorm').EntityManager, row: ScheduleEntity, report: ReconcileReport): Promise<void> {
+    let description;
+    try {
+      description = await this.schedules.handle(row).describe();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      await this.schedules.sync(tx, row, { resetRemaining: true });
+      await this.schedules.event(tx, row, 'repaired', 'recreated: Temporal had no such schedule');
+      report.created.push(row.id);
+      return;
+    }
+    const desired = await this.schedules.desiredOf(tx, row);
+    const want = effectivePause(desired);
+    const memoVersion = (description.action as { memo?: Record<string, unknown> }).memo?.scheduleVersion;
+    if (memoVersion !== row.version) {
+      await this.schedules.sync(tx, row);
+      await this.schedules.event(tx, row, 'repaired', `updated: Temporal had version ${String(memoVersion)}, the row ${row.version}`);
+      report.updated.push(row.id);
+      return;
+    }
+    if (description.state.paused === want.paused) return;
+    if (description.state.paused && row.policies.pauseOnFailure && !desired.tenantSuspended) {
+      // Temporal paused it after a failed run, as the policy asks: that is the schedule's state now.
+      const note = description.state.note ?? 'paused after a failed run';
+      await tx.getRepository(ScheduleEntity).update({ id: row.id }, { paused: true, pauseNote: note });
+      await this.schedules.event(tx, row, 'paused', note, { cause: 'failure' });
+      report.adoptedPause.push(row.id);
+      return;
+    }
+    await this.schedules.sync(tx, row);
+    await this.schedules.event(tx, row, 'repaired', `pause state set to ${want.paused ? 'paused' : 'running'}`);
+    report.pauseFixed.push(row.id);
+  }
+}

@@ -1,0 +1,254 @@
+import type { AppConfig } from '@task-scheduler/config';
+import { DEFAULT_CATCHUP_WINDOW_SECONDS, SEARCH_ATTRIBUTES, taskQueues } from '@task-scheduler/contracts';
+import type { CalendarRule, OverlapPolicy, ScheduleSpecInput, TaskRunInput } from '@task-scheduler/contracts';
+import type { CalendarEntity, ScheduleEntity, TaskEntity } from '@task-scheduler/db';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import type { CalendarSpec, ScheduleOptions, ScheduleSpec, ScheduleUpdateOptions } from '@temporalio/client';
+import { SearchAttributeType, TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
+import { ApiError, ErrorCode } from '../common/api-error';
+
+const SA = {
+  tenantId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.tenantId, SearchAttributeType.KEYWORD),
+  taskId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.taskId, SearchAttributeType.KEYWORD),
+  trigger: defineSearchAttributeKey(SEARCH_ATTRIBUTES.trigger, SearchAttributeType.KEYWORD),
+};
+
+const MONTHS = [
+  'JANUARY',
+  'FEBRUARY',
+  'MARCH',
+  'APRIL',
+  'MAY',
+  'JUNE',
+  'JULY',
+  'AUGUST',
+  'SEPTEMBER',
+  'OCTOBER',
+  'NOVEMBER',
+  'DECEMBER',
+] as const;
+const DAYS = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'] as const;
+
+const OVERLAP: Record<OverlapPolicy, ScheduleOverlapPolicy> = {
+  skip: ScheduleOverlapPolicy.SKIP,
+  buffer_one: ScheduleOverlapPolicy.BUFFER_ONE,
+  buffer_all: ScheduleOverlapPolicy.BUFFER_ALL,
+  cancel_other: ScheduleOverlapPolicy.CANCEL_OTHER,
+  terminate_other: ScheduleOverlapPolicy.TERMINATE_OTHER,
+  allow_all: ScheduleOverlapPolicy.ALLOW_ALL,
+};
+
+export function overlapOf(p: OverlapPolicy | undefined): ScheduleOverlapPolicy {
+  return OVERLAP[p ?? 'skip'];
+}
+
+type CalendarField = Exclude<keyof CalendarRule, 'comment'>;
+const FIELD_BOUNDS: Record<CalendarField, { min: number; max: number; names?: readonly string[] }> = {
+  second: { min: 0, max: 59 },
+  minute: { min: 0, max: 59 },
+  hour: { min: 0, max: 23 },
+  dayOfMonth: { min: 1, max: 31 },
+  month: { min: 1, max: 12, names: MONTHS },
+  year: { min: 1970, max: 9999 },
+  dayOfWeek: { min: 0, max: 6, names: DAYS },
+};
+
+function invalidCalendar(field: string, message: string): ApiError {
+  return new ApiError(ErrorCode.SCHEDULE_INVALID_CALENDAR, `${field}: ${message}`, [{ field, message }]);
+}
+
+/** `*`, `5`, `MON`, `1-5`, `0-59/15`, `1,15,30` … → Temporal ranges. */
+function parseField(field: CalendarField, text: string, path: string): CalendarSpec[CalendarField] {
+  const t = text.trim();
+  if (t === '*') return '*';
+  const bounds = FIELD_BOUNDS[field];
+  const value = (v: string): number => {
+    const upper = v.trim().toUpperCase();
+    const byName = bounds.names?.findIndex((n) => n === upper || n.slice(0, 3) === upper) ?? -1;
+    const n = byName >= 0 ? byName + (field === 'month' ? 1 : 0) : /^\d+$/.test(upper) ? Number(upper) : NaN;
+    if (!Number.isInteger(n) || n < bounds.min || n > bounds.max) {
+      throw invalidCalendar(
+        path,
+        `${JSON.stringify(v)} is not a valid ${field} (${bounds.min}-${bounds.max}${bounds.names ? ' or a name' : ''})`,
+      );
+    }
+    return n;
+  };
+  const named = (n: number): never => (field === 'month' ? MONTHS[n - 1] : field === 'dayOfWeek' ? DAYS[n] : n) as never;
+  return t.split(',').map((part) => {
+    const m = /^([^-/]+)(?:-([^/]+))?(?:\/(\d+))?$/.exec(part.trim());
+    if (!m) throw invalidCalendar(path, `${JSON.stringify(part)} is not a value, a range a-b or a stepped range a-b/s`);
+    const start = value(m[1]);
+    const end = m[2] !== undefined ? value(m[2]) : start;
+    if (end < start) throw invalidCalendar(path, `range ${part} ends before it starts`);
+    const step = m[3] !== undefined ? Number(m[3]) : 1;
+    if (step < 1) throw invalidCalendar(path, `step of ${part} must be at least 1`);
+    return { start: named(start), end: named(end), step } as never;
+  }) as CalendarSpec[CalendarField];
+}
+
+/** A calendar rule as Temporal takes it; `path` names the field in errors (e.g. `calendars[0]`). */
+export function calendarSpecOf(rule: CalendarRule, path: string): CalendarSpec {
+  const spec: CalendarSpec = { comment: rule.comment };
+  for (const field of Object.keys(FIELD_BOUNDS) as CalendarField[]) {
+    const text = rule[field];
+    if (text !== undefined) (spec as Record<string, unknown>)[field] = parseField(field, text, `${path}.${field}`);
+  }
+  return spec;
+}
+
+const minutes = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/**
+ * Business calendars as Temporal skip rules: each holiday is its whole day;
+ * a weekly window [start, end) is split into whole hours and the partial
+ * hours at its edges. Read in the schedule's time zone.
+ */
+export function skipSpecsOf(calendars: readonly CalendarEntity[]): CalendarSpec[] {
+  const out: CalendarSpec[] = [];
+  for (const cal of calendars) {
+    for (const day of cal.holidays) {
+      const [y, m, d] = day.split('-').map(Number);
+      out.push({
+        year: y,
+        month: MONTHS[m - 1],
+        dayOfMonth: d,
+        hour: '*',
+        minute: '*',
+        second: '*',
+        comment: `${cal.name}: ${day}`,
+      });
+    }
+    for (const w of cal.weeklyWindows) {
+      const from = minutes(w.start);
+      const to = minutes(w.end);
+      const dayOfWeek = DAYS[w.dayOfWeek];
+      const comment = `${cal.name}: ${dayOfWeek} ${w.start}-${w.end}`;
+      const piece = (hourStart: number, hourEnd: number, minStart: number, minEnd: number): void => {
+        if (hourEnd < hourStart || minEnd < minStart) return;
+        out.push({
+          dayOfWeek,
+          hour: { start: hourStart, end: hourEnd },
+          minute: minStart === 0 && minEnd === 59 ? '*' : { start: minStart, end: minEnd },
+          second: '*',
+          comment,
+        });
+      };
+      const [h1, m1, h2, m2] = [Math.floor(from / 60), from % 60, Math.floor(to / 60), to % 60];
+      if (h1 === h2) piece(h1, h1, m1, m2 - 1);
+      else {
+        piece(h1, h1, m1, 59);
+        piece(h1 + 1, h2 - 1, 0, 59);
+        if (h2 < 24) piece(h2, h2, 0, m2 - 1);
+      }
+    }
+  }
+  return out;
+}
+
+/** The Temporal spec of a schedule's timing (with or without its exclusions). */
+export function temporalSpecOf(
+  spec: Omit<ScheduleSpecInput, 'excludeCalendarIds'>,
+  calendars: readonly CalendarEntity[],
+  opts: { withExclusions?: boolean; path?: string } = {},
+): ScheduleSpec {
+  const withExclusions = opts.withExclusions ?? true;
+  const at = opts.path ? `${opts.path}.` : '';
+  return {
+    cronExpressions: spec.cron ?? [],
+    intervals: (spec.intervals ?? []).map((i) => ({ every: `${i.everySeconds}s`, offset: `${i.offsetSeconds ?? 0}s` })),
+    calendars: (spec.calendars ?? []).map((c, i) => calendarSpecOf(c, `${at}calendars[${i}]`)),
+    skip: withExclusions ? [...(spec.exclude ?? []).map((c, i) => calendarSpecOf(c, `${at}exclude[${i}]`)), ...skipSpecsOf(calendars)] : [],
+    startAt: spec.startAt ? new Date(spec.startAt) : undefined,
+    endAt: spec.endAt ? new Date(spec.endAt) : undefined,
+    jitter: spec.jitterSeconds ? `${spec.jitterSeconds}s` : undefined,
+    timezone: spec.timezone ?? 'UTC',
+  };
+}
+
+/** The run input every fire of the schedule starts `taskRunWorkflow` with (no run id: each fire draws one). */
+export function scheduledRunInput(config: AppConfig, schedule: ScheduleEntity, task: TaskEntity): TaskRunInput {
+  const queues = taskQueues(config.TASK_QUEUE_PREFIX);
+  return {
+    scheduleId: schedule.id,
+    tenantId: task.tenantId,
+    taskId: task.id,
+    taskVersion: task.version,
+    trigger: 'schedule',
+    executor: task.executor,
+    ...(task.executor === 'shell' ? { shell: task.spec as TaskRunInput['shell'] } : { http: task.spec as TaskRunInput['http'] }),
+    secrets: task.secrets,
+    timeoutSeconds: task.timeoutSeconds,
+    retry: task.retryPolicy,
+    shardCount: task.shardCount,
+    priority: task.priority,
+    shellTaskQueue: queues.shell,
+    httpTaskQueue: queues.http,
+    heartbeatTimeoutSeconds: config.HEARTBEAT_TIMEOUT_SECONDS,
+  };
+}
+
+export interface DesiredSchedule {
+  schedule: ScheduleEntity;
+  task: TaskEntity;
+  calendars: readonly CalendarEntity[];
+  /** The tenant is suspended: the schedule stays paused in Temporal whatever its own state. */
+  tenantSuspended: boolean;
+}
+
+/** Note Temporal shows on a schedule paused because its tenant is suspended. */
+export const TENANT_SUSPENDED_NOTE = 'paused: tenant suspended';
+
+export function effectivePause(d: DesiredSchedule): { paused: boolean; note: string | undefined } {
+  if (d.tenantSuspended) return { paused: true, note: TENANT_SUSPENDED_NOTE };
+  return { paused: d.schedule.paused, note: d.schedule.paused ? (d.schedule.pauseNote ?? 'paused') : undefined };
+}
+
+/** Everything but the id and the creation-only parts, shared by create and update. */
+function body(config: AppConfig, d: DesiredSchedule): Omit<ScheduleUpdateOptions, 'state'> {
+  const { schedule, task } = d;
+  const queues = taskQueues(config.TASK_QUEUE_PREFIX);
+  return {
+    spec: temporalSpecOf(schedule.spec, d.calendars),
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'taskRunWorkflow',
+      taskQueue: queues.workflows,
+      // Temporal appends each fire's time to this id.
+      workflowId: `schedule-${schedule.id}`,
+      args: [scheduledRunInput(config, schedule, task)],
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: SA.tenantId, value: task.tenantId },
+        { key: SA.taskId, value: task.id },
+        { key: SA.trigger, value: 'schedule' },
+      ]),
+      // The reconciler compares this with the row to find schedules Temporal holds an old version of.
+      memo: { scheduleVersion: schedule.version, taskName: task.name },
+    },
+    policies: {
+      overlap: overlapOf(schedule.policies.overlap),
+      catchupWindow: `${schedule.policies.catchupWindowSeconds ?? DEFAULT_CATCHUP_WINDOW_SECONDS}s`,
+      pauseOnFailure: schedule.policies.pauseOnFailure ?? false,
+    },
+  };
+}
+
+export function createOptionsOf(config: AppConfig, d: DesiredSchedule): ScheduleOptions {
+  const { remainingActions } = d.schedule.policies;
+  return {
+    scheduleId: d.schedule.temporalScheduleId,
+    ...body(config, d),
+    typedSearchAttributes: new TypedSearchAttributes([
+      { key: SA.tenantId, value: d.task.tenantId },
+      { key: SA.taskId, value: d.task.id },
+    ]),
+    state: { ...effectivePause(d), ...(remainingActions != null ? { remainingActions } : {}) },
+  };
+}
+
+/** Update options; `remainingActions` is only sent when the row says so (Temporal counts it down between updates). */
+export function updateOptionsOf(config: AppConfig, d: DesiredSchedule, resetRemaining: boolean, current?: number): ScheduleUpdateOptions {
+  const { remainingActions } = d.schedule.policies;
+  const remaining = resetRemaining ? remainingActions : current;
+  return { ...body(config, d), state: { ...effectivePause(d), ...(remaining != null ? { remainingActions: remaining } : {}) } };
+}

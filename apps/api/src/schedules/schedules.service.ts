@@ -1,0 +1,539 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { AppConfig } from '@task-scheduler/config';
+import { DEFAULT_CATCHUP_WINDOW_SECONDS, temporalScheduleId } from '@task-scheduler/contracts';
+import type { OverlapPolicy, SchedulePolicyInput, ScheduleSpecInput } from '@task-scheduler/contracts';
+import { isValidTimeZone } from '@task-scheduler/core';
+import { CalendarEntity, RunEntity, ScheduleEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
+import { Client, ScheduleNotFoundError } from '@temporalio/client';
+import type { ScheduleDescription, ScheduleHandle } from '@temporalio/client';
+import { CronExpressionParser } from 'cron-parser';
+import { DataSource, In, IsNull } from 'typeorm';
+import type { EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import type { RequestContext } from '../auth/request-context';
+import { ApiError, ErrorCode } from '../common/api-error';
+import { isUniqueViolation } from '../common/db-errors';
+import { isUuid, keysetPage } from '../common/pagination';
+import type { Page } from '../common/pagination';
+import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
+import { isUnavailable } from '../runs/runs.service';
+import type { BackfillScheduleDto, CreateScheduleDto, ScheduleSpecDto, UpdateScheduleDto } from './dtos/schedule.dto';
+import { SchedulePreviewService } from './schedule-preview.service';
+import { createOptionsOf, effectivePause, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
+import type { DesiredSchedule } from './schedule-translator';
+
+function invalid(code: ErrorCode, field: string, message: string): ApiError {
+  return new ApiError(code, `${field}: ${message}`, [{ field, message }]);
+}
+
+/** gRPC INVALID_ARGUMENT: Temporal refused what it was sent. */
+function isInvalidArgument(err: unknown): boolean {
+  const code = (err as { code?: number; cause?: { code?: number } })?.code ?? (err as { cause?: { code?: number } })?.cause?.code;
+  return code === 3;
+}
+
+/** Runs `op` against Temporal, turning its refusals and outages into API errors. */
+async function temporalCall<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (isUnavailable(err)) {
+      throw new ApiError(ErrorCode.TEMPORAL_UNAVAILABLE, `${what}: Temporal is unavailable; nothing was changed, try again`);
+    }
+    if (isInvalidArgument(err)) {
+      throw new ApiError(ErrorCode.SCHEDULE_REJECTED, `Temporal rejected the schedule: ${(err as Error).message}`);
+    }
+    throw err;
+  }
+}
+
+/** What Temporal reports of a schedule, when it answers. */
+export interface ScheduleLiveState {
+  description: ScheduleDescription | null;
+  /** `missing`: the row exists but Temporal has no such schedule (the reconciler will recreate it). */
+  temporal: 'ok' | 'missing' | 'unavailable';
+}
+
+export interface FireRecord {
+  scheduledAt: string;
+  outcome: 'ran' | 'missed' | 'excluded';
+  runId: string | null;
+  runStatus: string | null;
+  /** When the run was recorded (its workflow started). */
+  startedAt: string | null;
+  latenessMs: number | null;
+  reason: 'paused' | 'overlap_skip' | 'outside_catchup_window' | 'excluded' | null;
+}
+
+/**
+ * Schedules: a row in PostgreSQL and its Temporal Schedule, changed together.
+ * Every change writes the row and calls Temporal inside one transaction, so a
+ * Temporal refusal leaves no row; a commit that fails after Temporal accepted
+ * leaves drift the reconciler repairs.
+ */
+@Injectable()
+export class SchedulesService {
+  private readonly logger = new Logger('SchedulesService');
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly audit: AuditService,
+    private readonly preview: SchedulePreviewService,
+    @Inject(TEMPORAL_CLIENT) private readonly temporal: Client,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  handle(schedule: ScheduleEntity): ScheduleHandle {
+    return this.temporal.schedule.getHandle(schedule.temporalScheduleId);
+  }
+
+  uiUrl(schedule: ScheduleEntity): string {
+    const base = this.config.TEMPORAL_UI_URL.replace(/\/$/, '');
+    return `${base}/namespaces/${encodeURIComponent(this.config.TEMPORAL_NAMESPACE)}/schedules/${encodeURIComponent(schedule.temporalScheduleId)}`;
+  }
+
+  /** Checks a spec field by field, with codes that name the field; returns the spec as stored. */
+  validateSpec(spec: ScheduleSpecDto, path = 'spec'): Omit<ScheduleSpecInput, 'excludeCalendarIds'> {
+    const stored: Omit<ScheduleSpecInput, 'excludeCalendarIds'> = {
+      ...(spec.cron?.length ? { cron: spec.cron.map((c) => c.trim()) } : {}),
+      ...(spec.intervals?.length
+        ? { intervals: spec.intervals.map((i) => ({ everySeconds: i.everySeconds, offsetSeconds: i.offsetSeconds ?? 0 })) }
+        : {}),
+      ...(spec.calendars?.length ? { calendars: spec.calendars.map((c) => ({ ...c })) } : {}),
+      ...(spec.exclude?.length ? { exclude: spec.exclude.map((c) => ({ ...c })) } : {}),
+      timezone: spec.timezone ?? 'UTC',
+      ...(spec.startAt ? { startAt: new Date(spec.startAt).toISOString() } : {}),
+      ...(spec.endAt ? { endAt: new Date(spec.endAt).toISOString() } : {}),
+      ...(spec.jitterSeconds ? { jitterSeconds: spec.jitterSeconds } : {}),
+    };
+    if (!stored.cron && !stored.intervals && !stored.calendars) {
+      throw invalid(ErrorCode.SCHEDULE_SPEC_EMPTY, path, 'give at least one of cron, intervals or calendars');
+    }
+    stored.cron?.forEach((expr, i) => {
+      const fields = expr.split(/\s+/).length;
+      const message =
+        fields !== 5 && fields !== 6
+          ? `${JSON.stringify(expr)} has ${fields} fields; a cron expression has 5 (minute hour day-of-month month day-of-week), or 6 with seconds first`
+          : null;
+      if (message) throw invalid(ErrorCode.SCHEDULE_INVALID_CRON, `${path}.cron[${i}]`, message);
+      try {
+        CronExpressionParser.parse(expr, { strict: false });
+      } catch (err) {
+        throw invalid(
+          ErrorCode.SCHEDULE_INVALID_CRON,
+          `${path}.cron[${i}]`,
+          `${JSON.stringify(expr)} is not a valid cron expression: ${(err as Error).message}`,
+        );
+      }
+    });
+    if (!isValidTimeZone(stored.timezone as string)) {
+      throw invalid(
+        ErrorCode.SCHEDULE_INVALID_TIMEZONE,
+        `${path}.timezone`,
+        `${JSON.stringify(stored.timezone)} is not an IANA time zone (e.g. Europe/Berlin)`,
+      );
+    }
+    if (stored.startAt && stored.endAt && Date.parse(stored.endAt) <= Date.parse(stored.startAt)) {
+      throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, `${path}.endAt`, 'endAt must be after startAt');
+    }
+    // Parses every calendar and exclusion rule; errors name the rule's field.
+    temporalSpecOf(stored, [], { path });
+    return stored;
+  }
+
+  private async calendarsOf(
+    tx: EntityManager,
+    tenantId: string,
+    ids: string[],
+    path = 'spec.excludeCalendarIds',
+  ): Promise<CalendarEntity[]> {
+    if (ids.length === 0) return [];
+    const found = await tx.getRepository(CalendarEntity).findBy({ id: In(ids), tenantId, deletedAt: IsNull() });
+    ids.forEach((id, i) => {
+      if (!found.some((c) => c.id === id)) throw invalid(ErrorCode.CALENDAR_NOT_FOUND, `${path}[${i}]`, `calendar ${id} does not exist`);
+    });
+    return ids.map((id) => found.find((c) => c.id === id) as CalendarEntity);
+  }
+
+  /** The tenant's live calendars with these ids (for previews); unknown ids are refused naming the field. */
+  calendarsFor(ctx: RequestContext, ids: string[]): Promise<CalendarEntity[]> {
+    return this.calendarsOf(this.db.manager, ctx.tenantId, ids);
+  }
+
+  /** Everything the Temporal side of a schedule is built from. */
+  async desiredOf(tx: EntityManager, schedule: ScheduleEntity): Promise<DesiredSchedule> {
+    const [task, tenant, calendars] = await Promise.all([
+      tx.getRepository(TaskEntity).findOneByOrFail({ id: schedule.taskId }),
+      tx.getRepository(TenantEntity).findOneByOrFail({ id: schedule.tenantId }),
+      tx.getRepository(CalendarEntity).findBy({ id: In(schedule.excludeCalendarIds), deletedAt: IsNull() }),
+    ]);
+    return { schedule, task, calendars, tenantSuspended: tenant.status === 'suspended' };
+  }
+
+  /** Refuses a spec whose exclusions leave no fire in the next five years. */
+  private async assertFires(d: DesiredSchedule): Promise<void> {
+    const fires = await this.preview.firesAtLeastOnce(temporalSpecOf(d.schedule.spec, d.calendars));
+    if (!fires) {
+      throw invalid(
+        ErrorCode.SCHEDULE_NEVER_FIRES,
+        'spec',
+        'with its exclusions, start and end this schedule would never fire in the next five years',
+      );
+    }
+  }
+
+  async event(
+    tx: EntityManager,
+    schedule: ScheduleEntity,
+    kind: string,
+    note: string | null = null,
+    details: Record<string, unknown> = {},
+  ): Promise<void> {
+    await tx.query(`INSERT INTO schedule_events (schedule_id, tenant_id, kind, note, details) VALUES ($1, $2, $3, $4, $5)`, [
+      schedule.id,
+      schedule.tenantId,
+      kind,
+      note,
+      details,
+    ]);
+  }
+
+  async create(ctx: RequestContext, dto: CreateScheduleDto): Promise<ScheduleEntity> {
+    const spec = this.validateSpec(dto.spec);
+    const task = await this.db.getRepository(TaskEntity).findOneBy({ id: dto.taskId, tenantId: ctx.tenantId, deletedAt: IsNull() });
+    // Another tenant's task answers exactly like a missing one.
+    if (!task) throw invalid(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
+    const policies: SchedulePolicyInput = {
+      overlap: dto.policies?.overlap ?? 'skip',
+      catchupWindowSeconds: dto.policies?.catchupWindowSeconds ?? DEFAULT_CATCHUP_WINDOW_SECONDS,
+      pauseOnFailure: dto.policies?.pauseOnFailure ?? false,
+      remainingActions: dto.policies?.remainingActions ?? null,
+    };
+    return this.db.transaction(async (tx) => {
+      const calendars = await this.calendarsOf(tx, ctx.tenantId, dto.spec.excludeCalendarIds ?? []);
+      const repo = tx.getRepository(ScheduleEntity);
+      const id = randomUUID();
+      const draft = repo.create({
+        id,
+        temporalScheduleId: temporalScheduleId(this.config.TASK_QUEUE_PREFIX, id),
+        tenantId: ctx.tenantId,
+        taskId: task.id,
+        name: dto.name,
+        description: dto.description ?? null,
+        spec,
+        policies,
+        excludeCalendarIds: calendars.map((c) => c.id),
+        paused: dto.paused ?? false,
+        pauseNote: dto.paused ? (dto.note ?? null) : null,
+        version: 1,
+        deletedAt: null,
+      });
+      try {
+        await repo.insert(draft);
+      } catch (err) {
+        if (isUniqueViolation(err))
+          throw new ApiError(ErrorCode.SCHEDULE_NAME_TAKEN, `a schedule named ${JSON.stringify(dto.name)} already exists`);
+        throw err;
+      }
+      const schedule = await repo.findOneByOrFail({ id });
+      const desired = await this.desiredOf(tx, schedule);
+      await this.assertFires(desired);
+      await this.event(tx, schedule, 'created');
+      if (schedule.paused) await this.event(tx, schedule, 'paused', schedule.pauseNote, { cause: 'user' });
+      await this.audit.record(tx, ctx, {
+        action: 'schedule.create',
+        targetType: 'schedule',
+        targetId: schedule.id,
+        details: { taskId: task.id },
+      });
+      await temporalCall('the schedule was not created', () => this.temporal.schedule.create(createOptionsOf(this.config, desired)));
+      return schedule;
+    });
+  }
+
+  async get(ctx: RequestContext, id: string, tx: EntityManager = this.db.manager): Promise<ScheduleEntity> {
+    const s = isUuid(id) ? await tx.getRepository(ScheduleEntity).findOneBy({ id, tenantId: ctx.tenantId, deletedAt: IsNull() }) : null;
+    if (!s) throw new ApiError(ErrorCode.SCHEDULE_NOT_FOUND, `schedule ${id} does not exist`);
+    return s;
+  }
+
+  /** Temporal's view of the schedule (next fires, counters); a Temporal outage degrades to `unavailable`, not an error. */
+  async live(schedule: ScheduleEntity): Promise<ScheduleLiveState> {
+    try {
+      return { description: await this.handle(schedule).describe(), temporal: 'ok' };
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return { description: null, temporal: 'missing' };
+      if (isUnavailable(err)) return { description: null, temporal: 'unavailable' };
+      throw err;
+    }
+  }
+
+  async lastRun(schedule: ScheduleEntity): Promise<RunEntity | null> {
+    return this.db.getRepository(RunEntity).findOne({ where: { scheduleId: schedule.id }, order: { scheduledAt: 'DESC' } });
+  }
+
+  list(ctx: RequestContext, q: { limit: number; cursor?: string; taskId?: string; paused?: boolean }): Promise<Page<ScheduleEntity>> {
+    const qb = this.db
+      .getRepository(ScheduleEntity)
+      .createQueryBuilder('s')
+      .where('s.tenant_id = :tenantId', { tenantId: ctx.tenantId })
+      .andWhere('s.deleted_at IS NULL');
+    if (q.taskId) qb.andWhere('s.task_id = :taskId', { taskId: q.taskId });
+    if (q.paused !== undefined) qb.andWhere('s.paused = :paused', { paused: q.paused });
+    return keysetPage(qb, 's', q.limit, q.cursor);
+  }
+
+  async update(ctx: RequestContext, id: string, dto: UpdateScheduleDto): Promise<ScheduleEntity> {
+    const spec = dto.spec ? this.validateSpec(dto.spec) : undefined;
+    return this.db.transaction(async (tx) => {
+      const current = await this.get(ctx, id, tx);
+      const calendars = dto.spec ? await this.calendarsOf(tx, ctx.tenantId, dto.spec.excludeCalendarIds ?? []) : undefined;
+      const next: ScheduleEntity = {
+        ...current,
+        ...(dto.description !== undefined ? { description: dto.description } : {}),
+        ...(spec ? { spec } : {}),
+        ...(calendars ? { excludeCalendarIds: calendars.map((c) => c.id) } : {}),
+        policies: { ...current.policies, ...Object.fromEntries(Object.entries(dto.policies ?? {}).filter(([, v]) => v !== undefined)) },
+        version: current.version + 1,
+      };
+      const desired = await this.desiredOf(tx, next);
+      if (spec) await this.assertFires(desired);
+      await tx.getRepository(ScheduleEntity).save(next);
+      await this.event(tx, next, 'updated');
+      await this.audit.record(tx, ctx, { action: 'schedule.update', targetType: 'schedule', targetId: id });
+      const resetRemaining = dto.policies?.remainingActions !== undefined;
+      await temporalCall('the schedule was not changed', () =>
+        this.handle(next).update((prev) => updateOptionsOf(this.config, desired, resetRemaining, prev.state.remainingActions)),
+      );
+      return next;
+    });
+  }
+
+  async remove(ctx: RequestContext, id: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const s = await this.get(ctx, id, tx);
+      await tx.getRepository(ScheduleEntity).update({ id: s.id }, { deletedAt: new Date() });
+      await this.event(tx, s, 'deleted');
+      await this.audit.record(tx, ctx, { action: 'schedule.delete', targetType: 'schedule', targetId: s.id });
+      try {
+        await temporalCall('the schedule was not deleted', () => this.handle(s).delete());
+      } catch (err) {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+      }
+    });
+  }
+
+  async setPaused(ctx: RequestContext, id: string, paused: boolean, note?: string): Promise<ScheduleEntity> {
+    return this.db.transaction(async (tx) => {
+      const s = await this.get(ctx, id, tx);
+      const next: ScheduleEntity = { ...s, paused, pauseNote: paused ? (note ?? null) : null };
+      await tx.getRepository(ScheduleEntity).update({ id: s.id }, { paused, pauseNote: next.pauseNote });
+      await this.event(tx, s, paused ? 'paused' : 'resumed', note ?? null, { cause: 'user' });
+      await this.audit.record(tx, ctx, { action: paused ? 'schedule.pause' : 'schedule.resume', targetType: 'schedule', targetId: s.id });
+      const desired = await this.desiredOf(tx, next);
+      const state = effectivePause(desired);
+      await temporalCall('the schedule was not changed', () =>
+        state.paused ? this.handle(s).pause(state.note) : this.handle(s).unpause(note ?? 'resumed'),
+      );
+      return next;
+    });
+  }
+
+  /** Fires now; by default under the schedule's own overlap policy (Temporal's trigger alone would allow overlaps). */
+  async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<void> {
+    const s = await this.get(ctx, id);
+    await this.db.transaction(async (tx) => {
+      await this.event(tx, s, 'triggered', null, { overlap: overlap ?? s.policies.overlap ?? 'skip' });
+      await this.audit.record(tx, ctx, { action: 'schedule.trigger', targetType: 'schedule', targetId: s.id });
+      await temporalCall('the schedule was not triggered', () => this.handle(s).trigger(overlapOf(overlap ?? s.policies.overlap)));
+    });
+  }
+
+  /**
+   * Starts the fires of a past range. Each fire has at most one run (the
+   * run record's unique (schedule, scheduled time) decides), so with
+   * `onlyMissing` (the default) only the fires without a run are sent to
+   * Temporal, one short range each; without it the whole range is, and
+   * fires that already ran are recorded as duplicates and do nothing.
+   */
+  async backfill(
+    ctx: RequestContext,
+    id: string,
+    dto: BackfillScheduleDto,
+  ): Promise<{ fires: number; alreadyRan: number; started: number }> {
+    const start = new Date(dto.start);
+    const end = new Date(dto.end);
+    if (end <= start) throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'end must be after start');
+    if (end.getTime() > Date.now())
+      throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'a backfill covers the past: end must not be in the future');
+    const s = await this.get(ctx, id);
+    const fires = await this.preview.matchingTimes({ temporalScheduleId: s.temporalScheduleId }, start, 10_000, { until: end });
+    const inRange = fires.filter((t) => t >= start && t <= end);
+    const ran: { scheduled_at: Date }[] = await this.db.query(
+      `SELECT scheduled_at FROM runs WHERE schedule_id = $1 AND scheduled_at >= $2 AND scheduled_at <= $3`,
+      [s.id, start, end],
+    );
+    const ranAt = new Set(ran.map((r) => r.scheduled_at.getTime()));
+    const missing = inRange.filter((t) => !ranAt.has(t.getTime()));
+    const overlap = overlapOf(dto.overlap ?? 'allow_all');
+    const onlyMissing = dto.onlyMissing ?? true;
+    await this.db.transaction(async (tx) => {
+      await this.event(tx, s, 'backfilled', null, {
+        start: dto.start,
+        end: dto.end,
+        onlyMissing,
+        fires: inRange.length,
+        missing: missing.length,
+      });
+      await this.audit.record(tx, ctx, { action: 'schedule.backfill', targetType: 'schedule', targetId: s.id });
+      const ranges = onlyMissing
+        ? missing.map((t) => ({ start: new Date(t.getTime() - 500), end: new Date(t.getTime() + 500), overlap }))
+        : [{ start, end, overlap }];
+      if (ranges.length > 0) await temporalCall('the backfill was not started', () => this.handle(s).backfill(ranges));
+    });
+    return { fires: inRange.length, alreadyRan: inRange.length - missing.length, started: missing.length };
+  }
+
+  /**
+   * The schedule's fires in [from, to]: those that ran (with lateness), and
+   * those that did not, each with why — paused, skipped for overlap, missed
+   * beyond the catch-up window, or excluded by a calendar or exclusion rule.
+   */
+  async fires(ctx: RequestContext, id: string, from: Date, to: Date, limit: number): Promise<FireRecord[]> {
+    const s = await this.get(ctx, id);
+    const d = await this.desiredOf(this.db.manager, s);
+    const now = Date.now();
+    const until = new Date(Math.min(to.getTime(), now));
+    const notBefore = new Date(Math.max(from.getTime(), s.createdAt.getTime()));
+    const [expected, unexcluded, runs, events] = await Promise.all([
+      this.preview.matchingTimes({ temporalScheduleId: s.temporalScheduleId }, notBefore, limit, { until }),
+      this.preview.matchingTimes({ spec: temporalSpecOf(s.spec, d.calendars, { withExclusions: false }) }, notBefore, limit, { until }),
+      this.db.getRepository(RunEntity).find({ where: { scheduleId: s.id }, order: { scheduledAt: 'DESC' }, take: 5000 }),
+      this.db.query(`SELECT kind, at FROM schedule_events WHERE schedule_id = $1 AND kind IN ('paused', 'resumed') ORDER BY at`, [
+        s.id,
+      ]) as Promise<{ kind: string; at: Date }[]>,
+    ]);
+    const byTime = new Map(runs.filter((r) => r.scheduledAt).map((r) => [(r.scheduledAt as Date).getTime(), r]));
+    const pausedAt = (t: number): boolean => {
+      let paused = false;
+      for (const e of events) if (e.at.getTime() <= t) paused = e.kind === 'paused';
+      return paused;
+    };
+    const overlapping = (t: number): boolean =>
+      runs.some((r) => r.queuedAt.getTime() <= t && (r.finishedAt === null || r.finishedAt.getTime() > t));
+    const expectedSet = new Set(expected.map((t) => t.getTime()));
+    const records: FireRecord[] = [];
+    for (const t of unexcluded) {
+      const ms = t.getTime();
+      if (ms > until.getTime()) continue;
+      const run = byTime.get(ms);
+      if (!expectedSet.has(ms)) {
+        records.push({
+          scheduledAt: t.toISOString(),
+          outcome: 'excluded',
+          runId: null,
+          runStatus: null,
+          startedAt: null,
+          latenessMs: null,
+          reason: 'excluded',
+        });
+      } else if (run) {
+        records.push({
+          scheduledAt: t.toISOString(),
+          outcome: 'ran',
+          runId: run.id,
+          runStatus: run.status,
+          startedAt: run.queuedAt.toISOString(),
+          latenessMs: run.queuedAt.getTime() - ms,
+          reason: null,
+        });
+      } else if (now - ms > 5_000) {
+        const reason = pausedAt(ms)
+          ? 'paused'
+          : (s.policies.overlap ?? 'skip') === 'skip' && overlapping(ms)
+            ? 'overlap_skip'
+            : 'outside_catchup_window';
+        records.push({
+          scheduledAt: t.toISOString(),
+          outcome: 'missed',
+          runId: null,
+          runStatus: null,
+          startedAt: null,
+          latenessMs: null,
+          reason,
+        });
+      }
+    }
+    // Runs started by trigger or backfill at times the spec does not produce are fires too.
+    for (const r of runs) {
+      const ms = (r.scheduledAt as Date).getTime();
+      if (ms < from.getTime() || ms > until.getTime() || unexcluded.some((t) => t.getTime() === ms)) continue;
+      records.push({
+        scheduledAt: new Date(ms).toISOString(),
+        outcome: 'ran',
+        runId: r.id,
+        runStatus: r.status,
+        startedAt: r.queuedAt.toISOString(),
+        latenessMs: r.queuedAt.getTime() - ms,
+        reason: null,
+      });
+    }
+    return records.sort((a, b) => b.scheduledAt.localeCompare(a.scheduledAt)).slice(0, limit);
+  }
+
+  /** Brings one schedule's Temporal side in line with its row (pause state included), creating it if missing. */
+  async sync(tx: EntityManager, schedule: ScheduleEntity, opts: { resetRemaining?: boolean } = {}): Promise<'created' | 'updated'> {
+    const desired = await this.desiredOf(tx, schedule);
+    try {
+      await this.handle(schedule).update((prev) =>
+        updateOptionsOf(this.config, desired, opts.resetRemaining ?? false, prev.state.remainingActions),
+      );
+      return 'updated';
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      await this.temporal.schedule.create(createOptionsOf(this.config, desired));
+      return 'created';
+    }
+  }
+
+  /** After a calendar changed: every schedule excluding it gets the new exclusions (a new version each). */
+  async resyncCalendarUsers(tx: EntityManager, tenantId: string, calendarId: string): Promise<number> {
+    const users = await tx
+      .getRepository(ScheduleEntity)
+      .createQueryBuilder('s')
+      .where('s.tenant_id = :tenantId AND s.deleted_at IS NULL AND :calendarId = ANY(s.exclude_calendar_ids)', { tenantId, calendarId })
+      .getMany();
+    for (const s of users) {
+      const next = { ...s, version: s.version + 1 };
+      await tx.getRepository(ScheduleEntity).update({ id: s.id }, { version: next.version });
+      await this.event(tx, next, 'updated', null, { calendarId });
+      const desired = await this.desiredOf(tx, next);
+      await this.assertFires(desired);
+      await temporalCall('the schedules using this calendar were not changed', () => this.sync(tx, next));
+    }
+    return users.length;
+  }
+
+  /**
+   * A tenant was suspended or resumed: its schedules are paused in Temporal
+   * while it is suspended, and get their own state back when it resumes.
+   * Temporal errors are logged and left to the reconciler.
+   */
+  async applyTenantState(tenantId: string, suspended: boolean): Promise<void> {
+    const schedules = await this.db.getRepository(ScheduleEntity).findBy({ tenantId, deletedAt: IsNull() });
+    for (const s of schedules) {
+      try {
+        await this.db.transaction(async (tx) => {
+          if (!s.paused)
+            await this.event(tx, s, suspended ? 'paused' : 'resumed', suspended ? 'tenant suspended' : 'tenant resumed', {
+              cause: 'tenant',
+            });
+          await this.sync(tx, s);
+        });
+      } catch (err) {
+        this.logger.warn({ err, scheduleId: s.id }, 'could not apply tenant state to schedule; the reconciler will');
+      }
+    }
+  }
+}
