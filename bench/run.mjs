@@ -6,6 +6,10 @@
 //
 // `npm run bench:fairness` (BENCH_SCENARIO=fairness): how long tenant B's
 // single runs wait to start, alone and while tenant A bursts BENCH_BURST runs.
+//
+// `npm run bench:schedule` (BENCH_SCENARIO=schedule): fire lateness of a
+// 1-second schedule over BENCH_SECONDS (default 60): from each fire's nominal
+// time to its run being recorded, and to its shell attempt starting.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -145,6 +149,8 @@ try {
   if (SCENARIO === 'fairness') {
     await fairness({ api, ds });
     process.exitCode = 0;
+  } else if (SCENARIO === 'schedule') {
+    await scheduleLateness({ api, ds, headers, taskId: task.id });
   } else {
     // Warm up both paths (JIT, connection pools, workflow caches).
     for (let i = 0; i < 5; i++) {
@@ -281,4 +287,39 @@ async function fairness({ api, ds }) {
   console.log(
     `A: ${submittedDuringSamples} of ${BURST} triggers accepted while B was sampled; all ${BURST} accepted in ${(burstSubmitMs / 1000).toFixed(1)} s; ${waiting} still waiting for a slot at the end`,
   );
+}
+
+async function scheduleLateness({ api, ds, headers, taskId }) {
+  const seconds = Number(process.env.BENCH_SECONDS || 60);
+  const res = await fetch(`${api}/v1/schedules`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ name: 'bench-every-second', taskId, spec: { intervals: [{ everySeconds: 1 }] } }),
+  });
+  const schedule = await res.json();
+  if (res.status !== 201) throw new Error(`create schedule answered ${res.status}: ${JSON.stringify(schedule)}`);
+  await sleep(seconds * 1000);
+  await fetch(`${api}/v1/schedules/${schedule.id}/pause`, { method: 'POST', headers, body: '{}' });
+  await sleep(3000);
+  const rows = await ds.query(
+    `SELECT extract(epoch FROM r.queued_at - r.scheduled_at) * 1000 AS recorded,
+            extract(epoch FROM a.started_at - r.scheduled_at) * 1000 AS started
+       FROM runs r JOIN run_attempts a ON a.run_id = r.id AND a.attempt = 1
+      WHERE r.schedule_id = $1 ORDER BY r.scheduled_at`,
+    [schedule.id],
+  );
+  const [{ fires }] = await ds.query(`SELECT count(DISTINCT scheduled_at)::int AS fires FROM runs WHERE schedule_id = $1`, [schedule.id]);
+  const pct = (xs, p) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+  };
+  const recorded = rows.map((r) => Number(r.recorded));
+  const started = rows.map((r) => Number(r.started));
+  console.log(`\n1-second schedule for ${seconds} s: ${rows.length} runs (${fires} distinct fires)`);
+  console.log(`${'lateness'.padEnd(40)}${'p50'.padStart(9)}${'p90'.padStart(9)}${'p99'.padStart(9)}${'max'.padStart(9)}`);
+  for (const [name, xs] of [
+    ['fire → run recorded (workflow started)', recorded],
+    ['fire → shell attempt started', started],
+  ])
+    console.log(`${name.padEnd(40)}${[50, 90, 99, 100].map((p) => `${pct(xs, p).toFixed(0)} ms`.padStart(9)).join('')}`);
 }

@@ -3,6 +3,7 @@
 import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
+import { checkReplayAndRecord } from '../support/replay-fixtures';
 
 let stack: TestStack;
 let connection: Connection;
@@ -245,6 +246,31 @@ describe('previews and reads', () => {
       expect((await client.schedule.getHandle(s.body.temporalScheduleId).describe()).policies.overlap).toBe('BUFFER_ONE');
       expect((await api('DELETE', `/v1/schedules/${s.body.id}`)).status).toBe(204);
       expect((await api('GET', `/v1/schedules/${s.body.id}`)).status).toBe(404);
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe('scheduled runs', () => {
+  test(
+    'a fire runs the task as a scheduled run: trigger schedule, its scheduled time, findable by run id in Temporal',
+    async () => {
+      const s = await api('POST', '/v1/schedules', { ...daily(), paused: true, note: 'fired by hand only' });
+      expect((await api('POST', `/v1/schedules/${s.body.id}/trigger`, {})).status).toBe(202);
+      const [row] = await eventually(
+        () => stack.db.query(`SELECT id FROM runs WHERE schedule_id = $1`, [s.body.id]) as Promise<{ id: string }[]>,
+        (rows) => rows.length === 1,
+        20_000,
+      );
+      const run = await stack.waitForRun(row.id, undefined, 30_000, tenant.apiKey);
+      expect(run).toMatchObject({ status: 'succeeded', trigger: 'schedule', scheduleId: s.body.id });
+      expect(Date.parse(run.scheduledAt)).toBeLessThanOrEqual(Date.parse(run.queuedAt));
+      const description = await client.workflow.getHandle(run.workflowId).describe();
+      expect(description.searchAttributes).toMatchObject({ TaskRunId: [run.id], Trigger: ['schedule'], TaskId: [taskId] });
+      const got = await api('GET', `/v1/schedules/${s.body.id}`);
+      expect(got.body.lastRun).toMatchObject({ runId: run.id, status: 'succeeded' });
+      await checkReplayAndRecord(stack.config.TEMPORAL_ADDRESS, run.workflowId, 'task-run-scheduled.json');
+      expect((await api('DELETE', `/v1/schedules/${s.body.id}`)).status).toBe(204);
     },
     TIMEOUT_MS,
   );
