@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-const TABLES = ['tenants', 'api_keys', 'tasks', 'runs', 'run_attempts', 'audit_events'];
+const TABLES = ['tenants', 'api_keys', 'tasks', 'runs', 'run_attempts', 'audit_events', 'schedules', 'calendars', 'schedule_events'];
 
 /**
  * A digest of every row of tenants A and B (other suites write to the same database concurrently).

@@ -131,7 +131,7 @@ describe('reconciler', () => {
           }
         },
         (gone) => gone,
-        30_000,
+        45_000, // orphans are only removed once 15 s old (a create's row may not be committed yet)
       );
       expect((await api('DELETE', `/v1/schedules/${created.body.id}`)).status).toBe(204);
     },
@@ -222,6 +222,21 @@ describe('previews and reads', () => {
       expect(typeof unsaved.body.dstTransitions[0].effect).toBe('string');
       const bad = await api('POST', '/v1/schedules/preview', { cron: ['not a cron'] });
       expect(bad.status).toBe(400);
+      // Six fields put seconds first; calendar fields take cron-style steps.
+      const everyTen = await api('POST', '/v1/schedules/preview?count=3&from=2027-01-01T00:00:00Z', { cron: ['*/10 * * * * *'] });
+      expect(everyTen.body.fires.map((f: { at: string }) => f.at)).toEqual([
+        '2027-01-01T00:00:00.000Z', // a fire exactly at `from` is included
+        '2027-01-01T00:00:10.000Z',
+        '2027-01-01T00:00:20.000Z',
+      ]);
+      const quarter = await api('POST', '/v1/schedules/preview?count=3&from=2027-01-01T00:00:00Z', {
+        calendars: [{ hour: '*', minute: '*/15' }],
+      });
+      expect(quarter.body.fires.map((f: { at: string }) => f.at)).toEqual([
+        '2027-01-01T00:00:00.000Z',
+        '2027-01-01T00:15:00.000Z',
+        '2027-01-01T00:30:00.000Z',
+      ]);
 
       const s = await api('POST', '/v1/schedules', daily());
       const got = await api('GET', `/v1/schedules/${s.body.id}`);

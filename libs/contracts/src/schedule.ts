@@ -1,5 +1,9 @@
-/** How a schedule treats a fire while its previous run is still going (Temporal's overlap policies). */
-export const OVERLAP_POLICIES = ['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'terminate_other', 'allow_all'] as const;
+/**
+ * How a schedule treats a fire while its previous run is still going (Temporal's overlap policies).
+ * Temporal's TERMINATE_OTHER is left out on purpose: a terminated run cannot record its end, so it would
+ * stay `running` and hold its tenant's slot; `cancel_other` stops the previous run and records it.
+ */
+export const OVERLAP_POLICIES = ['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'allow_all'] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
 
 /**

@@ -10,6 +10,12 @@ import { SchedulesService } from './schedules.service';
 
 /** Advisory-lock key: one API process reconciles at a time. */
 const RECONCILE_LOCK = 7_240_501;
+/**
+ * A Temporal schedule without a row is only deleted once it is this old: a
+ * create holds its row uncommitted while Temporal already has the schedule
+ * (for well under a second; should it take longer, the next pass recreates it).
+ */
+const ORPHAN_GRACE_MS = 15_000;
 
 export interface ReconcileReport {
   checked: number;
@@ -78,10 +84,11 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
         errors: [],
       };
       const prefix = `${this.config.TASK_QUEUE_PREFIX}.schedule.`;
+      const previewPrefix = `${this.config.TASK_QUEUE_PREFIX}.preview.`;
       const rows = await tx
         .getRepository(ScheduleEntity)
         .createQueryBuilder('s')
-        .where('s.deleted_at IS NULL AND s.temporal_schedule_id LIKE :prefix', { prefix: `${prefix}%` })
+        .where('s.deleted_at IS NULL AND starts_with(s.temporal_schedule_id, :prefix)', { prefix })
         .getMany();
       for (const row of rows) {
         report.checked++;
@@ -93,12 +100,15 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
       }
       const live = new Set(rows.map((r) => r.temporalScheduleId));
       for await (const s of this.temporal.schedule.list()) {
-        if (!s.scheduleId.startsWith(prefix) || live.has(s.scheduleId)) continue;
-        // A row deleted (or never committed) while Temporal kept the schedule: ours to remove.
+        const isPreview = s.scheduleId.startsWith(previewPrefix); // a preview whose delete failed
+        if (!(isPreview || s.scheduleId.startsWith(prefix)) || live.has(s.scheduleId)) continue;
+        // A row deleted (or never committed) while Temporal kept the schedule: ours to remove, once past the grace.
         const row = await tx.getRepository(ScheduleEntity).findOneBy({ temporalScheduleId: s.scheduleId, deletedAt: IsNull() });
         if (row) continue;
         try {
-          await this.temporal.schedule.getHandle(s.scheduleId).delete();
+          const handle = this.temporal.schedule.getHandle(s.scheduleId);
+          if (Date.now() - (await handle.describe()).info.createdAt.getTime() < ORPHAN_GRACE_MS) continue;
+          await handle.delete();
           report.deletedOrphans.push(s.scheduleId);
         } catch (err) {
           if (!(err instanceof ScheduleNotFoundError)) report.errors.push(`${s.scheduleId}: ${(err as Error).message}`);

@@ -34,7 +34,6 @@ const OVERLAP: Record<OverlapPolicy, ScheduleOverlapPolicy> = {
   buffer_one: ScheduleOverlapPolicy.BUFFER_ONE,
   buffer_all: ScheduleOverlapPolicy.BUFFER_ALL,
   cancel_other: ScheduleOverlapPolicy.CANCEL_OTHER,
-  terminate_other: ScheduleOverlapPolicy.TERMINATE_OTHER,
   allow_all: ScheduleOverlapPolicy.ALLOW_ALL,
 };
 
@@ -78,8 +77,10 @@ function parseField(field: CalendarField, text: string, path: string): CalendarS
   return t.split(',').map((part) => {
     const m = /^([^-/]+)(?:-([^/]+))?(?:\/(\d+))?$/.exec(part.trim());
     if (!m) throw invalidCalendar(path, `${JSON.stringify(part)} is not a value, a range a-b or a stepped range a-b/s`);
-    const start = value(m[1]);
-    const end = m[2] !== undefined ? value(m[2]) : start;
+    // As in cron: `*/s` steps over the whole field, `a/s` from a to its end.
+    const stepped = m[3] !== undefined && m[2] === undefined;
+    const start = m[1].trim() === '*' && stepped ? bounds.min : value(m[1]);
+    const end = m[2] !== undefined ? value(m[2]) : stepped ? bounds.max : start;
     if (end < start) throw invalidCalendar(path, `range ${part} ends before it starts`);
     const step = m[3] !== undefined ? Number(m[3]) : 1;
     if (step < 1) throw invalidCalendar(path, `step of ${part} must be at least 1`);
@@ -155,7 +156,8 @@ export function temporalSpecOf(
   const withExclusions = opts.withExclusions ?? true;
   const at = opts.path ? `${opts.path}.` : '';
   return {
-    cronExpressions: spec.cron ?? [],
+    // Temporal reads 6 fields as minute…day-of-week plus a year; ours put seconds first: add the year.
+    cronExpressions: (spec.cron ?? []).map((c) => (c.trim().split(/\s+/).length === 6 ? `${c.trim()} *` : c.trim())),
     intervals: (spec.intervals ?? []).map((i) => ({ every: `${i.everySeconds}s`, offset: `${i.offsetSeconds ?? 0}s` })),
     calendars: (spec.calendars ?? []).map((c, i) => calendarSpecOf(c, `${at}calendars[${i}]`)),
     skip: withExclusions ? [...(spec.exclude ?? []).map((c, i) => calendarSpecOf(c, `${at}exclude[${i}]`)), ...skipSpecsOf(calendars)] : [],

@@ -20,7 +20,7 @@ import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { isUnavailable } from '../runs/runs.service';
 import type { BackfillScheduleDto, CreateScheduleDto, ScheduleSpecDto, UpdateScheduleDto } from './dtos/schedule.dto';
 import { SchedulePreviewService } from './schedule-preview.service';
-import { createOptionsOf, effectivePause, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
+import { createOptionsOf, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
 
 function invalid(code: ErrorCode, field: string, message: string): ApiError {
@@ -204,6 +204,8 @@ export class SchedulesService {
     const task = await this.db.getRepository(TaskEntity).findOneBy({ id: dto.taskId, tenantId: ctx.tenantId, deletedAt: IsNull() });
     // Another tenant's task answers exactly like a missing one.
     if (!task) throw invalid(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
+    if (!task.enabled)
+      throw invalid(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
     const policies: SchedulePolicyInput = {
       overlap: dto.policies?.overlap ?? 'skip',
       catchupWindowSeconds: dto.policies?.catchupWindowSeconds ?? DEFAULT_CATCHUP_WINDOW_SECONDS,
@@ -303,9 +305,7 @@ export class SchedulesService {
       await this.event(tx, next, 'updated');
       await this.audit.record(tx, ctx, { action: 'schedule.update', targetType: 'schedule', targetId: id });
       const resetRemaining = dto.policies?.remainingActions !== undefined;
-      await temporalCall('the schedule was not changed', () =>
-        this.handle(next).update((prev) => updateOptionsOf(this.config, desired, resetRemaining, prev.state.remainingActions)),
-      );
+      await temporalCall('the schedule was not changed', () => this.sync(tx, next, { resetRemaining }));
       return next;
     });
   }
@@ -331,11 +331,8 @@ export class SchedulesService {
       await tx.getRepository(ScheduleEntity).update({ id: s.id }, { paused, pauseNote: next.pauseNote });
       await this.event(tx, s, paused ? 'paused' : 'resumed', note ?? null, { cause: 'user' });
       await this.audit.record(tx, ctx, { action: paused ? 'schedule.pause' : 'schedule.resume', targetType: 'schedule', targetId: s.id });
-      const desired = await this.desiredOf(tx, next);
-      const state = effectivePause(desired);
-      await temporalCall('the schedule was not changed', () =>
-        state.paused ? this.handle(s).pause(state.note) : this.handle(s).unpause(note ?? 'resumed'),
-      );
+      // Sets the pause state (a suspended tenant keeps it paused) and recreates a schedule Temporal lost.
+      await temporalCall('the schedule was not changed', () => this.sync(tx, next));
       return next;
     });
   }
@@ -346,7 +343,16 @@ export class SchedulesService {
     await this.db.transaction(async (tx) => {
       await this.event(tx, s, 'triggered', null, { overlap: overlap ?? s.policies.overlap ?? 'skip' });
       await this.audit.record(tx, ctx, { action: 'schedule.trigger', targetType: 'schedule', targetId: s.id });
-      await temporalCall('the schedule was not triggered', () => this.handle(s).trigger(overlapOf(overlap ?? s.policies.overlap)));
+      const fire = () => this.handle(s).trigger(overlapOf(overlap ?? s.policies.overlap));
+      await temporalCall('the schedule was not triggered', async () => {
+        try {
+          await fire();
+        } catch (err) {
+          if (!(err instanceof ScheduleNotFoundError)) throw err;
+          await this.sync(tx, s); // lost by Temporal: recreate it, then fire
+          await fire();
+        }
+      });
     });
   }
 
@@ -368,7 +374,7 @@ export class SchedulesService {
     if (end.getTime() > Date.now())
       throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'a backfill covers the past: end must not be in the future');
     const s = await this.get(ctx, id);
-    const fires = await this.preview.matchingTimes({ temporalScheduleId: s.temporalScheduleId }, start, 10_000, { until: end });
+    const fires = await this.preview.matchingTimes({ spec: await this.nominalSpec(s) }, start, 10_000, { until: end });
     const inRange = fires.filter((t) => t >= start && t <= end);
     const ran: { scheduled_at: Date }[] = await this.db.query(
       `SELECT scheduled_at FROM runs WHERE schedule_id = $1 AND scheduled_at >= $2 AND scheduled_at <= $3`,
@@ -406,10 +412,22 @@ export class SchedulesService {
     const now = Date.now();
     const until = new Date(Math.min(to.getTime(), now));
     const notBefore = new Date(Math.max(from.getTime(), s.createdAt.getTime()));
+    // Nominal times (no jitter): what run records carry as their scheduled time.
+    const nominal = { ...s.spec, jitterSeconds: undefined };
     const [expected, unexcluded, runs, events] = await Promise.all([
-      this.preview.matchingTimes({ temporalScheduleId: s.temporalScheduleId }, notBefore, limit, { until }),
-      this.preview.matchingTimes({ spec: temporalSpecOf(s.spec, d.calendars, { withExclusions: false }) }, notBefore, limit, { until }),
-      this.db.getRepository(RunEntity).find({ where: { scheduleId: s.id }, order: { scheduledAt: 'DESC' }, take: 5000 }),
+      this.preview.matchingTimes({ spec: temporalSpecOf(nominal, d.calendars) }, notBefore, limit, { until }),
+      this.preview.matchingTimes({ spec: temporalSpecOf(nominal, d.calendars, { withExclusions: false }) }, notBefore, limit, { until }),
+      // Runs of the window, and those that were still going at its start (for overlap reasons).
+      this.db
+        .getRepository(RunEntity)
+        .createQueryBuilder('r')
+        .where('r.schedule_id = :id AND r.queued_at <= :to AND (r.finished_at IS NULL OR r.finished_at >= :from)', {
+          id: s.id,
+          from,
+          to: until,
+        })
+        .orWhere('r.schedule_id = :id AND r.scheduled_at BETWEEN :from AND :to', { id: s.id, from, to: until })
+        .getMany(),
       this.db.query(`SELECT kind, at FROM schedule_events WHERE schedule_id = $1 AND kind IN ('paused', 'resumed') ORDER BY at`, [
         s.id,
       ]) as Promise<{ kind: string; at: Date }[]>,
@@ -480,6 +498,12 @@ export class SchedulesService {
       });
     }
     return records.sort((a, b) => b.scheduledAt.localeCompare(a.scheduledAt)).slice(0, limit);
+  }
+
+  /** The schedule's spec without jitter: fire times as run records carry them. */
+  private async nominalSpec(s: ScheduleEntity): Promise<import('@temporalio/client').ScheduleSpec> {
+    const d = await this.desiredOf(this.db.manager, s);
+    return temporalSpecOf({ ...s.spec, jitterSeconds: undefined }, d.calendars);
   }
 
   /** Brings one schedule's Temporal side in line with its row (pause state included), creating it if missing. */

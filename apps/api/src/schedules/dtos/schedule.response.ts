@@ -4,7 +4,6 @@ import { localIsoString } from '@task-scheduler/core';
 import type { RunEntity, ScheduleEntity } from '@task-scheduler/db';
 import { PageOf, isoOrNull } from '../../common/page.dto';
 import type { FireRecord, ScheduleLiveState } from '../schedules.service';
-import { TENANT_SUSPENDED_NOTE } from '../schedule-translator';
 
 export class FireTimeResponse {
   @ApiProperty({ example: '2026-11-24T01:00:00.000Z' }) at!: string;
@@ -35,11 +34,14 @@ export class ScheduleResponse {
   @ApiProperty({ type: Object }) policies!: SchedulePolicyInput;
   @ApiProperty({ description: 'Paused by a user (resume to restart).' }) paused!: boolean;
   @ApiPropertyOptional({ nullable: true, type: String }) note!: string | null;
-  @ApiProperty({ description: 'Paused in Temporal because the tenant is suspended.' }) pausedByTenantSuspension!: boolean;
   @ApiProperty() version!: number;
   @ApiProperty() temporalScheduleId!: string;
   @ApiProperty({ description: 'Deep link to the schedule in the Temporal Web UI.' }) temporalUiUrl!: string;
-  @ApiProperty({ enum: ['ok', 'missing', 'unavailable'], description: '`missing`: the reconciler will recreate it.' }) temporal!: string;
+  @ApiPropertyOptional({
+    enum: ['ok', 'missing', 'unavailable'],
+    description: 'Single-schedule views: whether Temporal holds the schedule (`missing`: the reconciler will recreate it).',
+  })
+  temporal?: string;
   @ApiPropertyOptional({ type: [FireTimeResponse], description: 'Next fire times (up to 10), as Temporal computes them.' })
   nextFires?: FireTimeResponse[];
   @ApiPropertyOptional({ type: ScheduleStatsResponse }) stats?: ScheduleStatsResponse;
@@ -59,11 +61,10 @@ export class ScheduleResponse {
       policies: s.policies,
       paused: s.paused,
       note: s.pauseNote,
-      pausedByTenantSuspension: d?.state.note === TENANT_SUSPENDED_NOTE && d.state.paused,
       version: s.version,
       temporalScheduleId: s.temporalScheduleId,
       temporalUiUrl: uiUrl,
-      temporal: live?.temporal ?? 'ok',
+      ...(live ? { temporal: live.temporal } : {}),
       ...(d
         ? {
             nextFires: d.info.nextActionTimes.map((t) => ({ at: t.toISOString(), local: localIsoString(t, zone) })),
