@@ -174,7 +174,7 @@ export class SchedulesController {
   async fires(@Ctx() ctx: RequestContext, @Param('id') id: string, @Query() q: FiresQueryDto): Promise<FireListResponse> {
     const to = q.to ? new Date(q.to) : new Date();
     const from = q.from ? new Date(q.from) : new Date(to.getTime() - 86_400_000);
-    const items = await this.schedules.fires(ctx, id, from, to, 1000);
-    return { items: items.map(FireResponse.from) };
+    const { items, nextFrom } = await this.schedules.fires(ctx, id, from, to, 1000);
+    return { items: items.map(FireResponse.from), nextFrom };
   }
 }

@@ -55,6 +55,16 @@ export interface ScheduleLiveState {
   temporal: 'ok' | 'missing' | 'unavailable';
 }
 
+/** Time between a run's recorded end and its workflow's close as Temporal's scheduler sees it, at most. */
+const WORKFLOW_CLOSE_MARGIN_MS = 2_000;
+
+export interface FireList {
+  /** Newest first. */
+  items: FireRecord[];
+  /** Set when the window held more fires than one answer: ask again from here. */
+  nextFrom: string | null;
+}
+
 export interface FireRecord {
   scheduledAt: string;
   outcome: 'ran' | 'missed' | 'excluded';
@@ -190,13 +200,11 @@ export class SchedulesService {
     note: string | null = null,
     details: Record<string, unknown> = {},
   ): Promise<void> {
-    await tx.query(`INSERT INTO schedule_events (schedule_id, tenant_id, kind, note, details) VALUES ($1, $2, $3, $4, $5)`, [
-      schedule.id,
-      schedule.tenantId,
-      kind,
-      note,
-      details,
-    ]);
+    // Wall-clock time, not the transaction's start: callers record an event after Temporal acted.
+    await tx.query(
+      `INSERT INTO schedule_events (schedule_id, tenant_id, kind, note, details, at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())`,
+      [schedule.id, schedule.tenantId, kind, note, details],
+    );
   }
 
   async create(ctx: RequestContext, dto: CreateScheduleDto): Promise<ScheduleEntity> {
@@ -241,8 +249,6 @@ export class SchedulesService {
       const schedule = await repo.findOneByOrFail({ id });
       const desired = await this.desiredOf(tx, schedule);
       await this.assertFires(desired);
-      await this.event(tx, schedule, 'created');
-      if (schedule.paused) await this.event(tx, schedule, 'paused', schedule.pauseNote, { cause: 'user' });
       await this.audit.record(tx, ctx, {
         action: 'schedule.create',
         targetType: 'schedule',
@@ -250,6 +256,9 @@ export class SchedulesService {
         details: { taskId: task.id },
       });
       await temporalCall('the schedule was not created', () => this.temporal.schedule.create(createOptionsOf(this.config, desired)));
+      // After Temporal has it: the event's time is when fires can begin.
+      await this.event(tx, schedule, 'created');
+      if (schedule.paused) await this.event(tx, schedule, 'paused', schedule.pauseNote, { cause: 'user' });
       return schedule;
     });
   }
@@ -329,30 +338,47 @@ export class SchedulesService {
       const s = await this.get(ctx, id, tx);
       const next: ScheduleEntity = { ...s, paused, pauseNote: paused ? (note ?? null) : null };
       await tx.getRepository(ScheduleEntity).update({ id: s.id }, { paused, pauseNote: next.pauseNote });
-      await this.event(tx, s, paused ? 'paused' : 'resumed', note ?? null, { cause: 'user' });
       await this.audit.record(tx, ctx, { action: paused ? 'schedule.pause' : 'schedule.resume', targetType: 'schedule', targetId: s.id });
       // Sets the pause state (a suspended tenant keeps it paused) and recreates a schedule Temporal lost.
       await temporalCall('the schedule was not changed', () => this.sync(tx, next));
+      await this.event(tx, s, paused ? 'paused' : 'resumed', note ?? null, { cause: 'user' });
       return next;
     });
   }
 
-  /** Fires now; by default under the schedule's own overlap policy (Temporal's trigger alone would allow overlaps). */
+  /** Runs `op` on the schedule's Temporal handle; a schedule Temporal lost is recreated first and `op` tried again. */
+  private async onTemporal(tx: EntityManager, s: ScheduleEntity, what: string, op: (h: ScheduleHandle) => Promise<unknown>): Promise<void> {
+    await temporalCall(what, async () => {
+      try {
+        await op(this.handle(s));
+      } catch (err) {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+        await this.sync(tx, s);
+        await op(this.handle(s));
+      }
+    });
+  }
+
+  /**
+   * Fires now; by default under the schedule's own overlap policy (Temporal's
+   * trigger alone would allow overlaps). Temporal names a fire's workflow
+   * after its time to the second, so two fires in one second would collide:
+   * triggers of one schedule are serialised on its row and spaced a second apart.
+   */
   async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<void> {
-    const s = await this.get(ctx, id);
     await this.db.transaction(async (tx) => {
-      await this.event(tx, s, 'triggered', null, { overlap: overlap ?? s.policies.overlap ?? 'skip' });
+      const s = await this.get(ctx, id, tx);
+      await tx.query(`SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE`, [s.id]);
+      const [last]: { at: Date }[] = await tx.query(
+        `SELECT at FROM schedule_events WHERE schedule_id = $1 AND kind = 'triggered' ORDER BY at DESC LIMIT 1`,
+        [s.id],
+      );
+      const lastSecond = last ? Math.floor(last.at.getTime() / 1000) : -1;
+      const now = Date.now();
+      if (Math.floor(now / 1000) <= lastSecond) await new Promise((r) => setTimeout(r, (lastSecond + 1) * 1000 - now + 5));
       await this.audit.record(tx, ctx, { action: 'schedule.trigger', targetType: 'schedule', targetId: s.id });
-      const fire = () => this.handle(s).trigger(overlapOf(overlap ?? s.policies.overlap));
-      await temporalCall('the schedule was not triggered', async () => {
-        try {
-          await fire();
-        } catch (err) {
-          if (!(err instanceof ScheduleNotFoundError)) throw err;
-          await this.sync(tx, s); // lost by Temporal: recreate it, then fire
-          await fire();
-        }
-      });
+      await this.onTemporal(tx, s, 'the schedule was not triggered', (h) => h.trigger(overlapOf(overlap ?? s.policies.overlap)));
+      await this.event(tx, s, 'triggered', null, { overlap: overlap ?? s.policies.overlap ?? 'skip' });
     });
   }
 
@@ -396,7 +422,7 @@ export class SchedulesService {
       const ranges = onlyMissing
         ? missing.map((t) => ({ start: new Date(t.getTime() - 500), end: new Date(t.getTime() + 500), overlap }))
         : [{ start, end, overlap }];
-      if (ranges.length > 0) await temporalCall('the backfill was not started', () => this.handle(s).backfill(ranges));
+      if (ranges.length > 0) await this.onTemporal(tx, s, 'the backfill was not started', (h) => h.backfill(ranges));
     });
     return { fires: inRange.length, alreadyRan: inRange.length - missing.length, started: missing.length };
   }
@@ -406,12 +432,16 @@ export class SchedulesService {
    * those that did not, each with why — paused, skipped for overlap, missed
    * beyond the catch-up window, or excluded by a calendar or exclusion rule.
    */
-  async fires(ctx: RequestContext, id: string, from: Date, to: Date, limit: number): Promise<FireRecord[]> {
+  async fires(ctx: RequestContext, id: string, from: Date, to: Date, limit: number): Promise<FireList> {
     const s = await this.get(ctx, id);
     const d = await this.desiredOf(this.db.manager, s);
     const now = Date.now();
-    const until = new Date(Math.min(to.getTime(), now));
-    const notBefore = new Date(Math.max(from.getTime(), s.createdAt.getTime()));
+    let until = new Date(Math.min(to.getTime(), now));
+    // Fires begin when Temporal had the schedule (the 'created' event is written after it did).
+    const [created]: { at: Date }[] = await this.db.query(`SELECT at FROM schedule_events WHERE schedule_id = $1 AND kind = 'created'`, [
+      s.id,
+    ]);
+    const notBefore = new Date(Math.max(from.getTime(), (created?.at ?? s.createdAt).getTime()));
     // Nominal times (no jitter): what run records carry as their scheduled time.
     const nominal = { ...s.spec, jitterSeconds: undefined };
     const [expected, unexcluded, runs, events] = await Promise.all([
@@ -423,7 +453,7 @@ export class SchedulesService {
         .createQueryBuilder('r')
         .where('r.schedule_id = :id AND r.queued_at <= :to AND (r.finished_at IS NULL OR r.finished_at >= :from)', {
           id: s.id,
-          from,
+          from: new Date(from.getTime() - WORKFLOW_CLOSE_MARGIN_MS),
           to: until,
         })
         .orWhere('r.schedule_id = :id AND r.scheduled_at BETWEEN :from AND :to', { id: s.id, from, to: until })
@@ -432,14 +462,21 @@ export class SchedulesService {
         s.id,
       ]) as Promise<{ kind: string; at: Date }[]>,
     ]);
+    // More fires than the limit: report the first `limit` of the window, and where to continue.
+    const truncated = unexcluded.length >= limit;
+    if (truncated) until = unexcluded[unexcluded.length - 1];
     const byTime = new Map(runs.filter((r) => r.scheduledAt).map((r) => [(r.scheduledAt as Date).getTime(), r]));
     const pausedAt = (t: number): boolean => {
       let paused = false;
       for (const e of events) if (e.at.getTime() <= t) paused = e.kind === 'paused';
       return paused;
     };
+    // A run's end is recorded a moment before its workflow closes, and Temporal's scheduler learns of the close after that.
     const overlapping = (t: number): boolean =>
-      runs.some((r) => r.queuedAt.getTime() <= t && (r.finishedAt === null || r.finishedAt.getTime() > t));
+      runs.some(
+        (r) =>
+          (r.scheduledAt ?? r.queuedAt).getTime() < t && (r.finishedAt === null || r.finishedAt.getTime() + WORKFLOW_CLOSE_MARGIN_MS > t),
+      );
     const expectedSet = new Set(expected.map((t) => t.getTime()));
     const records: FireRecord[] = [];
     for (const t of unexcluded) {
@@ -497,7 +534,10 @@ export class SchedulesService {
         reason: null,
       });
     }
-    return records.sort((a, b) => b.scheduledAt.localeCompare(a.scheduledAt)).slice(0, limit);
+    return {
+      items: records.sort((a, b) => b.scheduledAt.localeCompare(a.scheduledAt)),
+      nextFrom: truncated ? new Date(until.getTime() + 1).toISOString() : null,
+    };
   }
 
   /** The schedule's spec without jitter: fire times as run records carry them. */

@@ -110,11 +110,21 @@ export class FireResponse {
 }
 
 export class FireListResponse {
-  @ApiProperty({ type: [FireResponse] }) items!: FireResponse[];
+  @ApiProperty({ type: [FireResponse], description: 'Newest first.' }) items!: FireResponse[];
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: 'The window held more fires than one answer: ask again with from=nextFrom.',
+  })
+  nextFrom!: string | null;
 }
 
 export class BackfillResponse {
   @ApiProperty({ description: 'Fires of the schedule in the range.' }) fires!: number;
   @ApiProperty({ description: 'Of those, fires that already had a run.' }) alreadyRan!: number;
-  @ApiProperty({ description: 'Fires sent to Temporal to run now.' }) started!: number;
+  @ApiProperty({
+    description:
+      'Fires that get a run now (with onlyMissing: false Temporal is sent the whole range, but fires that already ran get no second run).',
+  })
+  started!: number;
 }
