@@ -59,6 +59,8 @@ test('a shell task created over HTTP runs to succeeded with its output, findable
   const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   try {
     const client = new Client({ connection });
+    // The record is final before the workflow closes (it still hands on its slot and checks alerts).
+    await client.workflow.getHandle(run.workflowId).result();
     const desc = await client.workflow.getHandle(run.workflowId).describe();
     expect(desc.status.name).toBe('COMPLETED');
     expect(desc.runId).toBe(run.temporalRunId);

@@ -173,11 +173,10 @@ export class SchedulesService {
 
   /** Everything the Temporal side of a schedule is built from. */
   async desiredOf(tx: EntityManager, schedule: ScheduleEntity): Promise<DesiredSchedule> {
-    const [task, tenant, calendars] = await Promise.all([
-      tx.getRepository(TaskEntity).findOneByOrFail({ id: schedule.taskId }),
-      tx.getRepository(TenantEntity).findOneByOrFail({ id: schedule.tenantId }),
-      tx.getRepository(CalendarEntity).findBy({ id: In(schedule.excludeCalendarIds), deletedAt: IsNull() }),
-    ]);
+    // One after another: inside a transaction the three share one connection.
+    const task = await tx.getRepository(TaskEntity).findOneByOrFail({ id: schedule.taskId });
+    const tenant = await tx.getRepository(TenantEntity).findOneByOrFail({ id: schedule.tenantId });
+    const calendars = await tx.getRepository(CalendarEntity).findBy({ id: In(schedule.excludeCalendarIds), deletedAt: IsNull() });
     return { schedule, task, calendars, tenantSuspended: tenant.status === 'suspended' };
   }
 

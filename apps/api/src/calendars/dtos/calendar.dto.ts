@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import type { CalendarEntity } from '@task-scheduler/db';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
@@ -47,24 +47,8 @@ export class CreateCalendarDto {
   weeklyWindows?: WeeklyWindowDto[];
 }
 
-export class UpdateCalendarDto {
-  @ApiPropertyOptional({ maxLength: 2000 }) @IsOptional() @IsString() @MaxLength(2000) description?: string;
-
-  @ApiPropertyOptional({ type: [String], description: 'Replaces the holidays.' })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(1000)
-  @Matches(DATE, { each: true, message: 'holidays must be dates like 2027-12-25' })
-  holidays?: string[];
-
-  @ApiPropertyOptional({ type: [WeeklyWindowDto], description: 'Replaces the weekly windows.' })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(100)
-  @ValidateNested({ each: true })
-  @Type(() => WeeklyWindowDto)
-  weeklyWindows?: WeeklyWindowDto[];
-}
+/** Any of description, holidays and weekly windows; given lists replace the stored ones. */
+export class UpdateCalendarDto extends PartialType(OmitType(CreateCalendarDto, ['name'] as const)) {}
 
 export class CalendarResponse {
   @ApiProperty() id!: string;
