@@ -201,7 +201,8 @@ export async function taskRunWorkflow(given: TaskRunInput): Promise<TaskRunResul
   if (!given.runId) upsertSearchAttributes({ [SEARCH_ATTRIBUTES.runId]: [input.runId] });
   // A fire of a schedule carries its nominal time; one fire makes at most one run.
   const scheduledAt = given.scheduleId ? (info.typedSearchAttributes.get(SCHEDULED_START_TIME)?.toISOString() ?? null) : null;
-  const ensured = await records.ensureRunRecord(input, info.workflowId, info.runId, scheduledAt);
+  // Not cancellable: a cancel arriving this early must still find the run recorded, so it can be ended `cancelled`.
+  const ensured = await CancellationScope.nonCancellable(() => records.ensureRunRecord(input, info.workflowId, info.runId, scheduledAt));
   if (ensured?.duplicateOf) {
     return { runId: ensured.duplicateOf, duplicateOf: ensured.duplicateOf, status: 'duplicate', attempts: 0, exitCode: null, error: null };
   }

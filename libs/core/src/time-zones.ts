@@ -106,7 +106,9 @@ export function isValidTimeZone(zone: string): boolean {
   } catch {
     return false;
   }
-  return resolved === zone || resolved.toLowerCase() !== zone.toLowerCase();
+  if (resolved === zone) return true;
+  // An alias (US/Pacific → America/Los_Angeles) in its exact spelling: Intl also takes `us/pacific`, Temporal does not.
+  return /^[A-Z][A-Za-z0-9_+-]*(\/[A-Z0-9][A-Za-z0-9_+-]*)*$/.test(zone) && resolved.toLowerCase() !== zone.toLowerCase();
 }
 
 /** The zone's UTC offset in minutes at `date` (east positive: Berlin in summer is 120). */

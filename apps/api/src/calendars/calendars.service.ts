@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { CalendarEntity, ScheduleEntity } from '@task-scheduler/db';
+import { CalendarEntity } from '@task-scheduler/db';
 import type { WeeklyWindow } from '@task-scheduler/db';
 import { DataSource, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
@@ -100,6 +100,7 @@ export class CalendarsService {
         ...(weeklyWindows ? { weeklyWindows } : {}),
         version: cal.version + 1,
       };
+      await this.schedules.lockCalendarUsers(tx, ctx.tenantId, cal.id);
       await tx.getRepository(CalendarEntity).save(next);
       await this.audit.record(tx, ctx, { action: 'calendar.update', targetType: 'calendar', targetId: cal.id });
       const schedulesUpdated = await this.schedules.resyncCalendarUsers(tx, ctx.tenantId, cal.id);
@@ -110,14 +111,11 @@ export class CalendarsService {
   async remove(ctx: RequestContext, id: string): Promise<void> {
     await this.db.transaction(async (tx) => {
       const cal = await this.get(ctx, id, tx);
-      const users = await tx
-        .getRepository(ScheduleEntity)
-        .createQueryBuilder('s')
-        .where('s.tenant_id = :tenantId AND s.deleted_at IS NULL AND :id = ANY(s.exclude_calendar_ids)', {
-          tenantId: ctx.tenantId,
-          id: cal.id,
-        })
-        .getMany();
+      // Schedules first (the order schedule changes lock in), then the calendar row: that waits for a schedule
+      // create holding the calendar, whose new row the second look then sees.
+      const inUse = await this.schedules.lockCalendarUsers(tx, ctx.tenantId, cal.id);
+      if (inUse.length === 0) await tx.getRepository(CalendarEntity).update({ id: cal.id }, { deletedAt: new Date() });
+      const users = inUse.length > 0 ? inUse : await this.schedules.lockCalendarUsers(tx, ctx.tenantId, cal.id);
       if (users.length > 0) {
         throw new ApiError(
           ErrorCode.CALENDAR_IN_USE,
@@ -127,7 +125,6 @@ export class CalendarsService {
           },
         );
       }
-      await tx.getRepository(CalendarEntity).update({ id: cal.id }, { deletedAt: new Date() });
       await this.audit.record(tx, ctx, { action: 'calendar.delete', targetType: 'calendar', targetId: cal.id });
     });
   }

@@ -5,7 +5,7 @@ import { ScheduleEntity } from '@task-scheduler/db';
 import { Client, ScheduleNotFoundError } from '@temporalio/client';
 import { DataSource, IsNull } from 'typeorm';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
-import { effectivePause } from './schedule-translator';
+import { TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
 import { SchedulesService } from './schedules.service';
 
 /** Advisory-lock key: one API process reconciles at a time. */
@@ -90,12 +90,18 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
         .createQueryBuilder('s')
         .where('s.deleted_at IS NULL AND starts_with(s.temporal_schedule_id, :prefix)', { prefix })
         .getMany();
-      for (const row of rows) {
+      for (const listed of rows) {
         report.checked++;
         try {
-          await this.reconcileOne(tx, row, report);
+          // Each schedule in its own transaction, on its row as it is now (locked: an API change in flight finishes first).
+          await this.db.transaction(async (rowTx) => {
+            const row = await rowTx
+              .getRepository(ScheduleEntity)
+              .findOne({ where: { id: listed.id, deletedAt: IsNull() }, lock: { mode: 'pessimistic_write' } });
+            if (row) await this.reconcileOne(rowTx, row, report);
+          });
         } catch (err) {
-          report.errors.push(`${row.id}: ${(err as Error).message}`);
+          report.errors.push(`${listed.id}: ${(err as Error).message}`);
         }
       }
       const live = new Set(rows.map((r) => r.temporalScheduleId));
@@ -141,7 +147,8 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
       return;
     }
     if (description.state.paused === want.paused) return;
-    if (description.state.paused && row.policies.pauseOnFailure && !desired.tenantSuspended) {
+    const pausedForTenant = description.state.note === TENANT_SUSPENDED_NOTE;
+    if (description.state.paused && row.policies.pauseOnFailure && !desired.tenantSuspended && !pausedForTenant) {
       // Temporal paused it after a failed run, as the policy asks: that is the schedule's state now.
       const note = description.state.note ?? 'paused after a failed run';
       await tx.getRepository(ScheduleEntity).update({ id: row.id }, { paused: true, pauseNote: note });

@@ -5,7 +5,7 @@ import { DEFAULT_CATCHUP_WINDOW_SECONDS, temporalScheduleId } from '@task-schedu
 import type { OverlapPolicy, SchedulePolicyInput, ScheduleSpecInput } from '@task-scheduler/contracts';
 import { isValidTimeZone } from '@task-scheduler/core';
 import { CalendarEntity, RunEntity, ScheduleEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
-import { Client, ScheduleNotFoundError } from '@temporalio/client';
+import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError } from '@temporalio/client';
 import type { ScheduleDescription, ScheduleHandle } from '@temporalio/client';
 import { CronExpressionParser } from 'cron-parser';
 import { DataSource, In, IsNull } from 'typeorm';
@@ -54,6 +54,9 @@ export interface ScheduleLiveState {
   /** `missing`: the row exists but Temporal has no such schedule (the reconciler will recreate it). */
   temporal: 'ok' | 'missing' | 'unavailable';
 }
+
+/** Fires one backfill may start. */
+const MAX_BACKFILL_FIRES = 10_000;
 
 /** Time between a run's recorded end and its workflow's close as Temporal's scheduler sees it, at most. */
 const WORKFLOW_CLOSE_MARGIN_MS = 2_000;
@@ -159,7 +162,13 @@ export class SchedulesService {
     path = 'spec.excludeCalendarIds',
   ): Promise<CalendarEntity[]> {
     if (ids.length === 0) return [];
-    const found = await tx.getRepository(CalendarEntity).findBy({ id: In(ids), tenantId, deletedAt: IsNull() });
+    // Shared locks: a calendar change or delete waits for this schedule change, and then sees it.
+    const found = await tx
+      .getRepository(CalendarEntity)
+      .find({
+        where: { id: In(ids), tenantId, deletedAt: IsNull() },
+        ...(tx.queryRunner ? { lock: { mode: 'pessimistic_read' as const } } : {}),
+      });
     ids.forEach((id, i) => {
       if (!found.some((c) => c.id === id)) throw invalid(ErrorCode.CALENDAR_NOT_FOUND, `${path}[${i}]`, `calendar ${id} does not exist`);
     });
@@ -262,8 +271,14 @@ export class SchedulesService {
     });
   }
 
-  async get(ctx: RequestContext, id: string, tx: EntityManager = this.db.manager): Promise<ScheduleEntity> {
-    const s = isUuid(id) ? await tx.getRepository(ScheduleEntity).findOneBy({ id, tenantId: ctx.tenantId, deletedAt: IsNull() }) : null;
+  /** The tenant's live schedule; inside a transaction (`tx` given) the row is locked, so concurrent changes queue. */
+  async get(ctx: RequestContext, id: string, tx?: EntityManager): Promise<ScheduleEntity> {
+    const s = isUuid(id)
+      ? await (tx ?? this.db.manager).getRepository(ScheduleEntity).findOne({
+          where: { id, tenantId: ctx.tenantId, deletedAt: IsNull() },
+          ...(tx ? { lock: { mode: 'pessimistic_write' as const } } : {}),
+        })
+      : null;
     if (!s) throw new ApiError(ErrorCode.SCHEDULE_NOT_FOUND, `schedule ${id} does not exist`);
     return s;
   }
@@ -367,14 +382,14 @@ export class SchedulesService {
   async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<void> {
     await this.db.transaction(async (tx) => {
       const s = await this.get(ctx, id, tx);
-      await tx.query(`SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE`, [s.id]);
       const [last]: { at: Date }[] = await tx.query(
         `SELECT at FROM schedule_events WHERE schedule_id = $1 AND kind = 'triggered' ORDER BY at DESC LIMIT 1`,
         [s.id],
       );
       const lastSecond = last ? Math.floor(last.at.getTime() / 1000) : -1;
       const now = Date.now();
-      if (Math.floor(now / 1000) <= lastSecond) await new Promise((r) => setTimeout(r, (lastSecond + 1) * 1000 - now + 5));
+      // Two seconds, not one: Temporal names the fire by the second in which it processes the trigger, a little later.
+      if (Math.floor(now / 1000) <= lastSecond + 1) await new Promise((r) => setTimeout(r, (lastSecond + 2) * 1000 - now + 5));
       await this.audit.record(tx, ctx, { action: 'schedule.trigger', targetType: 'schedule', targetId: s.id });
       await this.onTemporal(tx, s, 'the schedule was not triggered', (h) => h.trigger(overlapOf(overlap ?? s.policies.overlap)));
       await this.event(tx, s, 'triggered', null, { overlap: overlap ?? s.policies.overlap ?? 'skip' });
@@ -399,7 +414,14 @@ export class SchedulesService {
     if (end.getTime() > Date.now())
       throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'a backfill covers the past: end must not be in the future');
     const s = await this.get(ctx, id);
-    const fires = await this.preview.matchingTimes({ spec: await this.nominalSpec(s) }, start, 10_000, { until: end });
+    const fires = await this.preview.matchingTimes({ spec: await this.nominalSpec(s) }, start, MAX_BACKFILL_FIRES + 1, { until: end });
+    if (fires.filter((t) => t <= end).length > MAX_BACKFILL_FIRES) {
+      throw invalid(
+        ErrorCode.SCHEDULE_INVALID_RANGE,
+        'end',
+        `the range holds more than ${MAX_BACKFILL_FIRES} fires; backfill it in parts (the first part could end at ${fires[MAX_BACKFILL_FIRES - 1].toISOString()})`,
+      );
+    }
     const inRange = fires.filter((t) => t >= start && t <= end);
     const ran: { scheduled_at: Date }[] = await this.db.query(
       `SELECT scheduled_at FROM runs WHERE schedule_id = $1 AND scheduled_at >= $2 AND scheduled_at <= $3`,
@@ -408,6 +430,8 @@ export class SchedulesService {
     const ranAt = new Set(ran.map((r) => r.scheduled_at.getTime()));
     const missing = inRange.filter((t) => !ranAt.has(t.getTime()));
     const overlap = overlapOf(dto.overlap ?? 'allow_all');
+    // Temporal places a backfilled fire at its jittered time and only takes those inside the range.
+    const jitterMs = (s.spec.jitterSeconds ?? 0) * 1000;
     const onlyMissing = dto.onlyMissing ?? true;
     await this.db.transaction(async (tx) => {
       await this.event(tx, s, 'backfilled', null, {
@@ -419,8 +443,8 @@ export class SchedulesService {
       });
       await this.audit.record(tx, ctx, { action: 'schedule.backfill', targetType: 'schedule', targetId: s.id });
       const ranges = onlyMissing
-        ? missing.map((t) => ({ start: new Date(t.getTime() - 500), end: new Date(t.getTime() + 500), overlap }))
-        : [{ start, end, overlap }];
+        ? missing.map((t) => ({ start: new Date(t.getTime() - 500), end: new Date(t.getTime() + 500 + jitterMs), overlap }))
+        : [{ start, end: new Date(end.getTime() + jitterMs), overlap }];
       if (ranges.length > 0) await this.onTemporal(tx, s, 'the backfill was not started', (h) => h.backfill(ranges));
     });
     return { fires: inRange.length, alreadyRan: inRange.length - missing.length, started: missing.length };
@@ -555,18 +579,35 @@ export class SchedulesService {
       return 'updated';
     } catch (err) {
       if (!(err instanceof ScheduleNotFoundError)) throw err;
-      await this.temporal.schedule.create(createOptionsOf(this.config, desired));
+      try {
+        await this.temporal.schedule.create(createOptionsOf(this.config, desired));
+      } catch (createErr) {
+        // Recreated by someone else (the reconciler, another request) in between: update that one.
+        if (!(createErr instanceof ScheduleAlreadyRunning)) throw createErr;
+        await this.handle(schedule).update((prev) => updateOptionsOf(this.config, desired, false, prev.state.remainingActions));
+      }
       return 'created';
     }
   }
 
-  /** After a calendar changed: every schedule excluding it gets the new exclusions (a new version each). */
-  async resyncCalendarUsers(tx: EntityManager, tenantId: string, calendarId: string): Promise<number> {
-    const users = await tx
+  /**
+   * Locks (and returns) the live schedules excluding a calendar. A calendar
+   * change takes these locks before it touches the calendar row — the same
+   * order as a schedule change (schedule row, then its calendars) — so the
+   * two wait for each other instead of deadlocking or working on stale rows.
+   */
+  lockCalendarUsers(tx: EntityManager, tenantId: string, calendarId: string): Promise<ScheduleEntity[]> {
+    return tx
       .getRepository(ScheduleEntity)
       .createQueryBuilder('s')
       .where('s.tenant_id = :tenantId AND s.deleted_at IS NULL AND :calendarId = ANY(s.exclude_calendar_ids)', { tenantId, calendarId })
+      .setLock('pessimistic_write')
       .getMany();
+  }
+
+  /** After a calendar changed: every schedule excluding it gets the new exclusions (a new version each). */
+  async resyncCalendarUsers(tx: EntityManager, tenantId: string, calendarId: string): Promise<number> {
+    const users = await this.lockCalendarUsers(tx, tenantId, calendarId);
     for (const s of users) {
       const next = { ...s, version: s.version + 1 };
       await tx.getRepository(ScheduleEntity).update({ id: s.id }, { version: next.version });
