@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { CapturedStream, ShardRef } from '@task-scheduler/contracts';
-import { maskSecrets, openSecrets, secretValuesOf } from '@task-scheduler/core';
+import { maskSecrets, openSecrets } from '@task-scheduler/core';
 import type { TaskSecretValues } from '@task-scheduler/core';
 import type { AttemptEnd, RunRecorder } from './runs/run-recorder';
 
@@ -88,5 +88,3 @@ export async function inRecordedAttempt<T>(
     throw err;
   }
 }
-
-export { maskSecrets, secretValuesOf };

@@ -1,4 +1,3 @@
 export * from './runs';
 export * from './shell';
 export * from './http';
-export { SECRETS_UNAVAILABLE } from './executor-support';

@@ -1,4 +1,6 @@
 /* Per-tenant concurrency limits and fairness between tenants, on the real stack. */
+import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
+import type { RunStatus } from '@task-scheduler/contracts';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 import { checkReplayAndRecord } from '../support/replay-fixtures';
@@ -70,7 +72,7 @@ test("a tenant's burst waits as queued within its limit and does not hold back a
   let runsA: { status: string; started_at: Date | null; finished_at: Date | null }[] = [];
   for (;;) {
     runsA = await stack.db.query(`SELECT status, started_at, finished_at FROM runs WHERE task_id = $1`, [taskA.body.id]);
-    if (runsA.every((r) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.status))) break;
+    if (runsA.every((r) => FINAL_RUN_STATUSES.includes(r.status as RunStatus))) break;
     if (Date.now() > deadline) throw new Error('tenant A burst did not drain within 120 s');
     await new Promise((r) => setTimeout(r, 500));
   }

@@ -1,13 +1,10 @@
 /* End to end over HTTP: real API, real Temporal dev server and workers, real PostgreSQL. */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { Worker } from '@temporalio/worker';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 import { processesMatching } from '../support/processes';
+import { checkReplayAndRecord } from '../support/replay-fixtures';
 
 let stack: TestStack;
 const CANARY = `canary-${randomBytes(8).toString('hex')}`;
@@ -70,13 +67,8 @@ test('a shell task created over HTTP runs to succeeded with its output, findable
     expect(sa.Trigger).toEqual(['manual']);
     expect(sa.TenantId).toHaveLength(1);
 
-    // The history just produced replays deterministically with the current workflow code.
-    const history = await client.workflow.getHandle(run.workflowId).fetchHistory();
-    await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE as string } }, history, run.workflowId);
-    if (process.env.UPDATE_REPLAY_FIXTURES) {
-      // Refresh the stored history that test/replay checks future workflow code against.
-      writeFileSync(join(__dirname, '../replay/histories/task-run-succeeded.json'), historyToJSON(history));
-    }
+    // The history just produced replays deterministically with the current workflow code (and is the stored fixture).
+    await checkReplayAndRecord(stack.config.TEMPORAL_ADDRESS, run.workflowId, 'task-run-succeeded.json');
   } finally {
     await connection.close();
   }

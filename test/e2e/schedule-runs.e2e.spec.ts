@@ -5,6 +5,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
 import { startStack } from '../support/stack';
+import { eventually } from '../support/eventually';
 import type { TestStack } from '../support/stack';
 
 let stack: TestStack;
@@ -61,16 +62,6 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 function api(method: string, path: string, body?: unknown) {
   return stack.request(method, path, { body, apiKey: tenant.apiKey });
-}
-
-async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (done(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms (last: ${JSON.stringify(v)})`);
-    await sleep(250);
-  }
 }
 
 async function createTask(name: string, command: string, args: string[] = []): Promise<string> {

@@ -2,6 +2,7 @@
  * tenant suspension and previews — real API, real Temporal dev server, real PostgreSQL. */
 import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
 import { startStack } from '../support/stack';
+import { eventually } from '../support/eventually';
 import type { TestStack } from '../support/stack';
 import { checkReplayAndRecord } from '../support/replay-fixtures';
 
@@ -39,16 +40,6 @@ async function temporalScheduleIds(): Promise<string[]> {
   const ids: string[] = [];
   for await (const s of client.schedule.list()) if (s.scheduleId.startsWith(`${stack.config.TASK_QUEUE_PREFIX}.`)) ids.push(s.scheduleId);
   return ids;
-}
-
-async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (done(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms (last: ${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 const daily = (extra: Record<string, unknown> = {}) => ({

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { startStack } from '../support/stack';
+import { eventually } from '../support/eventually';
 import type { TestStack } from '../support/stack';
 import { processesMatching } from '../support/processes';
 import { checkReplayAndRecord } from '../support/replay-fixtures';
@@ -71,16 +72,6 @@ async function runCount(taskId: string): Promise<number> {
 }
 
 /** Polls `probe` until it returns a value `done` accepts, or fails after `timeoutMs`. */
-async function eventually<T>(probe: () => Promise<T> | T, done: (v: T) => boolean, timeoutMs: number, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (done(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met after ${timeoutMs} ms; last value ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
 async function deadLetterIds(): Promise<string[]> {
   const res = await api('GET', '/v1/dead-letters?limit=200');
   expect(res.status).toBe(200);

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { startStack } from '../support/stack';
 import type { AppProcess, TestStack } from '../support/stack';
+import { eventually } from '../support/eventually';
 import { processesMatching } from '../support/processes';
 
 let stack: TestStack;
@@ -73,7 +74,7 @@ test('kill -9 of the worker during a 30 s task: the run completes on a new worke
   try {
     const queued = await stack.request('POST', `/v1/tasks/${taskId}/runs`);
     await stack.waitForRun(queued.body.id, (r) => r.status === 'running' && r.attempts.length === 1, 60_000);
-    await waitUntil(() => processesMatching(`sleep ${marker}`).length > 0, 10_000);
+    await eventually(() => processesMatching(`sleep ${marker}`).length > 0, Boolean, 10_000, 100);
     await new Promise((r) => setTimeout(r, 2_000)); // let a heartbeat (with the process group id) reach Temporal
 
     const leftBehind = processesMatching(`sleep ${marker}`);
@@ -90,7 +91,7 @@ test('kill -9 of the worker during a 30 s task: the run completes on a new worke
       `kill -9 → retry attempt started: ${(retryStartedMs / 1000).toFixed(1)} s (heartbeat timeout ${HEARTBEAT_TIMEOUT_SECONDS} s)`,
     );
     // The retry, on the same host, ended the group the killed worker left behind before starting its own.
-    await waitUntil(() => leftBehind.filter(alive).length === 0, 5_000);
+    await eventually(() => leftBehind.filter(alive).length === 0, Boolean, 5_000, 100);
 
     const run = await stack.waitForRun(queued.body.id, undefined, 90_000);
     expect(run.status).toBe('succeeded');
@@ -127,13 +128,5 @@ function alive(pid: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -52,7 +52,7 @@ const records = proxyLocalActivities<RunActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 1000 },
 });
 
-export const slotFreedSignal = defineSignal(RUN_SLOT_FREED_SIGNAL);
+const slotFreedSignal = defineSignal(RUN_SLOT_FREED_SIGNAL);
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 15;
 /** Beyond the task's own timeout (enforced by the executor): time to kill the group and report. */
@@ -226,7 +226,7 @@ export async function taskRunWorkflow(given: TaskRunInput): Promise<TaskRunResul
   await CancellationScope.nonCancellable(async () => {
     const finalized = await records.finalizeRun({ runId: input.runId, ...outcome });
     // Histories recorded before wakeWorkflowIds existed name run ids (every run's workflow id was then run-<id>).
-    const wake = finalized.wakeWorkflowIds ?? finalized.wake.map(runWorkflowId);
+    const wake = finalized.wakeWorkflowIds ?? (finalized.wake ?? []).map(runWorkflowId);
     attempts = finalized.attempts ?? 0; // histories recorded before the field existed replay without it
     await Promise.all(
       wake.map(

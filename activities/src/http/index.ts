@@ -1,7 +1,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AlertDelivery, ExecutorFailureDetails, HttpActivityInput, HttpActivityResult, HttpSpec } from '@task-scheduler/contracts';
 import { HTTP_FAILURE_TYPES } from '@task-scheduler/contracts';
-import { attemptStatusOf, inRecordedAttempt, maskSecrets, maskStream, secretValuesOf, unsealTaskSecrets } from '../executor-support';
+import { maskSecrets, secretValuesOf } from '@task-scheduler/core';
+import { attemptStatusOf, inRecordedAttempt, maskStream, unsealTaskSecrets } from '../executor-support';
 import type { RunRecorder } from '../runs/run-recorder';
 import { HttpExecutor } from './http-executor';
 import type { HttpExecutorOptions, HttpRunResult } from './http-executor';
@@ -22,7 +23,7 @@ export interface HttpActivityDeps {
 const MAX_RETRY_AFTER_MS = 3_600_000;
 
 /** Fills `{name}` placeholders of a URL template with URL-encoded values. */
-export function fillUrl(template: string, variables: Record<string, string>): string {
+function fillUrl(template: string, variables: Record<string, string>): string {
   return template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, name: string) => {
     const value = variables[name];
     if (value === undefined) {

@@ -31,6 +31,9 @@ export interface AttemptEnd {
 }
 
 const FINAL = `('succeeded', 'failed', 'cancelled', 'timed_out')`;
+/** SQL: the free concurrency slots of tenant row `t` (a slot is held while a run is admitted and not final). */
+const FREE_SLOTS = `(t.max_concurrent_runs - (SELECT count(*) FROM runs a
+                      WHERE a.tenant_id = t.id AND a.admitted_at IS NOT NULL AND a.status IN ('queued', 'running'))::int)`;
 /** Waiting runs woken per finished run at most; the rest are found by their own periodic re-check. */
 const MAX_WAKE = 20;
 const DEFAULT_ALERT_WINDOW_SECONDS = 3600;
@@ -67,8 +70,6 @@ export class RunRecorder {
       ]);
       return rows[0]?.id ?? null;
     };
-    const before = await existing();
-    if (before) return { duplicateOf: before };
     try {
       await this.db.query(
         `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id, shard_count,
@@ -110,8 +111,7 @@ export class RunRecorder {
       await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))`, [tenantId]);
       const rows: { admitted: boolean; final: boolean; free: number }[] = await tx.query(
         `SELECT r.admitted_at IS NOT NULL AS admitted, r.status IN ${FINAL} AS final,
-                t.max_concurrent_runs - (SELECT count(*) FROM runs a
-                                          WHERE a.tenant_id = $2 AND a.admitted_at IS NOT NULL AND a.status IN ('queued', 'running'))::int AS free
+                ${FREE_SLOTS} AS free
            FROM runs r JOIN tenants t ON t.id = r.tenant_id
           WHERE r.id = $1 AND r.tenant_id = $2`,
         [runId, tenantId],
@@ -227,20 +227,17 @@ export class RunRecorder {
           ],
         );
       }
-      const waiting: { id: string; workflow_id: string }[] = await tx.query(
+      const waiting: { workflow_id: string }[] = await tx.query(
         `WITH me AS (SELECT tenant_id FROM runs WHERE id = $1),
-              free AS (SELECT t.max_concurrent_runs - (SELECT count(*) FROM runs a
-                                                        WHERE a.tenant_id = t.id AND a.admitted_at IS NOT NULL
-                                                          AND a.status IN ('queued', 'running'))::int AS n
-                         FROM tenants t JOIN me ON t.id = me.tenant_id)
-         SELECT w.id, w.workflow_id FROM runs w JOIN me ON w.tenant_id = me.tenant_id
+              free AS (SELECT ${FREE_SLOTS} AS n FROM tenants t JOIN me ON t.id = me.tenant_id)
+         SELECT w.workflow_id FROM runs w JOIN me ON w.tenant_id = me.tenant_id
           WHERE w.admitted_at IS NULL AND w.status = 'queued' AND w.id <> $1
           ORDER BY w.priority DESC, w.queued_at, w.id
           LIMIT least($2, greatest((SELECT n FROM free), 0))`,
         [f.runId, MAX_WAKE],
       );
       const [{ attempts }]: { attempts: number }[] = await tx.query(`SELECT attempts FROM runs WHERE id = $1`, [f.runId]);
-      return { wake: waiting.map((w) => w.id), wakeWorkflowIds: waiting.map((w) => w.workflow_id), attempts };
+      return { wakeWorkflowIds: waiting.map((w) => w.workflow_id), attempts };
     });
   }
 

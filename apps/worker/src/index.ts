@@ -1,3 +1,3 @@
 export { createWorkers } from './worker-runtime';
 export type { WorkerSetOptions } from './worker-runtime';
-export { findBwrap, resolveRunAs } from './executor-environment';
+export { findBwrap } from './executor-environment';

@@ -171,10 +171,10 @@ export interface RunFinalization {
 
 /** What finalizing a run tells the workflow. */
 export interface FinalizeResult {
-  /** Runs of the same tenant waiting for a slot that may now take one (run ids). */
-  wake: string[];
-  /** The workflow ids of those runs (a scheduled run's workflow id is not derived from its run id). */
+  /** Workflow ids of runs of the same tenant waiting for a slot that may now take one. */
   wakeWorkflowIds?: string[];
+  /** What histories recorded before `wakeWorkflowIds` hold instead: run ids (a workflow id was then `run-<id>`). */
+  wake?: string[];
   /** Attempts the run made (the most of any shard), as recorded. */
   attempts: number;
 }

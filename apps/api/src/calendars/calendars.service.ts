@@ -100,10 +100,10 @@ export class CalendarsService {
         ...(weeklyWindows ? { weeklyWindows } : {}),
         version: cal.version + 1,
       };
-      await this.schedules.lockCalendarUsers(tx, ctx.tenantId, cal.id);
+      const users = await this.schedules.lockCalendarUsers(tx, ctx.tenantId, cal.id);
       await tx.getRepository(CalendarEntity).save(next);
       await this.audit.record(tx, ctx, { action: 'calendar.update', targetType: 'calendar', targetId: cal.id });
-      const schedulesUpdated = await this.schedules.resyncCalendarUsers(tx, ctx.tenantId, cal.id);
+      const schedulesUpdated = await this.schedules.resyncCalendarUsers(tx, users, cal.id);
       return { calendar: await tx.getRepository(CalendarEntity).findOneByOrFail({ id: cal.id }), schedulesUpdated };
     });
   }

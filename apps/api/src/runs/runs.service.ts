@@ -1,13 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
-import { FINAL_RUN_STATUSES, SEARCH_ATTRIBUTES, runWorkflowId, taskQueues } from '@task-scheduler/contracts';
-import type { HttpSpec, RunOverrides, RunStatus, RunTrigger, ShellSpec, TaskRunInput } from '@task-scheduler/contracts';
+import { FINAL_RUN_STATUSES, runWorkflowId, taskQueues } from '@task-scheduler/contracts';
+import type { RunOverrides, RunStatus, RunTrigger } from '@task-scheduler/contracts';
 import { temporalUiUrl } from '@task-scheduler/core';
 import { RunAttemptEntity, RunEntity, RunShardEntity } from '@task-scheduler/db';
 import type { TaskEntity } from '@task-scheduler/db';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
-import { SearchAttributeType, TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -15,21 +15,10 @@ import type { RequestContext } from '../auth/request-context';
 import { ApiError, ErrorCode } from '../common/api-error';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
+import { SEARCH_ATTRIBUTE_KEYS as SA, isUnavailable } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { TasksService } from '../tasks/tasks.service';
-
-const SA = {
-  tenantId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.tenantId, SearchAttributeType.KEYWORD),
-  taskId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.taskId, SearchAttributeType.KEYWORD),
-  runId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.runId, SearchAttributeType.KEYWORD),
-  trigger: defineSearchAttributeKey(SEARCH_ATTRIBUTES.trigger, SearchAttributeType.KEYWORD),
-};
-
-/** gRPC UNAVAILABLE / DEADLINE_EXCEEDED: Temporal is down or unreachable, worth retrying. */
-export function isUnavailable(err: unknown): boolean {
-  const code = (err as { cause?: { code?: number } })?.cause?.code;
-  return code === 14 || code === 4;
-}
+import { mergeOverrides, runInputOf } from './run-input';
 
 /** JSON with object keys sorted, so equal parameters hash equally whatever their key order. */
 function canonicalJson(value: unknown): string {
@@ -42,42 +31,6 @@ function canonicalJson(value: unknown): string {
       .join(',')}}`;
   }
   return JSON.stringify(value);
-}
-
-const SHELL_OVERRIDES: (keyof RunOverrides)[] = ['env', 'args'];
-const HTTP_OVERRIDES: (keyof RunOverrides)[] = ['variables', 'headers', 'body'];
-
-/** The task's spec with the trigger's parameters merged over it. */
-export function mergeOverrides(task: TaskEntity, o: RunOverrides): { shell?: ShellSpec; http?: HttpSpec } {
-  const allowed = task.executor === 'shell' ? SHELL_OVERRIDES : HTTP_OVERRIDES;
-  const wrong = (Object.keys(o) as (keyof RunOverrides)[]).filter((k) => o[k] !== undefined && !allowed.includes(k));
-  if (wrong.length > 0) {
-    const message = `${wrong.join(', ')} cannot override a ${task.executor} task (it takes ${allowed.join(', ')})`;
-    throw new ApiError(
-      ErrorCode.VALIDATION_FAILED,
-      message,
-      wrong.map((k) => ({ field: `overrides.${k}`, message })),
-    );
-  }
-  if (task.executor === 'shell') {
-    const spec = task.spec as ShellSpec;
-    if (o.args && spec.script !== undefined) {
-      const message = 'args cannot override a script task (only a command task takes args)';
-      throw new ApiError(ErrorCode.VALIDATION_FAILED, message, [{ field: 'overrides.args', message }]);
-    }
-    return {
-      shell: { ...spec, ...(o.env ? { env: { ...(spec.env ?? {}), ...o.env } } : {}), ...(o.args ? { args: o.args } : {}) },
-    };
-  }
-  const spec = task.spec as HttpSpec;
-  return {
-    http: {
-      ...spec,
-      ...(o.variables ? { variables: { ...(spec.variables ?? {}), ...o.variables } } : {}),
-      ...(o.headers ? { headers: { ...(spec.headers ?? {}), ...o.headers } } : {}),
-      ...(o.body !== undefined ? { body: o.body } : {}),
-    },
-  };
 }
 
 export interface TriggerOptions {
@@ -225,22 +178,7 @@ export class RunsService {
     overrides: RunOverrides,
   ): Promise<void> {
     const queues = taskQueues(this.config.TASK_QUEUE_PREFIX);
-    const input: TaskRunInput = {
-      runId,
-      tenantId: task.tenantId,
-      taskId: task.id,
-      taskVersion: task.version,
-      trigger,
-      executor: task.executor,
-      ...mergeOverrides(task, overrides),
-      secrets: task.secrets,
-      timeoutSeconds: task.timeoutSeconds,
-      retry: task.retryPolicy,
-      shardCount: task.shardCount,
-      shellTaskQueue: queues.shell,
-      httpTaskQueue: queues.http,
-      heartbeatTimeoutSeconds: this.config.HEARTBEAT_TIMEOUT_SECONDS,
-    };
+    const input = runInputOf(this.config, task, { runId, trigger, overrides });
     try {
       await this.temporal.workflow.start('taskRunWorkflow', {
         taskQueue: queues.workflows,

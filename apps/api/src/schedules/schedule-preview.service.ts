@@ -7,6 +7,7 @@ import { Client, ScheduleNotFoundError } from '@temporalio/client';
 import type { ScheduleSpec } from '@temporalio/client';
 import { msNumberToTs, tsToMs } from '@temporalio/common/lib/time';
 import { ApiError, ErrorCode } from '../common/api-error';
+import { GRPC, grpcCode } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 
 /** A saved schedule (by its Temporal id) or a spec not saved yet. */
@@ -58,15 +59,6 @@ const CALL_DEADLINE_MS = 10_000;
 /** Temporal answers a query on a schedule whose workflow has not run its first task with FAILED_PRECONDITION; it is ready in milliseconds. */
 const NOT_READY_RETRIES = 20;
 const NOT_READY_DELAY_MS = 100;
-
-const GRPC = { INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, FAILED_PRECONDITION: 9, UNAVAILABLE: 14 } as const;
-
-/** The gRPC status code of a raw service error or of one the SDK wrapped as `cause`. */
-function grpcCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  const code = typeof e?.code === 'number' ? e.code : e?.cause?.code;
-  return typeof code === 'number' ? code : undefined;
-}
 
 function grpcDetails(err: unknown): string {
   const e = err as { details?: unknown; cause?: { details?: unknown }; message?: string } | undefined;

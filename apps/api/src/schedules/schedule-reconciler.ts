@@ -141,7 +141,7 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
     const want = effectivePause(desired);
     const memoVersion = (description.action as { memo?: Record<string, unknown> }).memo?.scheduleVersion;
     if (memoVersion !== row.version) {
-      await this.schedules.sync(tx, row);
+      await this.schedules.sync(tx, row, { desired });
       await this.schedules.event(tx, row, 'repaired', `updated: Temporal had version ${String(memoVersion)}, the row ${row.version}`);
       report.updated.push(row.id);
       return;
@@ -156,7 +156,7 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
       report.adoptedPause.push(row.id);
       return;
     }
-    await this.schedules.sync(tx, row);
+    await this.schedules.sync(tx, row, { desired });
     await this.schedules.event(tx, row, 'repaired', `pause state set to ${want.paused ? 'paused' : 'running'}`);
     report.pauseFixed.push(row.id);
   }

@@ -1,17 +1,13 @@
 import type { AppConfig } from '@task-scheduler/config';
-import { DEFAULT_CATCHUP_WINDOW_SECONDS, SEARCH_ATTRIBUTES, taskQueues } from '@task-scheduler/contracts';
-import type { CalendarRule, OverlapPolicy, ScheduleSpecInput, TaskRunInput } from '@task-scheduler/contracts';
+import { DEFAULT_CATCHUP_WINDOW_SECONDS, taskQueues } from '@task-scheduler/contracts';
+import type { CalendarRule, OverlapPolicy, ScheduleSpecInput } from '@task-scheduler/contracts';
 import type { CalendarEntity, ScheduleEntity, TaskEntity } from '@task-scheduler/db';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { CalendarSpec, ScheduleOptions, ScheduleSpec, ScheduleUpdateOptions } from '@temporalio/client';
-import { SearchAttributeType, TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
+import { TypedSearchAttributes } from '@temporalio/common';
+import { SEARCH_ATTRIBUTE_KEYS as SA } from '../common/temporal';
 import { ApiError, ErrorCode } from '../common/api-error';
-
-const SA = {
-  tenantId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.tenantId, SearchAttributeType.KEYWORD),
-  taskId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.taskId, SearchAttributeType.KEYWORD),
-  trigger: defineSearchAttributeKey(SEARCH_ATTRIBUTES.trigger, SearchAttributeType.KEYWORD),
-};
+import { runInputOf } from '../runs/run-input';
 
 const MONTHS = [
   'JANUARY',
@@ -168,28 +164,6 @@ export function temporalSpecOf(
   };
 }
 
-/** The run input every fire of the schedule starts `taskRunWorkflow` with (no run id: each fire draws one). */
-export function scheduledRunInput(config: AppConfig, schedule: ScheduleEntity, task: TaskEntity): TaskRunInput {
-  const queues = taskQueues(config.TASK_QUEUE_PREFIX);
-  return {
-    scheduleId: schedule.id,
-    tenantId: task.tenantId,
-    taskId: task.id,
-    taskVersion: task.version,
-    trigger: 'schedule',
-    executor: task.executor,
-    ...(task.executor === 'shell' ? { shell: task.spec as TaskRunInput['shell'] } : { http: task.spec as TaskRunInput['http'] }),
-    secrets: task.secrets,
-    timeoutSeconds: task.timeoutSeconds,
-    retry: task.retryPolicy,
-    shardCount: task.shardCount,
-    priority: task.priority,
-    shellTaskQueue: queues.shell,
-    httpTaskQueue: queues.http,
-    heartbeatTimeoutSeconds: config.HEARTBEAT_TIMEOUT_SECONDS,
-  };
-}
-
 export interface DesiredSchedule {
   schedule: ScheduleEntity;
   task: TaskEntity;
@@ -218,7 +192,7 @@ function body(config: AppConfig, d: DesiredSchedule): Omit<ScheduleUpdateOptions
       taskQueue: queues.workflows,
       // Temporal appends each fire's time to this id.
       workflowId: `schedule-${schedule.id}`,
-      args: [scheduledRunInput(config, schedule, task)],
+      args: [runInputOf(config, task, { trigger: 'schedule', scheduleId: schedule.id })],
       typedSearchAttributes: new TypedSearchAttributes([
         { key: SA.tenantId, value: task.tenantId },
         { key: SA.taskId, value: task.id },

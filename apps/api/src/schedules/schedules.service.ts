@@ -6,7 +6,7 @@ import type { OverlapPolicy, SchedulePolicyInput, ScheduleSpecInput } from '@tas
 import { isValidTimeZone } from '@task-scheduler/core';
 import { CalendarEntity, RunEntity, ScheduleEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError } from '@temporalio/client';
-import type { ScheduleDescription, ScheduleHandle } from '@temporalio/client';
+import type { ScheduleDescription, ScheduleHandle, ScheduleSpec } from '@temporalio/client';
 import { CronExpressionParser } from 'cron-parser';
 import { DataSource, In, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
@@ -17,20 +17,19 @@ import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
-import { isUnavailable } from '../runs/runs.service';
+import { isInvalidArgument, isUnavailable } from '../common/temporal';
 import type { BackfillScheduleDto, CreateScheduleDto, ScheduleSpecDto, UpdateScheduleDto } from './dtos/schedule.dto';
 import { SchedulePreviewService } from './schedule-preview.service';
 import { createOptionsOf, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
 
-function invalid(code: ErrorCode, field: string, message: string): ApiError {
-  return new ApiError(code, `${field}: ${message}`, [{ field, message }]);
+/** The schedule's spec without jitter: fire times as run records carry them. */
+function nominalSpecOf(s: ScheduleEntity, calendars: readonly CalendarEntity[], opts: { withExclusions?: boolean } = {}): ScheduleSpec {
+  return temporalSpecOf({ ...s.spec, jitterSeconds: undefined }, calendars, opts);
 }
 
-/** gRPC INVALID_ARGUMENT: Temporal refused what it was sent. */
-function isInvalidArgument(err: unknown): boolean {
-  const code = (err as { code?: number; cause?: { code?: number } })?.code ?? (err as { cause?: { code?: number } })?.cause?.code;
-  return code === 3;
+function invalid(code: ErrorCode, field: string, message: string): ApiError {
+  return new ApiError(code, `${field}: ${message}`, [{ field, message }]);
 }
 
 /** Runs `op` against Temporal, turning its refusals and outages into API errors. */
@@ -163,12 +162,10 @@ export class SchedulesService {
   ): Promise<CalendarEntity[]> {
     if (ids.length === 0) return [];
     // Shared locks: a calendar change or delete waits for this schedule change, and then sees it.
-    const found = await tx
-      .getRepository(CalendarEntity)
-      .find({
-        where: { id: In(ids), tenantId, deletedAt: IsNull() },
-        ...(tx.queryRunner ? { lock: { mode: 'pessimistic_read' as const } } : {}),
-      });
+    const found = await tx.getRepository(CalendarEntity).find({
+      where: { id: In(ids), tenantId, deletedAt: IsNull() },
+      ...(tx.queryRunner ? { lock: { mode: 'pessimistic_read' as const } } : {}),
+    });
     ids.forEach((id, i) => {
       if (!found.some((c) => c.id === id)) throw invalid(ErrorCode.CALENDAR_NOT_FOUND, `${path}[${i}]`, `calendar ${id} does not exist`);
     });
@@ -181,11 +178,16 @@ export class SchedulesService {
   }
 
   /** Everything the Temporal side of a schedule is built from. */
+  /** The live business calendars a schedule excludes (a deleted one no longer applies). */
+  private excludedCalendars(tx: EntityManager, schedule: ScheduleEntity): Promise<CalendarEntity[]> {
+    return tx.getRepository(CalendarEntity).findBy({ id: In(schedule.excludeCalendarIds), deletedAt: IsNull() });
+  }
+
   async desiredOf(tx: EntityManager, schedule: ScheduleEntity): Promise<DesiredSchedule> {
     // One after another: inside a transaction the three share one connection.
     const task = await tx.getRepository(TaskEntity).findOneByOrFail({ id: schedule.taskId });
     const tenant = await tx.getRepository(TenantEntity).findOneByOrFail({ id: schedule.tenantId });
-    const calendars = await tx.getRepository(CalendarEntity).findBy({ id: In(schedule.excludeCalendarIds), deletedAt: IsNull() });
+    const calendars = await this.excludedCalendars(tx, schedule);
     return { schedule, task, calendars, tenantSuspended: tenant.status === 'suspended' };
   }
 
@@ -328,7 +330,7 @@ export class SchedulesService {
       await this.event(tx, next, 'updated');
       await this.audit.record(tx, ctx, { action: 'schedule.update', targetType: 'schedule', targetId: id });
       const resetRemaining = dto.policies?.remainingActions !== undefined;
-      await temporalCall('the schedule was not changed', () => this.sync(tx, next, { resetRemaining }));
+      await temporalCall('the schedule was not changed', () => this.sync(tx, next, { resetRemaining, desired }));
       return next;
     });
   }
@@ -414,7 +416,8 @@ export class SchedulesService {
     if (end.getTime() > Date.now())
       throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'a backfill covers the past: end must not be in the future');
     const s = await this.get(ctx, id);
-    const fires = await this.preview.matchingTimes({ spec: await this.nominalSpec(s) }, start, MAX_BACKFILL_FIRES + 1, { until: end });
+    const calendars = await this.excludedCalendars(this.db.manager, s);
+    const fires = await this.preview.matchingTimes({ spec: nominalSpecOf(s, calendars) }, start, MAX_BACKFILL_FIRES + 1, { until: end });
     if (fires.filter((t) => t <= end).length > MAX_BACKFILL_FIRES) {
       throw invalid(
         ErrorCode.SCHEDULE_INVALID_RANGE,
@@ -457,7 +460,7 @@ export class SchedulesService {
    */
   async fires(ctx: RequestContext, id: string, from: Date, to: Date, limit: number): Promise<FireList> {
     const s = await this.get(ctx, id);
-    const d = await this.desiredOf(this.db.manager, s);
+    const calendars = await this.excludedCalendars(this.db.manager, s);
     const now = Date.now();
     let until = new Date(Math.min(to.getTime(), now));
     // Fires begin when Temporal had the schedule (the 'created' event is written after it did).
@@ -465,11 +468,9 @@ export class SchedulesService {
       s.id,
     ]);
     const notBefore = new Date(Math.max(from.getTime(), (created?.at ?? s.createdAt).getTime()));
-    // Nominal times (no jitter): what run records carry as their scheduled time.
-    const nominal = { ...s.spec, jitterSeconds: undefined };
     const [expected, unexcluded, runs, events] = await Promise.all([
-      this.preview.matchingTimes({ spec: temporalSpecOf(nominal, d.calendars) }, notBefore, limit, { until }),
-      this.preview.matchingTimes({ spec: temporalSpecOf(nominal, d.calendars, { withExclusions: false }) }, notBefore, limit, { until }),
+      this.preview.matchingTimes({ spec: nominalSpecOf(s, calendars) }, notBefore, limit, { until }),
+      this.preview.matchingTimes({ spec: nominalSpecOf(s, calendars, { withExclusions: false }) }, notBefore, limit, { until }),
       // Runs of the window, and those that were still going at its start (for overlap reasons).
       this.db
         .getRepository(RunEntity)
@@ -563,15 +564,17 @@ export class SchedulesService {
     };
   }
 
-  /** The schedule's spec without jitter: fire times as run records carry them. */
-  private async nominalSpec(s: ScheduleEntity): Promise<import('@temporalio/client').ScheduleSpec> {
-    const d = await this.desiredOf(this.db.manager, s);
-    return temporalSpecOf({ ...s.spec, jitterSeconds: undefined }, d.calendars);
-  }
-
-  /** Brings one schedule's Temporal side in line with its row (pause state included), creating it if missing. */
-  async sync(tx: EntityManager, schedule: ScheduleEntity, opts: { resetRemaining?: boolean } = {}): Promise<'created' | 'updated'> {
-    const desired = await this.desiredOf(tx, schedule);
+  /**
+   * Brings one schedule's Temporal side in line with its row (pause state
+   * included), creating it if missing. `desired`: what the caller already
+   * loaded for this row in this transaction.
+   */
+  async sync(
+    tx: EntityManager,
+    schedule: ScheduleEntity,
+    opts: { resetRemaining?: boolean; desired?: DesiredSchedule } = {},
+  ): Promise<'created' | 'updated'> {
+    const desired = opts.desired ?? (await this.desiredOf(tx, schedule));
     try {
       await this.handle(schedule).update((prev) =>
         updateOptionsOf(this.config, desired, opts.resetRemaining ?? false, prev.state.remainingActions),
@@ -605,16 +608,15 @@ export class SchedulesService {
       .getMany();
   }
 
-  /** After a calendar changed: every schedule excluding it gets the new exclusions (a new version each). */
-  async resyncCalendarUsers(tx: EntityManager, tenantId: string, calendarId: string): Promise<number> {
-    const users = await this.lockCalendarUsers(tx, tenantId, calendarId);
+  /** After a calendar changed: every schedule excluding it (locked by {@link lockCalendarUsers}) gets the new exclusions, a new version each. */
+  async resyncCalendarUsers(tx: EntityManager, users: readonly ScheduleEntity[], calendarId: string): Promise<number> {
     for (const s of users) {
       const next = { ...s, version: s.version + 1 };
       await tx.getRepository(ScheduleEntity).update({ id: s.id }, { version: next.version });
       await this.event(tx, next, 'updated', null, { calendarId });
       const desired = await this.desiredOf(tx, next);
       await this.assertFires(desired);
-      await temporalCall('the schedules using this calendar were not changed', () => this.sync(tx, next));
+      await temporalCall('the schedules using this calendar were not changed', () => this.sync(tx, next, { desired }));
     }
     return users.length;
   }

@@ -6,6 +6,7 @@ import { Client } from '@temporalio/client';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { ApiError, ErrorCode } from '../common/api-error';
+import { isUnavailable } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import type { PollerResponse, PollerType, TaskQueueWorkersResponse, WorkersResponse } from './dtos/worker.response';
 
@@ -25,12 +26,6 @@ const TASK_QUEUE_TYPE: Record<PollerType, temporal.api.enums.v1.TaskQueueType> =
 
 /** A listing is a handful of cheap calls; past this, Temporal is treated as unavailable rather than letting the request hang in retries. */
 const DESCRIBE_DEADLINE_MS = 5_000;
-
-/** gRPC UNAVAILABLE / DEADLINE_EXCEEDED, on the raw service error or wrapped as its cause. */
-function isUnavailable(err: unknown): boolean {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  return [e?.code, e?.cause?.code].some((code) => code === 14 || code === 4);
-}
 
 /**
  * The workers polling this deployment's task queues, as Temporal reports

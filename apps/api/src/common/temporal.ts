@@ -1,0 +1,31 @@
+import { SEARCH_ATTRIBUTES } from '@task-scheduler/contracts';
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+
+/** gRPC status codes the API tells apart in Temporal's answers. */
+export const GRPC = { INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, FAILED_PRECONDITION: 9, UNAVAILABLE: 14 } as const;
+
+/** The gRPC status code of a raw service error or of one the SDK wrapped as `cause`. */
+export function grpcCode(err: unknown): number | undefined {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = typeof e?.code === 'number' ? e.code : e?.cause?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** UNAVAILABLE / DEADLINE_EXCEEDED: Temporal is down or unreachable, worth retrying. */
+export function isUnavailable(err: unknown): boolean {
+  const code = grpcCode(err);
+  return code === GRPC.UNAVAILABLE || code === GRPC.DEADLINE_EXCEEDED;
+}
+
+/** INVALID_ARGUMENT: Temporal refused what it was sent. */
+export function isInvalidArgument(err: unknown): boolean {
+  return grpcCode(err) === GRPC.INVALID_ARGUMENT;
+}
+
+/** The product's custom search attributes as typed keys (all Keyword). */
+export const SEARCH_ATTRIBUTE_KEYS = {
+  tenantId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.tenantId, SearchAttributeType.KEYWORD),
+  taskId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.taskId, SearchAttributeType.KEYWORD),
+  runId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.runId, SearchAttributeType.KEYWORD),
+  trigger: defineSearchAttributeKey(SEARCH_ATTRIBUTES.trigger, SearchAttributeType.KEYWORD),
+};

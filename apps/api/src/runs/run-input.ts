@@ -1,0 +1,72 @@
+import type { AppConfig } from '@task-scheduler/config';
+import { taskQueues } from '@task-scheduler/contracts';
+import type { HttpSpec, RunOverrides, RunTrigger, ShellSpec, TaskRunInput } from '@task-scheduler/contracts';
+import type { TaskEntity } from '@task-scheduler/db';
+import { ApiError, ErrorCode } from '../common/api-error';
+
+const SHELL_OVERRIDES: (keyof RunOverrides)[] = ['env', 'args'];
+const HTTP_OVERRIDES: (keyof RunOverrides)[] = ['variables', 'headers', 'body'];
+
+/** The task's spec with the trigger's parameters merged over it. */
+export function mergeOverrides(task: TaskEntity, o: RunOverrides): { shell?: ShellSpec; http?: HttpSpec } {
+  const allowed = task.executor === 'shell' ? SHELL_OVERRIDES : HTTP_OVERRIDES;
+  const wrong = (Object.keys(o) as (keyof RunOverrides)[]).filter((k) => o[k] !== undefined && !allowed.includes(k));
+  if (wrong.length > 0) {
+    const message = `${wrong.join(', ')} cannot override a ${task.executor} task (it takes ${allowed.join(', ')})`;
+    throw new ApiError(
+      ErrorCode.VALIDATION_FAILED,
+      message,
+      wrong.map((k) => ({ field: `overrides.${k}`, message })),
+    );
+  }
+  if (task.executor === 'shell') {
+    const spec = task.spec as ShellSpec;
+    if (o.args && spec.script !== undefined) {
+      const message = 'args cannot override a script task (only a command task takes args)';
+      throw new ApiError(ErrorCode.VALIDATION_FAILED, message, [{ field: 'overrides.args', message }]);
+    }
+    return {
+      shell: { ...spec, ...(o.env ? { env: { ...(spec.env ?? {}), ...o.env } } : {}), ...(o.args ? { args: o.args } : {}) },
+    };
+  }
+  const spec = task.spec as HttpSpec;
+  return {
+    http: {
+      ...spec,
+      ...(o.variables ? { variables: { ...(spec.variables ?? {}), ...o.variables } } : {}),
+      ...(o.headers ? { headers: { ...(spec.headers ?? {}), ...o.headers } } : {}),
+      ...(o.body !== undefined ? { body: o.body } : {}),
+    },
+  };
+}
+
+/**
+ * The input of `taskRunWorkflow` for a run of `task`: the manual and retry
+ * paths name the run; a schedule's action has no run id (each fire draws one)
+ * and names its schedule instead.
+ */
+export function runInputOf(
+  config: AppConfig,
+  task: TaskEntity,
+  r: { trigger: RunTrigger; overrides?: RunOverrides; runId?: string; scheduleId?: string },
+): TaskRunInput {
+  const queues = taskQueues(config.TASK_QUEUE_PREFIX);
+  return {
+    ...(r.runId ? { runId: r.runId } : {}),
+    ...(r.scheduleId ? { scheduleId: r.scheduleId } : {}),
+    tenantId: task.tenantId,
+    taskId: task.id,
+    taskVersion: task.version,
+    trigger: r.trigger,
+    executor: task.executor,
+    ...mergeOverrides(task, r.overrides ?? {}),
+    secrets: task.secrets,
+    timeoutSeconds: task.timeoutSeconds,
+    retry: task.retryPolicy,
+    shardCount: task.shardCount,
+    priority: task.priority,
+    shellTaskQueue: queues.shell,
+    httpTaskQueue: queues.http,
+    heartbeatTimeoutSeconds: config.HEARTBEAT_TIMEOUT_SECONDS,
+  };
+}
