@@ -10,6 +10,11 @@ import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import type { CreateApiKeyDto } from './dtos/create-api-key.dto';
 
+/** The permissions in `wanted` that the caller does not hold: what it would gain power over. */
+function beyondCaller(ctx: RequestContext, wanted: ReadonlySet<string>): string[] {
+  return [...wanted].filter((p) => !ctx.permissions.has(p));
+}
+
 /** API keys of one tenant: created (secret shown once), listed, revoked. */
 @Injectable()
 export class ApiKeysService {
@@ -39,8 +44,7 @@ export class ApiKeysService {
       ]);
     }
     // No key can mint a key that may do more than itself.
-    const granted = permissionsOf(dto.role, dto.permissions ?? []);
-    const beyond = [...granted].filter((p) => !ctx.permissions.has(p));
+    const beyond = beyondCaller(ctx, permissionsOf(dto.role, dto.permissions ?? []));
     if (beyond.length) {
       throw new ApiError(ErrorCode.FORBIDDEN, `a key cannot grant permissions it does not hold: ${beyond.join(', ')}`, {
         permissions: beyond,
@@ -82,12 +86,31 @@ export class ApiKeysService {
     return keysetPage(qb, 'k', limit, cursor);
   }
 
-  /** Revokes at once: the next request with the key gets 401. Revoking twice changes nothing. */
+  /**
+   * Revokes at once: the next request with the key gets 401. Revoking twice changes nothing.
+   *
+   * Bounded like {@link create}: a caller may revoke only a key that can do nothing the
+   * caller cannot, i.e. every permission of the target (`tenants:admin` for a platform admin
+   * key) is among the caller's; otherwise a narrow key with `api-keys:write` could take the
+   * tenant's admin key away. The platform admin may revoke any key of its tenant. A key may
+   * always revoke itself: giving up one's own credential escalates nothing. The check does
+   * not depend on whether the target is already revoked, so the answer reveals no revocation state.
+   * A refusal is 403 `FORBIDDEN` naming the missing permissions, and is audited by the error
+   * filter as a failed mutation.
+   */
   async revoke(ctx: RequestContext, id: string): Promise<ApiKeyEntity> {
     return this.db.transaction(async (tx) => {
       const repo = tx.getRepository(ApiKeyEntity);
       const key = isUuid(id) ? await repo.findOne({ where: { id, tenantId: ctx.tenantId }, lock: { mode: 'pessimistic_write' } }) : null;
       if (!key) throw new ApiError(ErrorCode.API_KEY_NOT_FOUND, `API key ${id} does not exist`);
+      if (!ctx.platformAdmin && key.id !== ctx.apiKeyId) {
+        const beyond = beyondCaller(ctx, permissionsOf(key.role, key.permissions, key.platformAdmin));
+        if (beyond.length) {
+          throw new ApiError(ErrorCode.FORBIDDEN, `a key cannot revoke a key with permissions it does not hold: ${beyond.join(', ')}`, {
+            permissions: beyond,
+          });
+        }
+      }
       if (!key.revokedAt) {
         key.revokedAt = new Date();
         await repo.update({ id: key.id }, { revokedAt: key.revokedAt });
