@@ -1,12 +1,17 @@
 // `npm run dev`: the whole system on embedded defaults, in one terminal.
 // Temporal dev server (persistent, UI on 8233), PostgreSQL (DATABASE_URL or
 // embedded), migrations, the API and the worker. Ctrl-C stops what it started.
+//
+// Shell tasks run on this machine, as another user (`nobody` when dev runs as
+// root) unless sandboxed: `.data` is private to dev's user, the embedded
+// PostgreSQL's superuser has a random password, and the API and worker log in
+// as a role that can change rows but not the schema.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { URL, fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -15,14 +20,26 @@ const run = (cmd, args, extra = {}) => {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed with ${r.status}`);
 };
 const say = (msg) => console.error(`dev: ${msg}`);
+/** The login role of the API and the worker on the embedded PostgreSQL (see libs/db/src/app-role.ts). */
+const APP_ROLE = 'task_scheduler_app';
 
 run(process.execPath, [join(root, 'scripts/ensure-setup.mjs')]);
 say('building (tsc -b, workflow bundle)');
 run('npm', ['run', '--silent', 'build']);
 
 const stack = require('./lib/local-stack.cjs');
+const { secureDataDir } = require('./lib/data-dir.cjs');
+const devPostgres = require('./lib/dev-postgres.cjs');
 const dataDir = join(root, '.data');
-mkdirSync(dataDir, { recursive: true });
+const embeddedPostgres = !process.env.DATABASE_URL;
+// Everything created from here on (secrets, logs, temporal.db, and the children's
+// own files) is private to this user; set only now, so that the installation and
+// build above stay readable by the PostgreSQL system user and shell tasks.
+process.umask(0o077);
+const pgUser = embeddedPostgres ? devPostgres.postgresSystemUser() : null;
+const hadData = existsSync(dataDir);
+const tightened = secureDataDir(dataDir, { traverseGid: pgUser ? pgUser.gid : null });
+if (hadData && tightened.length) say(`made ${tightened.length} path(s) in .data private (0700/0600)`);
 const started = []; // { name, stop }
 let shuttingDown = false;
 
@@ -66,15 +83,22 @@ try {
     temporalAddress = t.address;
   }
 
-  // PostgreSQL
-  let databaseUrl = process.env.DATABASE_URL;
-  if (!databaseUrl) {
+  // PostgreSQL. Given a DATABASE_URL, dev uses it as it is, for migrations too: its roles are the user's business.
+  let ownerUrl = process.env.DATABASE_URL;
+  let appUrl = ownerUrl;
+  if (embeddedPostgres) {
     const port = Number(process.env.EMBEDDED_PG_PORT || 54329);
     say(`starting embedded PostgreSQL on 127.0.0.1:${port} (data: .data/postgres)`);
-    const pg = await stack.spawnEmbeddedPostgres({ dataDir: join(dataDir, 'postgres'), port, logFile: join(dataDir, 'postgres.log') });
+    const pg = await devPostgres.startDevPostgres({
+      dataDir,
+      port,
+      logFd: openSync(join(dataDir, 'postgres.log'), 'a', 0o600),
+      runAs: pgUser,
+    });
     started.push({ name: 'embedded PostgreSQL', stop: pg.stop });
-    databaseUrl = pg.url;
-  } else if (!(await stack.postgresReachable(databaseUrl))) {
+    if (pg.rotated) say('the PostgreSQL superuser had the old default password; it now has a random one (.data/postgres-password)');
+    ownerUrl = pg.url;
+  } else if (!(await stack.postgresReachable(ownerUrl))) {
     throw new Error('DATABASE_URL is set but PostgreSQL does not answer there');
   }
 
@@ -101,21 +125,37 @@ try {
   }
 
   const port = Number(process.env.PORT || 3000);
-  const env = {
-    ...process.env,
-    DATABASE_URL: databaseUrl,
+  const temporalEnv = {
     TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_UI_URL: process.env.TEMPORAL_UI_URL || `http://127.0.0.1:${uiPort}`,
-    BOOTSTRAP_API_KEY: adminKey,
-    SECRETS_KEY: secretsKey,
-    PORT: String(port),
   };
   say('applying migrations');
-  run(process.execPath, [join(root, 'libs/db/dist/migrate.js')], { env });
+  run(process.execPath, [join(root, 'libs/db/dist/migrate.js')], { env: { ...process.env, ...temporalEnv, DATABASE_URL: ownerUrl } });
 
-  for (const [name, entry] of [
-    ['worker', 'apps/worker/dist/main.js'],
-    ['API', 'apps/api/dist/main.js'],
+  if (embeddedPostgres) {
+    // After the migrations, so that every table they made is granted (later ones are covered by default privileges).
+    const appPassword = devPostgres.ensureSecret(join(dataDir, 'app-db-password'));
+    const { ensureAppRole } = require(join(root, 'libs/db/dist/app-role.js'));
+    const { Client } = require('pg');
+    const owner = new Client({ connectionString: ownerUrl });
+    await owner.connect();
+    try {
+      await ensureAppRole(owner, { role: APP_ROLE, password: appPassword, schema: 'public' });
+    } finally {
+      await owner.end();
+    }
+    const u = new URL(ownerUrl);
+    u.username = APP_ROLE;
+    u.password = appPassword;
+    appUrl = u.toString();
+  }
+
+  const appEnv = { ...process.env, ...temporalEnv, DATABASE_URL: appUrl, SECRETS_KEY: secretsKey };
+  // The worker gets no admin key: it never uses one, and what a worker holds is what a task that gets into it finds.
+  delete appEnv.BOOTSTRAP_API_KEY;
+  for (const [name, entry, env] of [
+    ['worker', 'apps/worker/dist/main.js', appEnv],
+    ['API', 'apps/api/dist/main.js', { ...appEnv, BOOTSTRAP_API_KEY: adminKey, PORT: String(port) }],
   ]) {
     const child = spawn(process.execPath, [join(root, entry)], { cwd: root, env, stdio: 'inherit' });
     child.on('exit', (code, signal) => {
@@ -144,7 +184,7 @@ try {
   Task Scheduler is ready (${seconds}s)
     API          ${api}
     Swagger      ${api}/docs
-    Temporal UI  ${env.TEMPORAL_UI_URL}
+    Temporal UI  ${temporalEnv.TEMPORAL_UI_URL}
     Admin key    ${firstStart ? adminKey : `in .data/admin-api-key${process.env.BOOTSTRAP_API_KEY ? ' (or BOOTSTRAP_API_KEY)' : ''}`}
   Ctrl-C stops everything.
 `);

@@ -8,3 +8,4 @@ export * from './entities/run-shard.entity';
 export * from './entities/schedule.entity';
 export * from './entities/calendar.entity';
 export * from './entities/audit-event.entity';
+export * from './app-role';
