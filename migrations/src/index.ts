@@ -2,6 +2,13 @@ import { InitialSchema1732300000000 } from './1732300000000-initial-schema';
 import { RateLimits1732400000000 } from './1732400000000-rate-limits';
 import { ExecutionEngine1732500000000 } from './1732500000000-execution-engine';
 import { Schedules1732600000000 } from './1732600000000-schedules';
+import { ShellIsolation1732700000000 } from './1732700000000-shell-isolation';
 
 /** Every migration, oldest first. Add new ones at the end. */
-export const MIGRATIONS = [InitialSchema1732300000000, RateLimits1732400000000, ExecutionEngine1732500000000, Schedules1732600000000];
+export const MIGRATIONS = [
+  InitialSchema1732300000000,
+  RateLimits1732400000000,
+  ExecutionEngine1732500000000,
+  Schedules1732600000000,
+  ShellIsolation1732700000000,
+];

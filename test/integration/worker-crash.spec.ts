@@ -81,8 +81,9 @@ test('kill -9 of the worker during a 30 s task: the run completes on a new worke
     first.child.kill('SIGKILL');
     const killedAt = Date.now();
     await first.exited;
-    // Without a sandbox nothing ties the task's process group to its worker: it outlives the kill.
-    expect(leftBehind.filter(alive)).toEqual(leftBehind);
+    expect(leftBehind.length).toBeGreaterThan(0);
+    // The sandbox dies with its worker (bwrap --die-with-parent, then the PID namespace with its init).
+    await eventually(() => leftBehind.filter(alive).length === 0, Boolean, 2_000, 50);
     second = startWorker('crash-second');
 
     const retried = await stack.waitForRun(queued.body.id, (r) => r.attempts.length === 2, 60_000);
@@ -90,8 +91,6 @@ test('kill -9 of the worker during a 30 s task: the run completes on a new worke
     console.log(
       `kill -9 → retry attempt started: ${(retryStartedMs / 1000).toFixed(1)} s (heartbeat timeout ${HEARTBEAT_TIMEOUT_SECONDS} s)`,
     );
-    // The retry, on the same host, ended the group the killed worker left behind before starting its own.
-    await eventually(() => leftBehind.filter(alive).length === 0, Boolean, 5_000, 100);
 
     const run = await stack.waitForRun(queued.body.id, undefined, 90_000);
     expect(run.status).toBe('succeeded');

@@ -1,9 +1,17 @@
-/* The executor runs real processes; no mocks. */
+/* The executor unisolated (SHELL_ISOLATION=none) runs real processes; no mocks. Isolated attempts are
+ * tested against the real stack in test/e2e/shell-isolation.e2e.spec.ts. */
 import { existsSync } from 'node:fs';
 import { ShellExecutor } from '@task-scheduler/activities';
+import { SHELL_DEFAULT_LIMITS } from '@task-scheduler/core';
 import { processesMatching } from '../support/processes';
 
-const executor = new ShellExecutor({ path: '/usr/local/bin:/usr/bin:/bin', outputCapBytes: 1024, killGraceMs: 500 });
+const executor = new ShellExecutor({
+  path: '/usr/local/bin:/usr/bin:/bin',
+  outputCapBytes: 1024,
+  killGraceMs: 500,
+  isolation: null,
+  defaultLimits: SHELL_DEFAULT_LIMITS,
+});
 
 test('captures stdout, stderr and the exit code of a command with args', async () => {
   const r = await executor.run({ spec: { script: 'echo out; echo err >&2; exit 4' }, timeoutSeconds: 10 });

@@ -28,6 +28,10 @@ export interface AttemptEnd {
   error: string | null;
   stdout: CapturedStream | null;
   stderr: CapturedStream | null;
+  /** Shell attempts: `sandbox`, or `none` when the worker runs with SHELL_ISOLATION=none. */
+  isolation?: 'sandbox' | 'none' | null;
+  /** Shell attempts: the limit the attempt crossed (`memory`, `processes`, …). */
+  resourceLimit?: string | null;
 }
 
 const FINAL = `('succeeded', 'failed', 'cancelled', 'timed_out')`;
@@ -153,7 +157,8 @@ export class RunRecorder {
   async finishAttempt(e: AttemptEnd): Promise<void> {
     await this.db.query(
       `UPDATE run_attempts SET status = $4, exit_code = $5, http_status = $6, error = $7,
-              stdout = $8, stdout_truncated = $9, stderr = $10, stderr_truncated = $11, finished_at = now()
+              stdout = $8, stdout_truncated = $9, stderr = $10, stderr_truncated = $11, finished_at = now(),
+              isolation = $12, resource_limit = $13
         WHERE run_id = $1 AND shard_index = $2 AND attempt = $3 AND status = 'running'`,
       [
         e.runId,
@@ -167,6 +172,8 @@ export class RunRecorder {
         e.stdout?.truncated ?? false,
         e.stderr?.text ?? null,
         e.stderr?.truncated ?? false,
+        e.isolation ?? null,
+        e.resourceLimit ?? null,
       ],
     );
   }

@@ -12,6 +12,7 @@ import type { ShellExecutorOptions, ShellRunResult } from './shell-executor';
 export { ShellExecutor } from './shell-executor';
 export type { ShellExecutorOptions, ShellRunRequest, ShellRunResult } from './shell-executor';
 export { OutputCapture } from './output-capture';
+export * from './sandbox';
 
 export interface ShellActivityDeps {
   recorder: RunRecorder;
@@ -29,7 +30,8 @@ function failureMessage(r: ShellRunResult, timeoutSeconds: number): string {
     case 'cancelled':
       return 'run was cancelled; the process group was killed';
     case 'spawn_error':
-    case 'sandbox_unavailable':
+    case 'isolation_failed':
+    case 'resource_limit':
       return r.error ?? 'command could not be started';
     case 'exited':
       return r.signal ? `command was killed by ${r.signal}` : `command exited with code ${r.exitCode}`;
@@ -42,8 +44,10 @@ function failureType(r: ShellRunResult, nonRetryableExit: boolean): string {
       return SHELL_FAILURE_TYPES.timeout;
     case 'spawn_error':
       return SHELL_FAILURE_TYPES.spawn;
-    case 'sandbox_unavailable':
-      return SHELL_FAILURE_TYPES.sandboxUnavailable;
+    case 'resource_limit':
+      return SHELL_FAILURE_TYPES.resourceLimit;
+    case 'isolation_failed':
+      return SHELL_FAILURE_TYPES.isolationFailed;
     default:
       return nonRetryableExit ? SHELL_FAILURE_TYPES.nonRetryableExitCode : SHELL_FAILURE_TYPES.exitCode;
   }
@@ -92,7 +96,8 @@ export function createShellActivities(deps: ShellActivityDeps) {
   return {
     runShellCommand: (input: ShellActivityInput): Promise<ShellActivityResult> =>
       inRecordedAttempt(deps, input, async ({ ctx, attempt, shardIndex, finish }) => {
-        if (attempt > 1) await killLeftoverGroup(ctx.info.heartbeatDetails as ShellHeartbeat | undefined, input.runId, shardIndex);
+        if (attempt > 1 && !deps.executor.isolation)
+          await killLeftoverGroup(ctx.info.heartbeatDetails as ShellHeartbeat | undefined, input.runId, shardIndex);
         const secretEnv = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).env ?? {};
         const secrets = secretValuesOf({ env: secretEnv });
         const raw = await executor.run({
@@ -119,6 +124,8 @@ export function createShellActivities(deps: ShellActivityDeps) {
           error,
           stdout: result.stdout,
           stderr: result.stderr,
+          isolation: result.isolation,
+          resourceLimit: result.resourceLimit,
         });
         if (ok) {
           return {
@@ -141,7 +148,14 @@ export function createShellActivities(deps: ShellActivityDeps) {
         };
         const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
         const type = failureType(result, nonRetryableExit);
-        const nonRetryable = type !== SHELL_FAILURE_TYPES.exitCode && type !== SHELL_FAILURE_TYPES.timeout;
+        // Limits and sandbox setup failures retry by the task's policy, like exit codes and timeouts.
+        const retryable: string[] = [
+          SHELL_FAILURE_TYPES.exitCode,
+          SHELL_FAILURE_TYPES.timeout,
+          SHELL_FAILURE_TYPES.resourceLimit,
+          SHELL_FAILURE_TYPES.isolationFailed,
+        ];
+        const nonRetryable = !retryable.includes(type);
         throw ApplicationFailure.create({ message: error as string, type, nonRetryable, details: [details] });
       }),
   };

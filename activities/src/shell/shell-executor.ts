@@ -1,9 +1,21 @@
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, statfsSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CapturedStream, ShellSpec } from '@task-scheduler/contracts';
+import type { CapturedStream, ShellLimitKey, ShellLimits, ShellSpec } from '@task-scheduler/contracts';
+import { SHELL_LIMIT_NAMES } from '@task-scheduler/contracts';
+import { resolveShellLimits } from '@task-scheduler/core';
 import { OutputCapture } from './output-capture';
+import { sandboxArgs } from './sandbox/bwrap-args';
+import type { CgroupEvents, RunCgroup } from './sandbox/cgroup';
+import { attachEgress } from './sandbox/egress';
+import type { EgressLink } from './sandbox/egress';
+import type { DefaultShellLimits, Isolation } from './sandbox/isolation';
+import { processesOfUid } from './sandbox/uid-leases';
+import type { UidLease } from './sandbox/uid-leases';
 
 export interface ShellExecutorOptions {
   /** PATH given to every task; the worker's own PATH is not passed through. */
@@ -11,10 +23,14 @@ export interface ShellExecutorOptions {
   outputCapBytes: number;
   /** Time between SIGTERM and SIGKILL when a task is stopped. */
   killGraceMs: number;
-  /** Run tasks as this user (needs a root worker); otherwise as the worker's own user. */
+  /** Isolated attempts (the default); null only with SHELL_ISOLATION=none. */
+  isolation: Isolation | null;
+  /** Limits of attempts whose input names none. */
+  defaultLimits: DefaultShellLimits;
+  /** SHELL_ISOLATION=none only: run tasks as this user (needs a root worker); otherwise as the worker's own user. */
   runAs?: { uid: number; gid: number } | null;
-  /** Path of `bwrap`, when installed: enables `sandbox: true` tasks. */
-  bwrapPath?: string | null;
+  /** How often an isolated attempt's cgroup counters and working directory are checked. */
+  monitorMs?: number;
 }
 
 export interface ShellRunRequest {
@@ -29,7 +45,7 @@ export interface ShellRunRequest {
   heartbeatMs?: number;
 }
 
-export type ShellOutcome = 'exited' | 'timed_out' | 'cancelled' | 'spawn_error' | 'sandbox_unavailable';
+export type ShellOutcome = 'exited' | 'timed_out' | 'cancelled' | 'spawn_error' | 'resource_limit' | 'isolation_failed';
 
 export interface ShellRunResult {
   outcome: ShellOutcome;
@@ -39,121 +55,233 @@ export interface ShellRunResult {
   stderr: CapturedStream;
   durationMs: number;
   error: string | null;
+  /** How the attempt was isolated. */
+  isolation: 'sandbox' | 'none';
+  /** The limit the attempt crossed (`memory`, `processes`, `cpu`, `file_size`, `workdir_size`), if any. */
+  resourceLimit: string | null;
+}
+
+const DEFAULT_WORKDIR = '/work';
+const MiB = 1024 * 1024;
+/** bwrap's own processes (its monitor outside, its init inside) count against the attempt's process limit. */
+const BWRAP_PROCESSES = 2;
+const SIGXCPU_EXIT = 128 + 24;
+const SIGXFSZ_EXIT = 128 + 25;
+const TMPFS_MAGIC = 0x01021994;
+
+function emptyStream(): CapturedStream {
+  return { text: '', truncated: false, bytes: 0 };
+}
+
+function limitMessage(key: ShellLimitKey, limits: Required<ShellLimits>): string {
+  const v = limits[key];
+  const what: Record<ShellLimitKey, string> = {
+    memoryMb: `its memory limit of ${v} MiB`,
+    processes: `its limit of ${v} processes`,
+    cpuSeconds: `its CPU time limit of ${v} s`,
+    fileSizeMb: `its file size limit of ${v} MiB`,
+    openFiles: `its limit of ${v} open files`,
+    workdirMb: `its working directory limit of ${v} MiB`,
+  };
+  return `resource_limit: ${SHELL_LIMIT_NAMES[key]} (the attempt reached ${what[key]} and was ended)`;
+}
+
+/** What an isolated attempt holds while it runs; released when it ends. */
+interface SandboxResources {
+  lease: UidLease;
+  cgroup: RunCgroup | null;
+  egress: EgressLink | null;
+  /** The sandbox's init, as bwrap reported it: killing it ends every process of the attempt. */
+  sandboxPid: number | null;
 }
 
 /**
- * Runs one shell task in its own process group, in a fresh working directory
- * that is removed afterwards, with an environment built from scratch (PATH, a
- * UTF-8 locale, HOME and the task's own variables) so nothing of the worker's
- * environment — database URLs, keys — reaches the task. On timeout or abort
- * the whole group gets SIGTERM, then SIGKILL after a grace period; when the
- * leader exits, any process it left behind in the group is killed too.
+ * Runs one shell task. Isolated (the default): under bubblewrap, as a uid no
+ * other attempt holds, in fresh namespaces with a private /tmp and working
+ * directory, no network unless the task asked for egress (then through
+ * slirp4netns behind an nftables filter), limits from cgroups and rlimits, and
+ * an environment built from scratch (PATH, a UTF-8 locale, HOME and the task's
+ * own variables) so nothing of the worker's — database URLs, keys — reaches
+ * it. The PID namespace ends with its first process, so nothing the task
+ * started outlives the attempt, whatever it did (setsid, double fork), and the
+ * sandbox dies with the worker. With SHELL_ISOLATION=none the task runs in its
+ * own process group in a fresh directory, as SHELL_RUN_AS.
  */
 export class ShellExecutor {
   constructor(private readonly options: ShellExecutorOptions) {}
 
   async run(req: ShellRunRequest): Promise<ShellRunResult> {
-    if (req.spec.sandbox && !this.options.bwrapPath) {
-      return {
-        outcome: 'sandbox_unavailable',
-        exitCode: null,
-        signal: null,
-        stdout: { text: '', truncated: false, bytes: 0 },
-        stderr: { text: '', truncated: false, bytes: 0 },
-        durationMs: 0,
-        error: 'the task asks for sandbox mode but this worker has no bwrap (bubblewrap) installed',
-      };
-    }
-    if (req.spec.workingDirectory) return this.runIn(req.spec.workingDirectory, req);
+    if (this.options.isolation) return this.runIsolated(this.options.isolation, req);
+    if (req.spec.workingDirectory) return this.supervise(this.spawnPlain(req.spec.workingDirectory, req), req, null);
     const workDir = await mkdtemp(join(tmpdir(), 'task-run-'));
     try {
       if (this.options.runAs) await chown(workDir, this.options.runAs.uid, this.options.runAs.gid);
-      return await this.runIn(workDir, req);
+      return await this.supervise(this.spawnPlain(workDir, req), req, null);
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
   }
 
-  /**
-   * bubblewrap: the whole filesystem read-only except the working directory
-   * and a private /tmp, fresh PID/IPC/network namespaces (no network, and
-   * /proc shows only the task's own processes), and the sandbox dies with
-   * the worker even on `kill -9`.
-   */
-  private sandboxed(workDir: string, file: string, args: string[]): [string, string[]] {
-    return [
-      this.options.bwrapPath as string,
-      [
-        '--die-with-parent',
-        '--unshare-all',
-        '--ro-bind',
-        '/',
-        '/',
-        '--dev',
-        '/dev',
-        '--proc',
-        '/proc',
-        '--tmpfs',
-        '/tmp',
-        '--bind',
-        workDir,
-        workDir,
-        '--chdir',
-        workDir,
-        '--',
-        file,
-        ...args,
-      ],
-    ];
+  private command(spec: ShellSpec): [string, string[]] {
+    return spec.script !== undefined ? ['/bin/sh', ['-c', spec.script]] : [spec.command as string, spec.args ?? []];
   }
 
-  private runIn(workDir: string, req: ShellRunRequest): Promise<ShellRunResult> {
-    const { spec } = req;
-    const [command, commandArgs] = spec.script !== undefined ? ['/bin/sh', ['-c', spec.script]] : [spec.command as string, spec.args ?? []];
-    const [file, args] = spec.sandbox ? this.sandboxed(workDir, command, commandArgs) : [command, commandArgs];
-    const env: Record<string, string> = {
+  private env(req: ShellRunRequest, workDir: string, tmp: string): Record<string, string> {
+    return {
       PATH: this.options.path,
       LANG: 'C.UTF-8',
       LC_ALL: 'C.UTF-8',
       HOME: workDir,
-      TMPDIR: workDir,
-      ...(spec.env ?? {}),
+      TMPDIR: tmp,
+      ...(req.spec.env ?? {}),
       ...(req.extraEnv ?? {}),
     };
+  }
+
+  private spawnPlain(workDir: string, req: ShellRunRequest): ChildProcess {
+    const [file, args] = this.command(req.spec);
     const ids = this.options.runAs ? { uid: this.options.runAs.uid, gid: this.options.runAs.gid } : {};
+    return spawn(file, args, {
+      cwd: workDir,
+      env: this.env(req, workDir, workDir),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...ids,
+    });
+  }
+
+  private async runIsolated(iso: Isolation, req: ShellRunRequest): Promise<ShellRunResult> {
+    const limits = resolveShellLimits(req.spec.limits, undefined, this.options.defaultLimits);
+    const workDir = req.spec.workingDirectory ?? DEFAULT_WORKDIR;
+    const network = req.spec.network ?? 'none';
+    const lease = iso.uids.acquire();
+    const res: SandboxResources = { lease, cgroup: null, egress: null, sandboxPid: null };
+    try {
+      res.cgroup =
+        iso.cgroups?.create(`attempt-${randomBytes(6).toString('hex')}`, {
+          memoryBytes: limits.memoryMb * MiB,
+          pids: limits.processes + BWRAP_PROCESSES,
+        }) ?? null;
+    } catch (err) {
+      this.release(res);
+      return this.failedSetup(`cannot create the attempt's cgroup: ${(err as Error).message}`);
+    }
+    const [file, args] = this.command(req.spec);
+    const rlimits = [
+      `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 1}`,
+      `--fsize=${limits.fileSizeMb * MiB}`,
+      `--nofile=${limits.openFiles}`,
+      // With a pids cgroup, that is the bound (and counts refusals); RLIMIT_NPROC is the bound without one.
+      `--nproc=${res.cgroup ? 2 * limits.processes + 64 : limits.processes + BWRAP_PROCESSES}`,
+      // Without a memory cgroup, a per-process address-space limit is the only memory bound.
+      ...(res.cgroup ? [] : [`--as=${limits.memoryMb * MiB}`]),
+    ];
+    const bwrap = sandboxArgs({
+      hostRoot: iso.hostRoot,
+      etcDir: iso.etcDir,
+      workDir,
+      tmpfsBytes: limits.workdirMb * MiB,
+      infoFd: 3,
+      blockFd: 4,
+    });
+    const child = spawn(iso.prlimit, [...rlimits, '--', iso.bwrap, ...bwrap, '--', file, ...args], {
+      cwd: '/',
+      env: this.env(req, workDir, '/tmp'),
+      detached: true,
+      uid: lease.uid,
+      gid: lease.uid,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+    });
+    return this.supervise(child, req, { iso, res, limits, workDir, network });
+  }
+
+  private failedSetup(error: string): ShellRunResult {
+    return {
+      outcome: 'isolation_failed',
+      exitCode: null,
+      signal: null,
+      stdout: emptyStream(),
+      stderr: emptyStream(),
+      durationMs: 0,
+      error,
+      isolation: 'sandbox',
+      resourceLimit: null,
+    };
+  }
+
+  /** Frees what an isolated attempt held, once none of its processes is left. */
+  private release(res: SandboxResources): void {
+    res.egress?.close();
+    void (async () => {
+      // The cgroup knows the attempt's processes; without one, a scan of /proc for its uid does.
+      const left = (): number => (res.cgroup ? res.cgroup.pids().length : processesOfUid(res.lease.uid).length);
+      // Bounded: the namespace's processes are SIGKILLed with its init; give the kernel up to 2 s.
+      for (let i = 0; i < 40 && left() > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const empty = left() === 0;
+      await res.cgroup?.remove();
+      if (empty) res.lease.release();
+      // else: the uid stays leased, so no later attempt can share it with a leftover.
+    })();
+  }
+
+  private supervise(
+    child: ChildProcess,
+    req: ShellRunRequest,
+    sandbox: { iso: Isolation; res: SandboxResources; limits: Required<ShellLimits>; workDir: string; network: string } | null,
+  ): Promise<ShellRunResult> {
     const stdout = new OutputCapture(this.options.outputCapBytes);
     const stderr = new OutputCapture(this.options.outputCapBytes);
     const started = Date.now();
+    const [file] = this.command(req.spec);
 
     return new Promise<ShellRunResult>((resolve) => {
       let outcome: ShellOutcome = 'exited';
-      let spawnError: string | null = null;
+      let failure: string | null = null;
+      let crossed: ShellLimitKey | null = null;
       let settled = false;
+      let released = false;
       let killTimer: NodeJS.Timeout | undefined;
+      let monitor: NodeJS.Timeout | undefined;
 
-      const child = spawn(file, args, { cwd: workDir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
-      child.stdout.on('data', (c: Buffer) => stdout.push(c));
-      child.stderr.on('data', (c: Buffer) => stderr.push(c));
+      child.stdout?.on('data', (c: Buffer) => stdout.push(c));
+      child.stderr?.on('data', (c: Buffer) => stderr.push(c));
 
-      const killGroup = (sig: NodeJS.Signals): void => {
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, sig);
-        } catch {
-          // ESRCH: the group is already gone.
+      const killAll = (sig: NodeJS.Signals): void => {
+        const targets: number[] = [];
+        if (child.pid !== undefined) targets.push(-child.pid);
+        if (sandbox?.res.sandboxPid) targets.push(sandbox.res.sandboxPid);
+        for (const t of targets) {
+          try {
+            process.kill(t, sig);
+          } catch {
+            // ESRCH: already gone.
+          }
         }
       };
-      const stop = (why: ShellOutcome): void => {
-        if (outcome !== 'exited') return;
+      /** SIGTERM to the task's own processes (not bwrap's), so it may clean up before the SIGKILL. */
+      const termTask = (): void => {
+        if (!sandbox) return killAll('SIGTERM');
+        const skip = new Set([child.pid, sandbox.res.sandboxPid]);
+        const pids = sandbox.res.cgroup ? sandbox.res.cgroup.pids() : processesOfUid(sandbox.res.lease.uid);
+        for (const pid of pids) {
+          if (skip.has(pid)) continue;
+          try {
+            process.kill(pid, 'SIGTERM');
+          } catch {
+            // gone
+          }
+        }
+      };
+      const stop = (why: ShellOutcome, graceful = true): void => {
+        if (outcome !== 'exited' || settled) return;
         outcome = why;
-        killGroup('SIGTERM');
-        killTimer = setTimeout(() => killGroup('SIGKILL'), this.options.killGraceMs);
+        if (!graceful) return killAll('SIGKILL');
+        termTask();
+        killTimer = setTimeout(() => killAll('SIGKILL'), this.options.killGraceMs);
       };
 
       const timeout = setTimeout(() => stop('timed_out'), req.timeoutSeconds * 1000);
       const onAbort = (): void => stop('cancelled');
-      if (req.signal?.aborted) onAbort();
-      else req.signal?.addEventListener('abort', onAbort, { once: true });
       const heartbeat =
         req.onHeartbeat && child.pid !== undefined
           ? setInterval(
@@ -162,28 +290,88 @@ export class ShellExecutor {
             )
           : undefined;
 
+      const limitCrossed = (events: CgroupEvents | null): ShellLimitKey | null => {
+        if (!sandbox) return null;
+        if (events?.oomKills) return 'memoryMb';
+        if (events?.pidsMax) return 'processes';
+        if (events && events.cpuUsec >= sandbox.limits.cpuSeconds * 1_000_000) return 'cpuSeconds';
+        return null;
+      };
+      // The working directory is a tmpfs of the sandbox's mount namespace. It is opened through the
+      // init's root once mounted; the open descriptor keeps it readable after the namespace ends.
+      let workFd: number | null = null;
+      const workdirFull = (): boolean => {
+        if (!sandbox?.res.sandboxPid) return false;
+        try {
+          if (workFd === null) {
+            const path = `/proc/${sandbox.res.sandboxPid}/root${sandbox.workDir}`;
+            if (statfsSync(path).type !== TMPFS_MAGIC) return false;
+            workFd = openSync(path, 'r');
+          }
+          const s = statfsSync(`/proc/self/fd/${workFd}`);
+          return s.blocks > 0 && s.bavail === 0;
+        } catch {
+          return false; // not mounted yet, or the sandbox is ending
+        }
+      };
+      const checkLimits = (): void => {
+        if (!sandbox || settled || outcome !== 'exited') return;
+        let key = limitCrossed(sandbox.res.cgroup?.events() ?? null);
+        if (!key && workdirFull()) key = 'workdirMb';
+        if (key && !settled && outcome === 'exited') {
+          crossed = key;
+          stop('resource_limit', false);
+        }
+      };
+
       const finish = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timeout);
         clearTimeout(killTimer);
         clearInterval(heartbeat);
+        clearInterval(monitor);
         req.signal?.removeEventListener('abort', onAbort);
-        // Background processes the task left behind share its group: end them with it.
-        killGroup('SIGKILL');
+        if (sandbox && !sandbox.res.sandboxPid && !failure) {
+          failure = `the sandbox could not be set up: ${stderr.result().text.trim() || `bwrap exited with ${exitCode ?? signal}`}`;
+        }
+        if (sandbox && outcome === 'exited' && !crossed) {
+          crossed = limitCrossed(sandbox.res.cgroup?.events() ?? null) ?? (workdirFull() ? 'workdirMb' : null);
+          if (!crossed && exitCode === SIGXCPU_EXIT) crossed = 'cpuSeconds';
+          if (!crossed && exitCode === SIGXFSZ_EXIT) crossed = 'fileSizeMb';
+        }
+        if (workFd !== null) closeSync(workFd);
+        // Background processes the task left behind: its group (unisolated) or its namespace end with it.
+        killAll('SIGKILL');
+        if (sandbox && !released) {
+          released = true;
+          this.release(sandbox.res);
+        }
+        let finalOutcome: ShellOutcome = failure ? (sandbox ? 'isolation_failed' : 'spawn_error') : outcome;
+        let error = failure;
+        if (!failure && sandbox && outcome === 'exited' && exitCode === 1 && /^bwrap: execvp /m.test(stderr.result().text)) {
+          finalOutcome = 'spawn_error';
+          error = `cannot start ${JSON.stringify(file)}: not found in the sandbox`;
+        }
+        if (!failure && crossed && (finalOutcome === 'exited' || finalOutcome === 'resource_limit')) {
+          finalOutcome = 'resource_limit';
+          error = limitMessage(crossed, sandbox?.limits ?? this.options.defaultLimits);
+        }
         resolve({
-          outcome: spawnError ? 'spawn_error' : outcome,
+          outcome: finalOutcome,
           exitCode,
           signal,
           stdout: stdout.result(),
           stderr: stderr.result(),
           durationMs: Date.now() - started,
-          error: spawnError,
+          error,
+          isolation: sandbox ? 'sandbox' : 'none',
+          resourceLimit: finalOutcome === 'resource_limit' && crossed ? SHELL_LIMIT_NAMES[crossed] : null,
         });
       };
 
       child.on('error', (err) => {
-        spawnError = `cannot start ${JSON.stringify(file)}: ${err.message}`;
+        failure = `cannot start ${JSON.stringify(sandbox ? sandbox.iso.prlimit : file)}: ${err.message}`;
         finish(null, null);
       });
       child.on('exit', (code, signal) => {
@@ -193,12 +381,53 @@ export class ShellExecutor {
         const onClosed = (): void => {
           if (++drained === 2) finish(code, signal);
         };
-        child.stdout.once('close', onClosed);
-        child.stderr.once('close', onClosed);
-        if (child.stdout.closed) onClosed();
-        if (child.stderr.closed) onClosed();
+        child.stdout?.once('close', onClosed);
+        child.stderr?.once('close', onClosed);
+        if (child.stdout?.closed) onClosed();
+        if (child.stderr?.closed) onClosed();
         setTimeout(() => finish(code, signal), 200).unref();
       });
+
+      const begin = (): void => {
+        if (req.signal?.aborted) onAbort();
+        else req.signal?.addEventListener('abort', onAbort, { once: true });
+        if (sandbox) {
+          monitor = setInterval(checkLimits, this.options.monitorMs ?? 200);
+          setTimeout(checkLimits, 15).unref();
+        }
+      };
+      if (!sandbox) return begin();
+
+      // bwrap reports its sandbox's pid on fd 3 and waits on fd 4: the attempt joins its cgroup
+      // (and gets its network) before the task's first instruction.
+      let info = '';
+      const infoStream = child.stdio[3] as NodeJS.ReadableStream;
+      const onInfo = (c: Buffer): void => {
+        info += c.toString();
+        const m = /"child-pid"\s*:\s*(\d+)/.exec(info);
+        if (!m) return;
+        infoStream.removeListener('data', onInfo);
+        const pid = Number(m[1]);
+        sandbox.res.sandboxPid = pid;
+        void (async () => {
+          try {
+            if (sandbox.res.cgroup && child.pid !== undefined) {
+              sandbox.res.cgroup.add(child.pid);
+              sandbox.res.cgroup.add(pid);
+            }
+            if (sandbox.network === 'egress')
+              sandbox.res.egress = await attachEgress(sandbox.iso.egressTools, pid, sandbox.iso.egressRules);
+          } catch (err) {
+            failure = `cannot set up the attempt's sandbox: ${(err as Error).message}`;
+            killAll('SIGKILL');
+            return;
+          }
+          if (settled) return;
+          (child.stdio[4] as NodeJS.WritableStream).write('1');
+          begin();
+        })();
+      };
+      infoStream.on('data', onInfo);
     });
   }
 }

@@ -1,5 +1,4 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 
 /**
  * Resolves SHELL_RUN_AS to the uid/gid shell tasks run as. A task running as
@@ -22,20 +21,4 @@ function lookupUser(name: string): { uid: number; gid: number } {
   const [, , uid, gid] = line?.split(':') ?? [];
   if (uid === undefined || gid === undefined) throw new Error(`SHELL_RUN_AS: no user named ${JSON.stringify(name)} in /etc/passwd`);
   return { uid: Number(uid), gid: Number(gid) };
-}
-
-/** Path of an executable `bwrap`: BWRAP_PATH if given (`none` turns sandboxing off), else the first on PATH, else null. */
-export function findBwrap(configured: string | undefined, path = process.env.PATH ?? ''): string | null {
-  if (configured === 'none') return null;
-  const candidates = configured ? [configured] : path.split(delimiter).map((d) => join(d, 'bwrap'));
-  for (const c of candidates) {
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      // not here
-    }
-  }
-  if (configured) throw new Error(`BWRAP_PATH=${configured} is not an executable file`);
-  return null;
 }

@@ -1,3 +1,2 @@
 export { createWorkers } from './worker-runtime';
 export type { WorkerSetOptions } from './worker-runtime';
-export { findBwrap } from './executor-environment';

@@ -36,6 +36,16 @@ async function main(): Promise<void> {
     dataSource,
     connection,
     workflows: existsSync(bundlePath) ? { bundlePath } : { workflowsPath: require.resolve('@task-scheduler/workflows') },
+    onShellIsolation: ({ isolation, cgroups }) => {
+      if (isolation === 'none') {
+        log.warn(
+          { isolation },
+          'SHELL_ISOLATION=none: shell tasks run unisolated, with the network, files and processes of this host; every attempt records isolation "none"',
+        );
+      } else {
+        log.info({ isolation, cgroups }, 'shell tasks run isolated');
+      }
+    },
   });
 
   let stopping = false;

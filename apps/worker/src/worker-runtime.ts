@@ -1,13 +1,20 @@
 import { hostname } from 'node:os';
 import type { AppConfig } from '@task-scheduler/config';
 import { taskQueues } from '@task-scheduler/contracts';
-import { RunRecorder, createHttpActivities, createRunActivities, createShellActivities } from '@task-scheduler/activities';
+import {
+  RunRecorder,
+  createHttpActivities,
+  createRunActivities,
+  createShellActivities,
+  prepareIsolation,
+} from '@task-scheduler/activities';
+import type { Isolation } from '@task-scheduler/activities';
 import { parseSecretsKey } from '@task-scheduler/core';
 import { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import type { WorkerOptions } from '@temporalio/worker';
 import type { DataSource } from 'typeorm';
-import { findBwrap, resolveRunAs } from './executor-environment';
+import { resolveRunAs } from './executor-environment';
 
 export interface WorkerSetOptions {
   config: AppConfig;
@@ -15,6 +22,8 @@ export interface WorkerSetOptions {
   connection: NativeConnection;
   /** Prebuilt bundle (production) or source path (bundled at start). */
   workflows: { bundlePath: string } | { workflowsPath: string };
+  /** Told how shell tasks are isolated here (or that they are not). */
+  onShellIsolation?: (how: { isolation: 'sandbox' | 'none'; cgroups?: string }) => void;
 }
 
 /**
@@ -56,6 +65,21 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
     );
   }
   if (config.WORKER_QUEUES.includes('shell')) {
+    // A worker that cannot isolate does not poll the shell queue at all: it throws, naming what is missing.
+    let isolation: Isolation | null = null;
+    if (config.SHELL_ISOLATION === 'sandbox') {
+      const prepared = await prepareIsolation({
+        stateDir: config.SHELL_STATE_DIR,
+        uidRange: config.SHELL_UID_RANGE,
+        allowCidrs: config.HTTP_ALLOW_CIDRS,
+        bwrapPath: config.BWRAP_PATH,
+        defaultLimits: config.SHELL_DEFAULT_LIMITS,
+      });
+      isolation = prepared.isolation;
+      opts.onShellIsolation?.({ isolation: 'sandbox', cgroups: prepared.cgroups });
+    } else {
+      opts.onShellIsolation?.({ isolation: 'none' });
+    }
     workers.push(
       await Worker.create({
         ...common,
@@ -70,8 +94,9 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
             path: config.SHELL_PATH,
             outputCapBytes: config.OUTPUT_CAP_BYTES,
             killGraceMs: 5000,
-            runAs: resolveRunAs(config.SHELL_RUN_AS),
-            bwrapPath: findBwrap(config.BWRAP_PATH),
+            isolation,
+            defaultLimits: config.SHELL_DEFAULT_LIMITS,
+            runAs: isolation ? null : resolveRunAs(config.SHELL_RUN_AS),
           },
         }),
       }),

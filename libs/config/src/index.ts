@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseLimitList } from '@task-scheduler/core';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -88,11 +89,41 @@ const schema = z.object({
   /** CIDRs the HTTP executor may reach although they are loopback/private/link-local (comma-separated); none by default. */
   HTTP_ALLOW_CIDRS: commaList(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'must be CIDRs like 10.0.0.0/8'), ''),
   /**
-   * User shell tasks run as: `auto` (nobody when the worker is root, else the
-   * worker's own user), `none` (the worker's user), a user name, or `uid:gid`.
+   * `sandbox` (default): every shell attempt runs in its own namespaces under
+   * bubblewrap, as its own uid, with limits and no network unless it asks for
+   * egress; a worker that cannot do that refuses to poll the shell queue.
+   * `none`: tasks run unisolated as SHELL_RUN_AS (the worker warns at start and
+   * every attempt records it).
+   */
+  SHELL_ISOLATION: z.enum(['sandbox', 'none']).default('sandbox'),
+  /** Isolated attempts each run as a uid of this range, never shared by two attempts at once (`first-last`). */
+  SHELL_UID_RANGE: z
+    .string()
+    .regex(/^\d+-\d+$/, 'must be <first>-<last>, e.g. 200000-299999')
+    .default('200000-299999')
+    .transform((s) => s.split('-').map(Number) as [number, number])
+    .refine(([a, b]) => a >= 1000 && b >= a && b < 2 ** 31, 'must be 1000 <= first <= last < 2^31'),
+  /** Where isolated workers keep uid leases and the sandbox's resolv.conf (root-owned, 0700). */
+  SHELL_STATE_DIR: z.string().regex(/^\//, 'must be an absolute path').default('/run/task-scheduler'),
+  /** Platform defaults of shell limits (`memoryMb=1024,processes=256,cpuSeconds=3600,fileSizeMb=1024,openFiles=1024,workdirMb=1024`). */
+  SHELL_DEFAULT_LIMITS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return parseLimitList(s);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /**
+   * With SHELL_ISOLATION=none only: the user tasks run as: `auto` (nobody when
+   * the worker is root, else the worker's own user), `none` (the worker's
+   * user), a user name, or `uid:gid`.
    */
   SHELL_RUN_AS: z.string().default('auto'),
-  /** bubblewrap binary for `sandbox: true` tasks; found on PATH when unset; `none` refuses sandboxed tasks. */
+  /** bubblewrap binary; found on PATH when unset. */
   BWRAP_PATH: z.string().optional(),
   WORKER_IDENTITY: z.string().optional(),
   /** Origins allowed to call the API from a browser (comma-separated); none by default. */

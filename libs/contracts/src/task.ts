@@ -10,10 +10,56 @@ export interface ShellSpec {
   env?: Record<string, string>;
   /** Exit codes that count as success; default `[0]`. */
   allowedExitCodes?: number[];
-  /** Absolute directory to run in; by default a fresh directory per attempt, removed afterwards. */
+  /**
+   * Isolated (the default): where the attempt's private, empty working directory
+   * appears inside its sandbox (default `/work`). With `SHELL_ISOLATION=none`:
+   * the host directory to run in.
+   */
   workingDirectory?: string;
-  /** Run inside bubblewrap (no network, dies with the worker); refused by workers without `bwrap`. */
-  sandbox?: boolean;
+  /** `none` (default): no network at all. `egress`: public addresses only, through user-mode networking. */
+  network?: ShellNetwork;
+  /** Resource limits of each attempt; unset values take the platform defaults, all are capped by the tenant's caps. */
+  limits?: ShellLimits;
+}
+
+export const SHELL_NETWORKS = ['none', 'egress'] as const;
+export type ShellNetwork = (typeof SHELL_NETWORKS)[number];
+
+/** The limits of one shell attempt, all of them enforced outside the task. */
+export interface ShellLimits {
+  /** Memory of all the attempt's processes together (cgroup), MiB. */
+  memoryMb?: number;
+  /** Processes and threads alive at once. */
+  processes?: number;
+  /** CPU time of all the attempt's processes, seconds. */
+  cpuSeconds?: number;
+  /** Largest file a process may write, MiB. */
+  fileSizeMb?: number;
+  /** Open files per process. */
+  openFiles?: number;
+  /** Size of the working directory and of /tmp (each), MiB. */
+  workdirMb?: number;
+}
+
+export const SHELL_LIMIT_KEYS = ['memoryMb', 'processes', 'cpuSeconds', 'fileSizeMb', 'openFiles', 'workdirMb'] as const;
+export type ShellLimitKey = (typeof SHELL_LIMIT_KEYS)[number];
+
+/** What a limit is called in an attempt's outcome (`resource_limit: memory`). */
+export const SHELL_LIMIT_NAMES: Record<ShellLimitKey, string> = {
+  memoryMb: 'memory',
+  processes: 'processes',
+  cpuSeconds: 'cpu',
+  fileSizeMb: 'file_size',
+  openFiles: 'open_files',
+  workdirMb: 'workdir_size',
+};
+
+/** How a tenant may use shell tasks; set by the platform admin. */
+export interface TenantShellPolicy {
+  /** `network: "egress"` tasks allowed (default true). */
+  allowEgress?: boolean;
+  /** Highest value a task may set for each limit; also caps the platform default. */
+  maxLimits?: ShellLimits;
 }
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;

@@ -107,7 +107,12 @@ export const SHELL_FAILURE_TYPES = {
   timeout: 'ShellTimeout',
   spawn: 'ShellSpawnError',
   cancelled: 'ShellCancelled',
+  /** Kept for stored histories: workers no longer raise it (isolation is always on or explicitly off). */
   sandboxUnavailable: 'ShellSandboxUnavailable',
+  /** The attempt crossed one of its limits (memory, processes, cpu, …); retried by the task's policy. */
+  resourceLimit: 'ShellResourceLimit',
+  /** The worker could not set up the attempt's sandbox; retried (another worker may succeed). */
+  isolationFailed: 'ShellIsolationFailed',
 } as const;
 
 /** Failure types the HTTP executor raises. */

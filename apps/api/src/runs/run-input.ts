@@ -1,6 +1,7 @@
 import type { AppConfig } from '@task-scheduler/config';
 import { taskQueues } from '@task-scheduler/contracts';
-import type { HttpSpec, RunOverrides, RunTrigger, ShellSpec, TaskRunInput } from '@task-scheduler/contracts';
+import type { HttpSpec, RunOverrides, RunTrigger, ShellSpec, TaskRunInput, TenantShellPolicy } from '@task-scheduler/contracts';
+import { resolveShellLimits } from '@task-scheduler/core';
 import type { TaskEntity } from '@task-scheduler/db';
 import { ApiError, ErrorCode } from '../common/api-error';
 
@@ -48,9 +49,11 @@ export function mergeOverrides(task: TaskEntity, o: RunOverrides): { shell?: She
 export function runInputOf(
   config: AppConfig,
   task: TaskEntity,
-  r: { trigger: RunTrigger; overrides?: RunOverrides; runId?: string; scheduleId?: string },
+  r: { trigger: RunTrigger; overrides?: RunOverrides; runId?: string; scheduleId?: string; shellPolicy: TenantShellPolicy | null },
 ): TaskRunInput {
   const queues = taskQueues(config.TASK_QUEUE_PREFIX);
+  const merged = mergeOverrides(task, r.overrides ?? {});
+  if (merged.shell) merged.shell = shellForRun(config, merged.shell, r.shellPolicy);
   return {
     ...(r.runId ? { runId: r.runId } : {}),
     ...(r.scheduleId ? { scheduleId: r.scheduleId } : {}),
@@ -59,7 +62,7 @@ export function runInputOf(
     taskVersion: task.version,
     trigger: r.trigger,
     executor: task.executor,
-    ...mergeOverrides(task, r.overrides ?? {}),
+    ...merged,
     secrets: task.secrets,
     timeoutSeconds: task.timeoutSeconds,
     retry: task.retryPolicy,
@@ -68,5 +71,28 @@ export function runInputOf(
     shellTaskQueue: queues.shell,
     httpTaskQueue: queues.http,
     heartbeatTimeoutSeconds: config.HEARTBEAT_TIMEOUT_SECONDS,
+  };
+}
+
+/**
+ * The shell spec a run starts with, under the tenant's policy as it is now:
+ * limits resolved to concrete values (task, else platform default, never above
+ * the tenant's cap) and egress refused when the platform admin has forbidden it
+ * since the task was created.
+ */
+export function shellForRun(config: AppConfig, spec: ShellSpec, policy: TenantShellPolicy | null): ShellSpec {
+  if (spec.network === 'egress' && policy?.allowEgress === false) {
+    throw new ApiError(
+      ErrorCode.TASK_EGRESS_FORBIDDEN,
+      'this task asks for network egress, which the platform admin has turned off for this tenant',
+      {
+        field: 'shell.network',
+      },
+    );
+  }
+  return {
+    ...spec,
+    network: spec.network ?? 'none',
+    limits: resolveShellLimits(spec.limits, policy?.maxLimits, config.SHELL_DEFAULT_LIMITS),
   };
 }

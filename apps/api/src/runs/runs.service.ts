@@ -4,7 +4,7 @@ import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_RUN_STATUSES, runWorkflowId, taskQueues } from '@task-scheduler/contracts';
 import type { RunOverrides, RunStatus, RunTrigger } from '@task-scheduler/contracts';
 import { temporalUiUrl } from '@task-scheduler/core';
-import { RunAttemptEntity, RunEntity, RunShardEntity } from '@task-scheduler/db';
+import { RunAttemptEntity, RunEntity, RunShardEntity, TenantEntity } from '@task-scheduler/db';
 import type { TaskEntity } from '@task-scheduler/db';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
@@ -166,7 +166,8 @@ export class RunsService {
       targetId: runId,
       details: { taskId: task.id, trigger: r.trigger, ...(r.retryOfRunId ? { retryOf: r.retryOfRunId } : {}) },
     });
-    await this.startWorkflow(task, runId, workflowId, r.trigger, r.overrides);
+    const tenant = await tx.getRepository(TenantEntity).findOneByOrFail({ id: task.tenantId });
+    await this.startWorkflow(task, runId, workflowId, r.trigger, r.overrides, tenant.shellPolicy);
     return tx.getRepository(RunEntity).findOneByOrFail({ id: runId });
   }
 
@@ -176,9 +177,10 @@ export class RunsService {
     workflowId: string,
     trigger: RunTrigger,
     overrides: RunOverrides,
+    shellPolicy: TenantEntity['shellPolicy'],
   ): Promise<void> {
     const queues = taskQueues(this.config.TASK_QUEUE_PREFIX);
-    const input = runInputOf(this.config, task, { runId, trigger, overrides });
+    const input = runInputOf(this.config, task, { runId, trigger, overrides, shellPolicy });
     try {
       await this.temporal.workflow.start('taskRunWorkflow', {
         taskQueue: queues.workflows,

@@ -1,6 +1,6 @@
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_CATCHUP_WINDOW_SECONDS, taskQueues } from '@task-scheduler/contracts';
-import type { CalendarRule, OverlapPolicy, ScheduleSpecInput } from '@task-scheduler/contracts';
+import type { CalendarRule, OverlapPolicy, ScheduleSpecInput, TenantShellPolicy } from '@task-scheduler/contracts';
 import type { CalendarEntity, ScheduleEntity, TaskEntity } from '@task-scheduler/db';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { CalendarSpec, ScheduleOptions, ScheduleSpec, ScheduleUpdateOptions } from '@temporalio/client';
@@ -170,6 +170,8 @@ export interface DesiredSchedule {
   calendars: readonly CalendarEntity[];
   /** The tenant is suspended: the schedule stays paused in Temporal whatever its own state. */
   tenantSuspended: boolean;
+  /** The tenant's shell policy: fires run with the limits it allows. */
+  shellPolicy: TenantShellPolicy | null;
 }
 
 /** Note Temporal shows on a schedule paused because its tenant is suspended. */
@@ -192,7 +194,7 @@ function body(config: AppConfig, d: DesiredSchedule): Omit<ScheduleUpdateOptions
       taskQueue: queues.workflows,
       // Temporal appends each fire's time to this id.
       workflowId: `schedule-${schedule.id}`,
-      args: [runInputOf(config, task, { trigger: 'schedule', scheduleId: schedule.id })],
+      args: [runInputOf(config, task, { trigger: 'schedule', scheduleId: schedule.id, shellPolicy: d.shellPolicy })],
       typedSearchAttributes: new TypedSearchAttributes([
         { key: SA.tenantId, value: task.tenantId },
         { key: SA.taskId, value: task.id },

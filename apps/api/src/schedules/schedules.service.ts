@@ -188,7 +188,7 @@ export class SchedulesService {
     const task = await tx.getRepository(TaskEntity).findOneByOrFail({ id: schedule.taskId });
     const tenant = await tx.getRepository(TenantEntity).findOneByOrFail({ id: schedule.tenantId });
     const calendars = await this.excludedCalendars(tx, schedule);
-    return { schedule, task, calendars, tenantSuspended: tenant.status === 'suspended' };
+    return { schedule, task, calendars, tenantSuspended: tenant.status === 'suspended', shellPolicy: tenant.shellPolicy };
   }
 
   /** Refuses a spec whose exclusions leave no fire in the next five years. */

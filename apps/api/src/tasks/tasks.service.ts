@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_RETRY } from '@task-scheduler/contracts';
-import type { HttpSpec, RetrySpec, ShellSpec } from '@task-scheduler/contracts';
-import { parseSecretsKey, sealSecrets } from '@task-scheduler/core';
+import type { HttpSpec, RetrySpec, ShellSpec, TenantShellPolicy } from '@task-scheduler/contracts';
+import { limitsAboveCaps, parseSecretsKey, sealSecrets } from '@task-scheduler/core';
 import type { TaskSecretValues } from '@task-scheduler/core';
 import { TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { DataSource, IsNull } from 'typeorm';
@@ -62,7 +62,8 @@ function shellSpecOf(s: ShellSpecDto | undefined): ShellSpec {
     ...(s.env ? { env: s.env } : {}),
     ...(s.allowedExitCodes ? { allowedExitCodes: s.allowedExitCodes } : {}),
     ...(s.workingDirectory ? { workingDirectory: s.workingDirectory } : {}),
-    ...(s.sandbox ? { sandbox: true } : {}),
+    ...(s.network ? { network: s.network } : {}),
+    ...(s.limits ? { limits: Object.fromEntries(Object.entries(s.limits).filter(([, v]) => v !== undefined)) } : {}),
   };
 }
 
@@ -74,6 +75,24 @@ function retryOf(dto: CreateTaskDto): RetrySpec {
     ]);
   }
   return r;
+}
+
+/** Refuses what the tenant's shell policy does not allow, before anything is stored. */
+function checkShellPolicy(spec: ShellSpec, policy: TenantShellPolicy | null): void {
+  if (spec.network === 'egress' && policy?.allowEgress === false) {
+    throw new ApiError(ErrorCode.TASK_EGRESS_FORBIDDEN, 'network egress is turned off for this tenant by the platform admin', [
+      { field: 'shell.network', message: 'egress is not allowed for this tenant' },
+    ]);
+  }
+  const above = limitsAboveCaps(spec.limits, policy?.maxLimits);
+  if (above.length > 0) {
+    const message = above.map((a) => `shell.limits.${a.limit} ${a.value} is above this tenant's cap of ${a.cap}`).join('; ');
+    throw new ApiError(
+      ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP,
+      message,
+      above.map((a) => ({ field: `shell.limits.${a.limit}`, message: `at most ${a.cap}` })),
+    );
+  }
 }
 
 /** Task definitions of one tenant. */
@@ -114,6 +133,7 @@ export class TasksService {
           limit: tenant.maxTasks,
         });
       }
+      if (tenant && dto.executor === 'shell') checkShellPolicy(spec as ShellSpec, tenant.shellPolicy);
       let task: TaskEntity;
       try {
         task = await repo.save(

@@ -1,3 +1,5 @@
+import type { TenantShellPolicy } from '@task-scheduler/contracts';
+import type { TenantShellPolicyDto } from '../tasks/dtos/shell-limits.dto';
 import { Injectable } from '@nestjs/common';
 import { TENANT_DEFAULT_LIMITS, TenantEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
@@ -17,6 +19,16 @@ function applyLimits(t: TenantEntity, limits: TenantLimitsDto | undefined): void
 }
 
 /** Tenant management for the platform admin. Audit events go to the tenant acted upon. */
+/** The stored form of a shell policy: only the fields given. */
+function shellPolicyOf(dto: TenantShellPolicyDto | undefined): TenantShellPolicy | undefined {
+  if (!dto) return undefined;
+  const maxLimits = Object.fromEntries(Object.entries(dto.maxLimits ?? {}).filter(([, v]) => v !== undefined));
+  return {
+    ...(dto.allowEgress !== undefined ? { allowEgress: dto.allowEgress } : {}),
+    ...(Object.keys(maxLimits).length ? { maxLimits } : {}),
+  };
+}
+
 @Injectable()
 export class TenantsService {
   constructor(
@@ -30,6 +42,7 @@ export class TenantsService {
       const repo = tx.getRepository(TenantEntity);
       const t = repo.create({ slug: dto.slug, name: dto.name, status: 'active', ...TENANT_DEFAULT_LIMITS });
       applyLimits(t, dto.limits);
+      t.shellPolicy = shellPolicyOf(dto.shellPolicy) ?? null;
       let saved: TenantEntity;
       try {
         saved = await repo.save(t);
@@ -76,10 +89,12 @@ export class TenantsService {
         maxConcurrentRuns: t.maxConcurrentRuns,
         maxTasks: t.maxTasks,
         rateLimitPerMinute: t.rateLimitPerMinute,
+        shellPolicy: t.shellPolicy,
       };
       if (dto.name !== undefined) t.name = dto.name;
       if (dto.status !== undefined) t.status = dto.status;
       applyLimits(t, dto.limits);
+      if (dto.shellPolicy !== undefined) t.shellPolicy = shellPolicyOf(dto.shellPolicy) ?? null;
       const saved = await repo.save(t);
       await this.audit.record(tx, ctx, {
         action: 'tenant.update',

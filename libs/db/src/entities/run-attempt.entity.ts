@@ -17,6 +17,8 @@ export class RunAttemptEntity {
   @Column('boolean', { name: 'stdout_truncated' }) stdoutTruncated!: boolean;
   @Column('text', { nullable: true }) stderr!: string | null;
   @Column('boolean', { name: 'stderr_truncated' }) stderrTruncated!: boolean;
+  @Column('text', { nullable: true }) isolation!: 'sandbox' | 'none' | null;
+  @Column('text', { name: 'resource_limit', nullable: true }) resourceLimit!: string | null;
   @Column('timestamptz', { name: 'started_at' }) startedAt!: Date;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt!: Date | null;
 }

@@ -1,4 +1,4 @@
-import type { AlertSpec } from '@task-scheduler/contracts';
+import type { AlertSpec, TenantShellPolicy } from '@task-scheduler/contracts';
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
 @Entity({ name: 'tenants' })
@@ -11,6 +11,8 @@ export class TenantEntity {
   @Column('integer', { name: 'max_tasks' }) maxTasks!: number;
   @Column('integer', { name: 'rate_limit_per_minute' }) rateLimitPerMinute!: number;
   @Column('jsonb', { name: 'alert_settings', nullable: true }) alertSettings!: AlertSpec | null;
+  /** Set by the platform admin: egress allowed, caps of shell limits. */
+  @Column('jsonb', { name: 'shell_policy', nullable: true }) shellPolicy!: TenantShellPolicy | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }

@@ -17,6 +17,18 @@ export class RunAttemptResponse {
   @ApiProperty() stdoutTruncated!: boolean;
   @ApiPropertyOptional({ nullable: true, type: String }) stderr!: string | null;
   @ApiProperty() stderrTruncated!: boolean;
+  @ApiPropertyOptional({
+    nullable: true,
+    enum: ['sandbox', 'none'],
+    description: 'Shell: how the attempt was isolated (none only on workers run with SHELL_ISOLATION=none).',
+  })
+  isolation!: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    enum: ['memory', 'processes', 'cpu', 'file_size', 'workdir_size'],
+    description: 'Shell: the limit the attempt crossed, which ended it.',
+  })
+  resourceLimit!: string | null;
   @ApiProperty() startedAt!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) finishedAt!: string | null;
   @ApiProperty({ description: "Deep link to the run's workflow in the Temporal Web UI, where the attempt's activity events are." })
@@ -35,6 +47,8 @@ export class RunAttemptResponse {
       stdoutTruncated: a.stdoutTruncated,
       stderr: a.stderr,
       stderrTruncated: a.stderrTruncated,
+      isolation: a.isolation,
+      resourceLimit: a.resourceLimit,
       startedAt: a.startedAt.toISOString(),
       finishedAt: isoOrNull(a.finishedAt),
       temporalUiUrl: uiUrl,

@@ -1,7 +1,9 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { EXECUTORS, HTTP_METHODS } from '@task-scheduler/contracts';
-import type { ExecutorKind, HttpMethod } from '@task-scheduler/contracts';
+import { EXECUTORS, HTTP_METHODS, SHELL_NETWORKS } from '@task-scheduler/contracts';
+import type { ExecutorKind, HttpMethod, ShellNetwork } from '@task-scheduler/contracts';
+import { isUsableWorkDir } from '@task-scheduler/core';
+import { ShellLimitsDto } from './shell-limits.dto';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -131,17 +133,49 @@ export class ShellSpecDto {
   @IsExitCodeList()
   allowedExitCodes?: number[];
 
-  @ApiPropertyOptional({ description: 'Absolute directory to run in (kept). Default: a fresh directory per attempt, removed afterwards.' })
+  @ApiPropertyOptional({
+    description:
+      "Where the attempt's private, empty working directory appears inside its sandbox (default /work); not under /usr, /etc, /proc, /dev, /tmp, /sys or /bin, /sbin, /lib*.",
+    example: '/work',
+  })
   @IsOptional()
   @IsString()
-  @Matches(/^\/[^\0]*$/, { message: 'shell.workingDirectory must be an absolute path' })
-  @MaxLength(4096)
+  @MaxLength(1024)
+  @IsWorkDir()
   workingDirectory?: string;
 
-  @ApiPropertyOptional({ description: 'Run in a bubblewrap sandbox: no network, read-only system, dies with the worker.' })
+  @ApiPropertyOptional({
+    enum: SHELL_NETWORKS,
+    default: 'none',
+    description:
+      'none: no network at all. egress: public addresses only (no loopback, private, link-local or metadata ranges, no address of the worker host).',
+  })
   @IsOptional()
-  @IsBoolean()
-  sandbox?: boolean;
+  @IsIn(SHELL_NETWORKS as unknown as string[], { message: `shell.network must be one of: ${SHELL_NETWORKS.join(', ')}` })
+  network?: ShellNetwork;
+
+  @ApiPropertyOptional({
+    type: ShellLimitsDto,
+    description: "Limits of each attempt; unset ones take the platform defaults; all within the tenant's caps.",
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ShellLimitsDto)
+  limits?: ShellLimitsDto;
+}
+
+function IsWorkDir(): PropertyDecorator {
+  return (target, propertyName) =>
+    registerDecorator({
+      name: 'isWorkDir',
+      target: target.constructor,
+      propertyName: propertyName as string,
+      validator: {
+        validate: (v: unknown) => typeof v === 'string' && isUsableWorkDir(v),
+        defaultMessage: () =>
+          'shell.workingDirectory must be an absolute path without . or .. outside the system directories (/usr, /etc, /proc, /dev, /tmp, /sys, /bin, /sbin, /lib*)',
+      },
+    });
 }
 
 export class HttpSpecDto {

@@ -3,6 +3,7 @@ import type { TenantEntity } from '@task-scheduler/db';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { PageOf } from '../../common/page.dto';
+import { TenantShellPolicyDto } from '../../tasks/dtos/shell-limits.dto';
 
 export class TenantLimitsDto {
   @ApiPropertyOptional({ minimum: 1, maximum: 100000, default: 100 })
@@ -46,6 +47,12 @@ export class CreateTenantDto {
   @ValidateNested()
   @Type(() => TenantLimitsDto)
   limits?: TenantLimitsDto;
+
+  @ApiPropertyOptional({ type: TenantShellPolicyDto, description: "Egress and caps of shell limits for the tenant's tasks." })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => TenantShellPolicyDto)
+  shellPolicy?: TenantShellPolicyDto;
 }
 
 export class UpdateTenantDto {
@@ -69,6 +76,15 @@ export class UpdateTenantDto {
   @ValidateNested()
   @Type(() => TenantLimitsDto)
   limits?: TenantLimitsDto;
+
+  @ApiPropertyOptional({
+    type: TenantShellPolicyDto,
+    description: 'Replaces the shell policy. Applies to new tasks at create and to every run from its trigger on.',
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => TenantShellPolicyDto)
+  shellPolicy?: TenantShellPolicyDto;
 }
 
 export class TenantResponse {
@@ -77,6 +93,7 @@ export class TenantResponse {
   @ApiProperty() name!: string;
   @ApiProperty({ enum: ['active', 'suspended'] }) status!: string;
   @ApiProperty({ type: TenantLimitsDto }) limits!: Required<TenantLimitsDto>;
+  @ApiProperty({ type: TenantShellPolicyDto }) shellPolicy!: TenantShellPolicyDto;
   @ApiProperty() createdAt!: string;
   @ApiProperty() updatedAt!: string;
 
@@ -87,6 +104,7 @@ export class TenantResponse {
       name: t.name,
       status: t.status,
       limits: { maxConcurrentRuns: t.maxConcurrentRuns, maxTasks: t.maxTasks, requestsPerMinute: t.rateLimitPerMinute },
+      shellPolicy: { allowEgress: t.shellPolicy?.allowEgress ?? true, maxLimits: t.shellPolicy?.maxLimits ?? {} },
       createdAt: t.createdAt.toISOString(),
       updatedAt: t.updatedAt.toISOString(),
     };

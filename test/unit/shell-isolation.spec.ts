@@ -1,0 +1,145 @@
+/* Pure rules of shell isolation: limit resolution, the bwrap argument list, the egress filter's blocks
+ * against the HTTP executor's address guard (differential, property-based with fast-check). */
+import { AddressGuard, egressRuleset, nonPublicIpv4Blocks, sandboxArgs } from '@task-scheduler/activities';
+import { SHELL_LIMIT_KEYS } from '@task-scheduler/contracts';
+import type { ShellLimits } from '@task-scheduler/contracts';
+import {
+  SHELL_DEFAULT_LIMITS,
+  SHELL_LIMIT_BOUNDS,
+  isUsableWorkDir,
+  limitsAboveCaps,
+  parseLimitList,
+  resolveShellLimits,
+} from '@task-scheduler/core';
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
+
+const limitsArb = (): fc.Arbitrary<ShellLimits> =>
+  fc.record(
+    Object.fromEntries(SHELL_LIMIT_KEYS.map((k) => [k, fc.integer(SHELL_LIMIT_BOUNDS[k])])) as Record<string, fc.Arbitrary<number>>,
+    { requiredKeys: [] },
+  ) as fc.Arbitrary<ShellLimits>;
+
+test('resolved limits: the task value or the default, never above the cap', () => {
+  fc.assert(
+    fc.property(limitsArb(), limitsArb(), (task, caps) => {
+      const r = resolveShellLimits(task, caps, SHELL_DEFAULT_LIMITS);
+      for (const k of SHELL_LIMIT_KEYS) {
+        const wanted = task[k] ?? SHELL_DEFAULT_LIMITS[k];
+        expect(r[k]).toBe(caps[k] === undefined ? wanted : Math.min(wanted, caps[k] as number));
+      }
+      // A task is refused at create exactly when a value it sets is above a cap.
+      const above = limitsAboveCaps(task, caps).map((a) => a.limit);
+      expect(above).toEqual(
+        SHELL_LIMIT_KEYS.filter((k) => task[k] !== undefined && caps[k] !== undefined && (task[k] as number) > (caps[k] as number)),
+      );
+    }),
+  );
+});
+
+test('SHELL_DEFAULT_LIMITS parses named limits and refuses unknown names and out-of-range values', () => {
+  expect(parseLimitList('memoryMb=256, processes=64')).toEqual({ ...SHELL_DEFAULT_LIMITS, memoryMb: 256, processes: 64 });
+  expect(() => parseLimitList('memory=256')).toThrow(/memoryMb/);
+  expect(() => parseLimitList('processes=1')).toThrow(/between 8 and/);
+  expect(() => parseLimitList('cpuSeconds=-1')).toThrow();
+});
+
+test('working directories: absolute, no dot segments, never a system directory', () => {
+  for (const ok of ['/work', '/srv/job', '/home/task', '/data/x/y', '/usrx']) expect(isUsableWorkDir(ok)).toBe(true);
+  for (const bad of [
+    '/',
+    'work',
+    '/usr',
+    '/usr/local',
+    '/etc/x',
+    '/proc',
+    '/tmp',
+    '/tmp/a',
+    '/lib64/x',
+    '/work/../etc',
+    '/a/./b',
+    '/dev/shm',
+  ])
+    expect(isUsableWorkDir(bad)).toBe(false);
+});
+
+test('bwrap arguments: every namespace, no nested user namespaces, read-only root, no host data, fds for the handshake', () => {
+  const args = sandboxArgs({
+    hostRoot: [
+      { path: '/usr', kind: 'dir' },
+      { path: '/bin', kind: 'symlink', target: 'usr/bin' },
+    ],
+    etcDir: '/run/task-scheduler/etc',
+    workDir: '/work',
+    tmpfsBytes: 1024 * 1024,
+    infoFd: 3,
+    blockFd: 4,
+  });
+  const text = args.join(' ');
+  for (const flag of [
+    '--unshare-user',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--unshare-cgroup',
+    '--unshare-net',
+    '--disable-userns',
+    '--die-with-parent',
+    '--new-session',
+  ]) {
+    expect(args).toContain(flag);
+  }
+  expect(text).toContain('--ro-bind /usr /usr');
+  expect(text).toContain('--symlink usr/bin /bin');
+  expect(text).toContain('--ro-bind /run/task-scheduler/etc /etc');
+  expect(text).toContain('--size 1048576 --tmpfs /work');
+  expect(text).toContain('--remount-ro /');
+  expect(text).toContain('--info-fd 3 --block-fd 4');
+  // Nothing of the host is bound but the system directories and the /etc snapshot.
+  const binds = args.flatMap((a, i) => (a === '--ro-bind' || a === '--bind' ? [args[i + 1]] : []));
+  expect(binds).toEqual(['/usr', '/run/task-scheduler/etc']);
+  // The remount comes after every mount, or later mounts would be writable.
+  expect(args.lastIndexOf('--remount-ro')).toBeGreaterThan(args.lastIndexOf('--tmpfs'));
+});
+
+function inBlocks(addr: ipaddr.IPv4, blocks: string[]): boolean {
+  return blocks.some((b) => addr.match(ipaddr.parseCIDR(b) as [ipaddr.IPv4, number]));
+}
+
+test('differential: the egress filter refuses exactly the IPv4 addresses the HTTP address guard refuses', () => {
+  const guard = new AddressGuard([]);
+  const blocks = nonPublicIpv4Blocks();
+  const byte = fc.integer({ min: 0, max: 255 });
+  // Random addresses, plus addresses at the edges of every block, where off-by-one errors live.
+  const edges = blocks.flatMap((b) => {
+    const [net, bits] = ipaddr.parseCIDR(b) as [ipaddr.IPv4, number];
+    const first = ipaddr.IPv4.networkAddressFromCIDR(b).toByteArray();
+    const last = ipaddr.IPv4.broadcastAddressFromCIDR(b).toByteArray();
+    void net;
+    void bits;
+    const n = (x: number[]): number => ((x[0] << 24) >>> 0) + (x[1] << 16) + (x[2] << 8) + x[3];
+    return [n(first) - 1, n(first), n(last), n(last) + 1].filter((v) => v >= 0 && v <= 0xffffffff);
+  });
+  const edgeArb = fc.constantFrom(...edges).map((v) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
+  fc.assert(
+    fc.property(fc.oneof(fc.tuple(byte, byte, byte, byte), edgeArb), (parts) => {
+      const a = new ipaddr.IPv4(parts);
+      expect(inBlocks(a, blocks)).toBe(!guard.check(a.toString()).allowed);
+    }),
+    { numRuns: 20_000 },
+  );
+});
+
+test('egress ruleset: host addresses and the slirp gateway refused before the allowlist; IPv6 refused; default drop', () => {
+  const rules = egressRuleset({ allowCidrs: ['10.20.0.0/16', 'fd00::/8'], hostAddresses: ['127.0.0.1', '192.0.2.2'] });
+  const lines = rules.split('\n').map((l) => l.trim());
+  const at = (s: string): number => lines.findIndex((l) => l.includes(s));
+  expect(lines).toContain('type filter hook output priority 0; policy drop;');
+  expect(at('{ 127.0.0.1, 192.0.2.2 } reject')).toBeGreaterThan(-1);
+  expect(at('{ 127.0.0.1, 192.0.2.2 } reject')).toBeLessThan(at('{ 10.20.0.0/16 } accept'));
+  expect(at('10.0.2.0/24 reject')).toBeLessThan(at('{ 10.20.0.0/16 } accept'));
+  expect(at('10.0.2.3 udp dport 53 accept')).toBeLessThan(at('10.0.2.0/24 reject'));
+  expect(at('{ 10.20.0.0/16 } accept')).toBeLessThan(at('0.0.0.0/8'));
+  expect(rules).not.toContain('fd00::/8'); // IPv6 allowlist entries do not apply: the sandbox has no IPv6
+  expect(lines).toContain('meta nfproto ipv6 reject with icmpv6 type admin-prohibited');
+});
