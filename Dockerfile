@@ -50,6 +50,10 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
+# Shell isolation: bubblewrap (namespaces), slirp4netns + nftables (filtered egress), util-linux (prlimit, nsenter).
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      bubblewrap slirp4netns nftables util-linux iproute2 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # The whole /app keeps the workspace layout, so node_modules/@task-scheduler/*
 # symlinks resolve. Left root-owned: the app has no reason to rewrite its code;
