@@ -231,76 +231,85 @@ describe('retry and dead letters', () => {
   test(
     'a failed run is a dead letter; retry and re-drive start linked runs with the same overrides, once each',
     async () => {
-      const fix = markerFile('fix');
-      const taskId = await createTask({
-        name: 'needs-fix',
-        shell: { script: `[ -f ${fix} ] || { echo "no ${fix}" >&2; exit 1; }; echo "fixed $X"` },
-        retry: { maximumAttempts: 1 },
-      });
-      const overrides = { env: { X: 'x1' } };
-      const first = await waitForRun((await trigger(taskId, overrides)).id);
-      expect(first).toMatchObject({ status: 'failed', exitCode: 1, attemptCount: 1, deadLetter: true, redrivenByRunId: null });
-      expect(await deadLetterIds()).toContain(first.id);
+      // The task is "fixed" by a file the test writes on the host, which only an unisolated task can see.
+      const isolated = { stack, apiKey };
+      stack = await startStack('triggers-unisolated', { env: { SHELL_ISOLATION: 'none' } });
+      ({ apiKey } = await stack.createTenant(`triggers-u-${suffix}`, { maxConcurrentRuns: 50 }));
+      try {
+        const fix = markerFile('fix');
+        const taskId = await createTask({
+          name: 'needs-fix',
+          shell: { script: `[ -f ${fix} ] || { echo "no ${fix}" >&2; exit 1; }; echo "fixed $X"` },
+          retry: { maximumAttempts: 1 },
+        });
+        const overrides = { env: { X: 'x1' } };
+        const first = await waitForRun((await trigger(taskId, overrides)).id);
+        expect(first).toMatchObject({ status: 'failed', exitCode: 1, attemptCount: 1, deadLetter: true, redrivenByRunId: null });
+        expect(await deadLetterIds()).toContain(first.id);
 
-      // A run that has not ended can be neither retried nor re-driven; one that was cancelled is no dead letter.
-      const sleeperTask = await createTask({ name: 'sleeper', shell: { command: 'sleep', args: ['30'] } });
-      const sleeping = await trigger(sleeperTask);
-      await waitForRun(sleeping.id, (r) => r.status === 'running');
-      for (const path of [`/v1/runs/${sleeping.id}/retry`, `/v1/dead-letters/${sleeping.id}/redrive`]) {
-        const res = await api('POST', path);
-        expect(res.status).toBe(409);
-        expect(res.body.error.code).toBe('RUN_NOT_FINISHED');
+        // A run that has not ended can be neither retried nor re-driven; one that was cancelled is no dead letter.
+        const sleeperTask = await createTask({ name: 'sleeper', shell: { command: 'sleep', args: ['30'] } });
+        const sleeping = await trigger(sleeperTask);
+        await waitForRun(sleeping.id, (r) => r.status === 'running');
+        for (const path of [`/v1/runs/${sleeping.id}/retry`, `/v1/dead-letters/${sleeping.id}/redrive`]) {
+          const res = await api('POST', path);
+          expect(res.status).toBe(409);
+          expect(res.body.error.code).toBe('RUN_NOT_FINISHED');
+        }
+        expect((await api('POST', `/v1/runs/${sleeping.id}/cancel`)).status).toBe(202);
+        expect((await waitForRun(sleeping.id)).status).toBe('cancelled');
+        const cancelledRedrive = await api('POST', `/v1/dead-letters/${sleeping.id}/redrive`);
+        expect(cancelledRedrive.status).toBe(422);
+        expect(cancelledRedrive.body.error.code).toBe('NOT_A_DEAD_LETTER');
+
+        const retried = await api('POST', `/v1/runs/${first.id}/retry`);
+        expect(retried.status).toBe(202);
+        expect(retried.body).toMatchObject({ taskId, trigger: 'retry', retryOfRunId: first.id, overrides });
+        expect(retried.headers.get('location')).toBe(`/v1/runs/${retried.body.id}`);
+        const second = await waitForRun(retried.body.id);
+        expect(second).toMatchObject({ status: 'failed', deadLetter: true, trigger: 'retry', retryOfRunId: first.id });
+
+        const firstAfter = (await api('GET', `/v1/runs/${first.id}`)).body;
+        expect(firstAfter).toMatchObject({ status: 'failed', deadLetter: false, redrivenByRunId: second.id });
+        const letters = await deadLetterIds();
+        expect(letters).not.toContain(first.id);
+        expect(letters).toContain(second.id);
+
+        const again = await api('POST', `/v1/dead-letters/${first.id}/redrive`);
+        expect(again.status).toBe(409);
+        expect(again.body.error.code).toBe('RUN_ALREADY_REDRIVEN');
+        expect(again.body.error.details).toEqual({ runId: second.id });
+
+        // "Fix" the task, then re-drive the second failure; concurrent re-drives of it start exactly one run.
+        writeFileSync(fix, '', { mode: 0o644 });
+        const redrives = await Promise.all(Array.from({ length: 5 }, () => api('POST', `/v1/dead-letters/${second.id}/redrive`)));
+        expect(redrives.map((r) => r.status).sort()).toEqual([202, 409, 409, 409, 409]);
+        const redriven = redrives.find((r) => r.status === 202) as Reply;
+        expect(redrives.filter((r) => r.status === 409).every((r) => r.body.error.code === 'RUN_ALREADY_REDRIVEN')).toBe(true);
+        expect(redriven.body).toMatchObject({ trigger: 'retry', retryOfRunId: second.id, overrides });
+        const third = await waitForRun(redriven.body.id);
+        expect(third).toMatchObject({ status: 'succeeded', stdout: 'fixed x1\n', deadLetter: false });
+
+        const secondAfter = (await api('GET', `/v1/runs/${second.id}`)).body;
+        expect(secondAfter).toMatchObject({ deadLetter: false, redrivenByRunId: third.id });
+        expect(await deadLetterIds()).not.toContain(second.id);
+
+        const notDead = await api('POST', `/v1/dead-letters/${third.id}/redrive`);
+        expect(notDead.status).toBe(422);
+        expect(notDead.body.error.code).toBe('NOT_A_DEAD_LETTER');
+        expect(await runCount(taskId)).toBe(3);
+
+        // A plain retry of a run that was already re-driven is still allowed; it leaves the re-drive link alone.
+        const retriedAgain = await api('POST', `/v1/runs/${first.id}/retry`);
+        expect(retriedAgain.status).toBe(202);
+        expect(retriedAgain.body).toMatchObject({ trigger: 'retry', retryOfRunId: first.id });
+        expect((await waitForRun(retriedAgain.body.id)).status).toBe('succeeded');
+        expect((await api('GET', `/v1/runs/${first.id}`)).body.redrivenByRunId).toBe(second.id);
+        expect(await runCount(taskId)).toBe(4);
+      } finally {
+        await stack.stop();
+        ({ stack, apiKey } = isolated);
       }
-      expect((await api('POST', `/v1/runs/${sleeping.id}/cancel`)).status).toBe(202);
-      expect((await waitForRun(sleeping.id)).status).toBe('cancelled');
-      const cancelledRedrive = await api('POST', `/v1/dead-letters/${sleeping.id}/redrive`);
-      expect(cancelledRedrive.status).toBe(422);
-      expect(cancelledRedrive.body.error.code).toBe('NOT_A_DEAD_LETTER');
-
-      const retried = await api('POST', `/v1/runs/${first.id}/retry`);
-      expect(retried.status).toBe(202);
-      expect(retried.body).toMatchObject({ taskId, trigger: 'retry', retryOfRunId: first.id, overrides });
-      expect(retried.headers.get('location')).toBe(`/v1/runs/${retried.body.id}`);
-      const second = await waitForRun(retried.body.id);
-      expect(second).toMatchObject({ status: 'failed', deadLetter: true, trigger: 'retry', retryOfRunId: first.id });
-
-      const firstAfter = (await api('GET', `/v1/runs/${first.id}`)).body;
-      expect(firstAfter).toMatchObject({ status: 'failed', deadLetter: false, redrivenByRunId: second.id });
-      const letters = await deadLetterIds();
-      expect(letters).not.toContain(first.id);
-      expect(letters).toContain(second.id);
-
-      const again = await api('POST', `/v1/dead-letters/${first.id}/redrive`);
-      expect(again.status).toBe(409);
-      expect(again.body.error.code).toBe('RUN_ALREADY_REDRIVEN');
-      expect(again.body.error.details).toEqual({ runId: second.id });
-
-      // "Fix" the task, then re-drive the second failure; concurrent re-drives of it start exactly one run.
-      writeFileSync(fix, '', { mode: 0o644 });
-      const redrives = await Promise.all(Array.from({ length: 5 }, () => api('POST', `/v1/dead-letters/${second.id}/redrive`)));
-      expect(redrives.map((r) => r.status).sort()).toEqual([202, 409, 409, 409, 409]);
-      const redriven = redrives.find((r) => r.status === 202) as Reply;
-      expect(redrives.filter((r) => r.status === 409).every((r) => r.body.error.code === 'RUN_ALREADY_REDRIVEN')).toBe(true);
-      expect(redriven.body).toMatchObject({ trigger: 'retry', retryOfRunId: second.id, overrides });
-      const third = await waitForRun(redriven.body.id);
-      expect(third).toMatchObject({ status: 'succeeded', stdout: 'fixed x1\n', deadLetter: false });
-
-      const secondAfter = (await api('GET', `/v1/runs/${second.id}`)).body;
-      expect(secondAfter).toMatchObject({ deadLetter: false, redrivenByRunId: third.id });
-      expect(await deadLetterIds()).not.toContain(second.id);
-
-      const notDead = await api('POST', `/v1/dead-letters/${third.id}/redrive`);
-      expect(notDead.status).toBe(422);
-      expect(notDead.body.error.code).toBe('NOT_A_DEAD_LETTER');
-      expect(await runCount(taskId)).toBe(3);
-
-      // A plain retry of a run that was already re-driven is still allowed; it leaves the re-drive link alone.
-      const retriedAgain = await api('POST', `/v1/runs/${first.id}/retry`);
-      expect(retriedAgain.status).toBe(202);
-      expect(retriedAgain.body).toMatchObject({ trigger: 'retry', retryOfRunId: first.id });
-      expect((await waitForRun(retriedAgain.body.id)).status).toBe('succeeded');
-      expect((await api('GET', `/v1/runs/${first.id}`)).body.redrivenByRunId).toBe(second.id);
-      expect(await runCount(taskId)).toBe(4);
     },
     TIMEOUT_MS,
   );
@@ -433,14 +442,13 @@ describe('sharded runs', () => {
   test(
     'a shard that fails once is retried alone and the run succeeds',
     async () => {
-      const failedOnce = markerFile('shard');
       const taskId = await createTask({
         name: 'sharded',
         shardCount: 3,
         shell: {
           script: [
             'echo "shard $SHARD_INDEX of $SHARD_TOTAL"',
-            `if [ "$SHARD_INDEX" = 1 ] && [ ! -f ${failedOnce} ]; then touch ${failedOnce}; exit 1; fi`,
+            'if [ "$SHARD_INDEX" = 1 ] && [ "$TASK_ATTEMPT" = 1 ]; then exit 1; fi',
           ].join('\n'),
         },
         retry: { maximumAttempts: 3, initialIntervalSeconds: 0.1 },
