@@ -68,11 +68,19 @@ export async function inRecordedAttempt<T>(
   deps: { recorder: RunRecorder; workerIdentity: string },
   ref: ShardRef,
   body: (a: RecordedAttempt) => Promise<T>,
+  isolation: 'sandbox' | 'none' | null = null,
 ): Promise<T> {
   const ctx = Context.current();
   const attempt = ctx.info.attempt;
   const shardIndex = ref.shardIndex ?? 0;
-  await deps.recorder.startAttempt({ runId: ref.runId, tenantId: ref.tenantId, shardIndex, attempt, workerIdentity: deps.workerIdentity });
+  await deps.recorder.startAttempt({
+    runId: ref.runId,
+    tenantId: ref.tenantId,
+    shardIndex,
+    attempt,
+    workerIdentity: deps.workerIdentity,
+    isolation,
+  });
   let finished = false;
   const finish: RecordedAttempt['finish'] = async (end) => {
     finished = true;

@@ -16,6 +16,8 @@ export interface AttemptStart {
   shardIndex: number;
   attempt: number;
   workerIdentity: string;
+  /** Shell attempts: how this worker isolates them, known before the task starts (so lost attempts show it too). */
+  isolation?: 'sandbox' | 'none' | null;
 }
 
 export interface AttemptEnd {
@@ -139,11 +141,12 @@ export class RunRecorder {
         [a.runId, a.shardIndex, a.attempt],
       );
       await tx.query(
-        `INSERT INTO run_attempts (run_id, tenant_id, shard_index, attempt, status, worker_identity)
-         VALUES ($1, $2, $3, $4, 'running', $5)
-         ON CONFLICT (run_id, shard_index, attempt) DO UPDATE SET worker_identity = EXCLUDED.worker_identity
+        `INSERT INTO run_attempts (run_id, tenant_id, shard_index, attempt, status, worker_identity, isolation)
+         VALUES ($1, $2, $3, $4, 'running', $5, $6)
+         ON CONFLICT (run_id, shard_index, attempt) DO UPDATE SET worker_identity = EXCLUDED.worker_identity,
+                isolation = EXCLUDED.isolation
          WHERE run_attempts.status = 'running'`,
-        [a.runId, a.tenantId, a.shardIndex, a.attempt, a.workerIdentity],
+        [a.runId, a.tenantId, a.shardIndex, a.attempt, a.workerIdentity, a.isolation ?? null],
       );
       await tx.query(
         `UPDATE runs SET status = 'running', attempts = greatest(attempts, $2), worker_identity = $3,

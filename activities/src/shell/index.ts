@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ExecutorFailureDetails, ShellActivityInput, ShellActivityResult } from '@task-scheduler/contracts';
-import { SHELL_FAILURE_TYPES } from '@task-scheduler/contracts';
+import { NON_RETRYABLE_FAILURE_TYPES, SHELL_FAILURE_TYPES } from '@task-scheduler/contracts';
 import { maskSecrets, secretValuesOf } from '@task-scheduler/core';
 import { attemptStatusOf, inRecordedAttempt, maskStream, unsealTaskSecrets } from '../executor-support';
 import type { RunRecorder } from '../runs/run-recorder';
@@ -28,7 +28,7 @@ function failureMessage(r: ShellRunResult, timeoutSeconds: number): string {
     case 'timed_out':
       return `command exceeded its timeout of ${timeoutSeconds}s and was killed`;
     case 'cancelled':
-      return 'run was cancelled; the process group was killed';
+      return 'run was cancelled; its processes were killed';
     case 'spawn_error':
     case 'isolation_failed':
     case 'resource_limit':
@@ -93,71 +93,71 @@ async function killLeftoverGroup(previous: ShellHeartbeat | undefined, runId: st
  */
 export function createShellActivities(deps: ShellActivityDeps) {
   const executor = new ShellExecutor(deps.executor);
+  const isolation = deps.executor.isolation ? 'sandbox' : 'none';
   return {
     runShellCommand: (input: ShellActivityInput): Promise<ShellActivityResult> =>
-      inRecordedAttempt(deps, input, async ({ ctx, attempt, shardIndex, finish }) => {
-        if (attempt > 1 && !deps.executor.isolation)
-          await killLeftoverGroup(ctx.info.heartbeatDetails as ShellHeartbeat | undefined, input.runId, shardIndex);
-        const secretEnv = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).env ?? {};
-        const secrets = secretValuesOf({ env: secretEnv });
-        const raw = await executor.run({
-          spec: { ...input.shell, env: { ...(input.shell.env ?? {}), ...secretEnv } },
-          timeoutSeconds: input.timeoutSeconds,
-          extraEnv: {
-            TASK_RUN_ID: input.runId,
-            TASK_ATTEMPT: String(attempt),
-            SHARD_INDEX: String(shardIndex),
-            SHARD_TOTAL: String(input.shardTotal ?? 1),
-          },
-          signal: ctx.cancellationSignal,
-          heartbeatMs: deps.heartbeatMs,
-          onHeartbeat: (progress) => ctx.heartbeat({ ...progress, host: hostname() } satisfies ShellHeartbeat),
-        });
-        const result: ShellRunResult = { ...raw, stdout: maskStream(raw.stdout, secrets), stderr: maskStream(raw.stderr, secrets) };
-        const allowed = input.shell.allowedExitCodes ?? [0];
-        const ok = result.outcome === 'exited' && result.exitCode !== null && allowed.includes(result.exitCode);
-        const error = ok ? null : maskSecrets(failureMessage(result, input.timeoutSeconds), secrets);
-        await finish({
-          status: attemptStatusOf(ok, result.outcome),
-          exitCode: result.exitCode,
-          httpStatus: null,
-          error,
-          stdout: result.stdout,
-          stderr: result.stderr,
-          isolation: result.isolation,
-          resourceLimit: result.resourceLimit,
-        });
-        if (ok) {
-          return {
-            exitCode: result.exitCode as number,
+      inRecordedAttempt(
+        deps,
+        input,
+        async ({ ctx, attempt, shardIndex, finish }) => {
+          if (attempt > 1 && !deps.executor.isolation)
+            await killLeftoverGroup(ctx.info.heartbeatDetails as ShellHeartbeat | undefined, input.runId, shardIndex);
+          const secretEnv = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).env ?? {};
+          const secrets = secretValuesOf({ env: secretEnv });
+          const raw = await executor.run({
+            spec: { ...input.shell, env: { ...(input.shell.env ?? {}), ...secretEnv } },
+            timeoutSeconds: input.timeoutSeconds,
+            extraEnv: {
+              TASK_RUN_ID: input.runId,
+              TASK_ATTEMPT: String(attempt),
+              SHARD_INDEX: String(shardIndex),
+              SHARD_TOTAL: String(input.shardTotal ?? 1),
+            },
+            signal: ctx.cancellationSignal,
+            heartbeatMs: deps.heartbeatMs,
+            onHeartbeat: (progress) => ctx.heartbeat({ ...progress, host: hostname() } satisfies ShellHeartbeat),
+          });
+          const result: ShellRunResult = { ...raw, stdout: maskStream(raw.stdout, secrets), stderr: maskStream(raw.stderr, secrets) };
+          const allowed = input.shell.allowedExitCodes ?? [0];
+          const ok = result.outcome === 'exited' && result.exitCode !== null && allowed.includes(result.exitCode);
+          const error = ok ? null : maskSecrets(failureMessage(result, input.timeoutSeconds), secrets);
+          await finish({
+            status: attemptStatusOf(ok, result.outcome),
+            exitCode: result.exitCode,
+            httpStatus: null,
+            error,
+            stdout: result.stdout,
+            stderr: result.stderr,
+            isolation: result.isolation,
+            resourceLimit: result.resourceLimit,
+          });
+          if (ok) {
+            return {
+              exitCode: result.exitCode as number,
+              httpStatus: null,
+              stdout: result.stdout,
+              stderr: result.stderr,
+              durationMs: result.durationMs,
+            };
+          }
+          if (result.outcome === 'cancelled') {
+            // Surfaces as the cancellation Temporal delivered, so the workflow sees a CancelledFailure.
+            ctx.cancellationSignal.throwIfAborted();
+          }
+          const details: ExecutorFailureDetails = {
+            exitCode: result.exitCode,
             httpStatus: null,
             stdout: result.stdout,
             stderr: result.stderr,
-            durationMs: result.durationMs,
           };
-        }
-        if (result.outcome === 'cancelled') {
-          // Surfaces as the cancellation Temporal delivered, so the workflow sees a CancelledFailure.
-          ctx.cancellationSignal.throwIfAborted();
-        }
-        const details: ExecutorFailureDetails = {
-          exitCode: result.exitCode,
-          httpStatus: null,
-          stdout: result.stdout,
-          stderr: result.stderr,
-        };
-        const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
-        const type = failureType(result, nonRetryableExit);
-        // Limits and sandbox setup failures retry by the task's policy, like exit codes and timeouts.
-        const retryable: string[] = [
-          SHELL_FAILURE_TYPES.exitCode,
-          SHELL_FAILURE_TYPES.timeout,
-          SHELL_FAILURE_TYPES.resourceLimit,
-          SHELL_FAILURE_TYPES.isolationFailed,
-        ];
-        const nonRetryable = !retryable.includes(type);
-        throw ApplicationFailure.create({ message: error as string, type, nonRetryable, details: [details] });
-      }),
+          const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
+          const type = failureType(result, nonRetryableExit);
+          // Limits and sandbox setup failures retry by the task's policy, like exit codes and timeouts.
+          const nonRetryable = NON_RETRYABLE_FAILURE_TYPES.includes(type);
+          throw ApplicationFailure.create({ message: error as string, type, nonRetryable, details: [details] });
+        },
+        isolation,
+      ),
   };
 }
 

@@ -154,7 +154,12 @@ export class ShellExecutor {
     const limits = resolveShellLimits(req.spec.limits, undefined, this.options.defaultLimits);
     const workDir = req.spec.workingDirectory ?? DEFAULT_WORKDIR;
     const network = req.spec.network ?? 'none';
-    const lease = iso.uids.acquire();
+    let lease: UidLease;
+    try {
+      lease = iso.uids.acquire();
+    } catch (err) {
+      return this.failedSetup((err as Error).message);
+    }
     const res: SandboxResources = { lease, cgroup: null, egress: null, sandboxPid: null };
     try {
       res.cgroup =
@@ -415,9 +420,14 @@ export class ShellExecutor {
               sandbox.res.cgroup.add(child.pid);
               sandbox.res.cgroup.add(pid);
             }
-            if (sandbox.network === 'egress')
-              sandbox.res.egress = await attachEgress(sandbox.iso.egressTools, pid, sandbox.iso.egressRules);
+            if (sandbox.network === 'egress') {
+              const link = await attachEgress(sandbox.iso.egressTools, pid, sandbox.iso.egressRules);
+              // The attempt may have ended (timeout, cancel) while the link came up: then nobody else closes it.
+              if (settled) return link.close();
+              sandbox.res.egress = link;
+            }
           } catch (err) {
+            if (settled) return;
             failure = `cannot set up the attempt's sandbox: ${(err as Error).message}`;
             killAll('SIGKILL');
             return;

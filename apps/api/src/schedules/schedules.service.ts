@@ -626,6 +626,18 @@ export class SchedulesService {
    * while it is suspended, and get their own state back when it resumes.
    * Temporal errors are logged and left to the reconciler.
    */
+  /** Writes every schedule of the tenant to Temporal again (after a change of the tenant's shell policy). */
+  async resyncTenant(tenantId: string): Promise<void> {
+    const schedules = await this.db.getRepository(ScheduleEntity).findBy({ tenantId, deletedAt: IsNull() });
+    for (const s of schedules) {
+      try {
+        await this.db.transaction((tx) => this.sync(tx, s));
+      } catch (err) {
+        this.logger.warn({ err, scheduleId: s.id }, 'could not resync schedule after a tenant policy change; the reconciler will');
+      }
+    }
+  }
+
   async applyTenantState(tenantId: string, suspended: boolean): Promise<void> {
     const schedules = await this.db.getRepository(ScheduleEntity).findBy({ tenantId, deletedAt: IsNull() });
     for (const s of schedules) {

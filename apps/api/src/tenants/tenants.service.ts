@@ -18,7 +18,6 @@ function applyLimits(t: TenantEntity, limits: TenantLimitsDto | undefined): void
   if (limits?.requestsPerMinute !== undefined) t.rateLimitPerMinute = limits.requestsPerMinute;
 }
 
-/** Tenant management for the platform admin. Audit events go to the tenant acted upon. */
 /** The stored form of a shell policy: only the fields given. */
 function shellPolicyOf(dto: TenantShellPolicyDto | undefined): TenantShellPolicy | undefined {
   if (!dto) return undefined;
@@ -29,6 +28,7 @@ function shellPolicyOf(dto: TenantShellPolicyDto | undefined): TenantShellPolicy
   };
 }
 
+/** Tenant management for the platform admin. Audit events go to the tenant acted upon. */
 @Injectable()
 export class TenantsService {
   constructor(
@@ -94,7 +94,8 @@ export class TenantsService {
       if (dto.name !== undefined) t.name = dto.name;
       if (dto.status !== undefined) t.status = dto.status;
       applyLimits(t, dto.limits);
-      if (dto.shellPolicy !== undefined) t.shellPolicy = shellPolicyOf(dto.shellPolicy) ?? null;
+      // Fields given replace their own values only: `maxLimits` replaces the caps, `allowEgress` the flag.
+      if (dto.shellPolicy !== undefined) t.shellPolicy = { ...(t.shellPolicy ?? {}), ...shellPolicyOf(dto.shellPolicy) };
       const saved = await repo.save(t);
       await this.audit.record(tx, ctx, {
         action: 'tenant.update',
@@ -105,6 +106,8 @@ export class TenantsService {
       return { saved, statusChanged: before.status !== saved.status };
     });
     if (statusChanged) await this.schedules.applyTenantState(saved.id, saved.status === 'suspended');
+    // Schedules carry each fire's input, limits included: they take the new policy from their next fire.
+    else if (dto.shellPolicy !== undefined) await this.schedules.resyncTenant(saved.id);
     return saved;
   }
 }
