@@ -61,6 +61,8 @@ try {
     BOOTSTRAP_API_KEY: apiKey,
     LOG_LEVEL: 'error',
     RATE_LIMIT_PER_KEY_PER_MINUTE: '10000000',
+    // `SHELL_ISOLATION=none npm run bench` measures the product without shell isolation.
+    ...(process.env.SHELL_ISOLATION ? { SHELL_ISOLATION: process.env.SHELL_ISOLATION } : {}),
   });
   const app = await createApp(config, { logger: false });
   await app.listen(0, '127.0.0.1');

@@ -2,8 +2,9 @@
 // Temporal dev server (persistent, UI on 8233), PostgreSQL (DATABASE_URL or
 // embedded), migrations, the API and the worker. Ctrl-C stops what it started.
 //
-// Shell tasks run on this machine, as another user (`nobody` when dev runs as
-// root) unless sandboxed: `.data` is private to dev's user, the embedded
+// Shell tasks run on this machine, isolated (bubblewrap, a uid of their own,
+// no view of the host's files), or with SHELL_ISOLATION=none as `nobody` when
+// dev runs as root: either way `.data` is private to dev's user, the embedded
 // PostgreSQL's superuser has a random password, and the API and worker log in
 // as a role that can change rows but not the schema.
 import { spawn, spawnSync } from 'node:child_process';

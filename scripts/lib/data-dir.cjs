@@ -1,7 +1,8 @@
 // Permissions of `.data`, the state of `npm run dev`: keys, passwords, the
 // Temporal database (every tenant's workflow histories) and the PostgreSQL
-// cluster. Shell tasks on the same machine run as another user (`nobody` when
-// dev runs as root): nothing in here may be readable by them.
+// cluster. Shell tasks on the same machine run as other users (a leased uid
+// when isolated, `nobody` with SHELL_ISOLATION=none under root): nothing in
+// here may be readable by them.
 'use strict';
 const { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, statSync } = require('node:fs');
 const { join } = require('node:path');

@@ -103,9 +103,12 @@ const schema = z.object({
     .default('200000-299999')
     .transform((s) => s.split('-').map(Number) as [number, number])
     .refine(([a, b]) => a >= 1000 && b >= a && b < 2 ** 31, 'must be 1000 <= first <= last < 2^31'),
-  /** Where isolated workers keep uid leases and the sandbox's resolv.conf (root-owned, 0700). */
+  /** Where isolated workers keep uid leases (0700) and the sandboxes' /etc snapshot (the directory itself 0711). */
   SHELL_STATE_DIR: z.string().regex(/^\//, 'must be an absolute path').default('/run/task-scheduler'),
-  /** Platform defaults of shell limits (`memoryMb=1024,processes=256,cpuSeconds=3600,fileSizeMb=1024,openFiles=1024,workdirMb=1024`). */
+  /**
+   * Platform defaults of shell limits (`memoryMb=1024,processes=256,cpuSeconds=3600,fileSizeMb=1024,openFiles=1024,workdirMb=1024`).
+   * The API's value is what runs get (resolved into each run's input); a worker's applies only to inputs that carry none.
+   */
   SHELL_DEFAULT_LIMITS: z
     .string()
     .default('')

@@ -1,7 +1,7 @@
 import { SHELL_LIMIT_KEYS } from '@task-scheduler/contracts';
 import type { ShellLimitKey, ShellLimits } from '@task-scheduler/contracts';
 
-/** Highest value any limit may take: the bounds of validation at every level (task, tenant cap, platform default). */
+/** Lowest and highest value of each limit: the bounds of validation at every level (task, tenant cap, platform default). */
 export const SHELL_LIMIT_BOUNDS: Record<ShellLimitKey, { min: number; max: number }> = {
   memoryMb: { min: 16, max: 1_048_576 },
   processes: { min: 8, max: 65_536 },

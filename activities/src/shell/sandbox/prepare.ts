@@ -88,7 +88,7 @@ export async function prepareIsolation(o: PrepareIsolationOptions): Promise<{ is
     const r = await probe.run({ spec: { command: 'true', args: [], network }, timeoutSeconds: 20 });
     if (r.outcome !== 'exited' || r.exitCode !== 0) {
       throw new IsolationUnavailableError(
-        `a test sandbox (network ${network}) failed: ${r.error ?? r.stderr.text.trim() ?? `exit ${r.exitCode}`}`,
+        `a test sandbox (network ${network}) failed: ${r.error || r.stderr.text.trim() || `exit ${r.exitCode}`}`,
       );
     }
   }

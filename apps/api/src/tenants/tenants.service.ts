@@ -1,5 +1,5 @@
 import type { TenantShellPolicy } from '@task-scheduler/contracts';
-import type { TenantShellPolicyDto } from '../tasks/dtos/shell-limits.dto';
+import type { TenantShellPolicyDto } from './dtos/tenant-shell-policy.dto';
 import { Injectable } from '@nestjs/common';
 import { TENANT_DEFAULT_LIMITS, TenantEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';

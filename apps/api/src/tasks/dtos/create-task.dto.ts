@@ -2,7 +2,7 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { EXECUTORS, HTTP_METHODS, SHELL_NETWORKS } from '@task-scheduler/contracts';
 import type { ExecutorKind, HttpMethod, ShellNetwork } from '@task-scheduler/contracts';
-import { isUsableWorkDir } from '@task-scheduler/core';
+import { RESERVED_SANDBOX_PATHS, isUsableWorkDir } from '@task-scheduler/core';
 import { ShellLimitsDto } from './shell-limits.dto';
 import { Type } from 'class-transformer';
 import {
@@ -173,7 +173,7 @@ function IsWorkDir(): PropertyDecorator {
       validator: {
         validate: (v: unknown) => typeof v === 'string' && isUsableWorkDir(v),
         defaultMessage: () =>
-          'shell.workingDirectory must be an absolute path without . or .. outside the system directories (/usr, /etc, /proc, /dev, /tmp, /sys, /bin, /sbin, /lib*)',
+          `shell.workingDirectory must be an absolute path without . or .. segments, not under ${RESERVED_SANDBOX_PATHS.join(', ')}`,
       },
     });
 }

@@ -1,7 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { SHELL_LIMIT_BOUNDS } from '@task-scheduler/core';
-import { IsBoolean, IsInt, IsOptional, Max, Min, ValidateNested } from 'class-validator';
-import { Type } from 'class-transformer';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
 
 const b = SHELL_LIMIT_BOUNDS;
 
@@ -67,21 +66,4 @@ export class ShellLimitsDto {
   @Min(b.workdirMb.min)
   @Max(b.workdirMb.max)
   workdirMb?: number;
-}
-
-/** How a tenant may use shell tasks (platform admin only). */
-export class TenantShellPolicyDto {
-  @ApiPropertyOptional({ default: true, description: 'Tasks may ask for network: "egress".' })
-  @IsOptional()
-  @IsBoolean()
-  allowEgress?: boolean;
-
-  @ApiPropertyOptional({
-    type: ShellLimitsDto,
-    description: 'Highest value a task may set for each limit; also caps the platform default.',
-  })
-  @IsOptional()
-  @ValidateNested()
-  @Type(() => ShellLimitsDto)
-  maxLimits?: ShellLimitsDto;
 }

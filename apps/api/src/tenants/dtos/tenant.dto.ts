@@ -3,7 +3,7 @@ import type { TenantEntity } from '@task-scheduler/db';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { PageOf } from '../../common/page.dto';
-import { TenantShellPolicyDto } from '../../tasks/dtos/shell-limits.dto';
+import { TenantShellPolicyDto, TenantShellPolicyResponse } from './tenant-shell-policy.dto';
 
 export class TenantLimitsDto {
   @ApiPropertyOptional({ minimum: 1, maximum: 100000, default: 100 })
@@ -93,7 +93,7 @@ export class TenantResponse {
   @ApiProperty() name!: string;
   @ApiProperty({ enum: ['active', 'suspended'] }) status!: string;
   @ApiProperty({ type: TenantLimitsDto }) limits!: Required<TenantLimitsDto>;
-  @ApiProperty({ type: TenantShellPolicyDto }) shellPolicy!: TenantShellPolicyDto;
+  @ApiProperty({ type: TenantShellPolicyResponse }) shellPolicy!: TenantShellPolicyResponse;
   @ApiProperty() createdAt!: string;
   @ApiProperty() updatedAt!: string;
 
