@@ -1,6 +1,6 @@
 /* Pure rules of shell isolation: limit resolution, the bwrap argument list, the egress filter's blocks
  * against the HTTP executor's address guard (differential, property-based with fast-check). */
-import { AddressGuard, egressRuleset, nonPublicIpv4Blocks, sandboxArgs } from '@task-scheduler/activities';
+import { AddressGuard, classifyEnd, egressRuleset, nonPublicIpv4Blocks, sandboxArgs } from '@task-scheduler/activities';
 import { SHELL_LIMIT_KEYS } from '@task-scheduler/contracts';
 import type { ShellLimits } from '@task-scheduler/contracts';
 import {
@@ -161,4 +161,51 @@ test('egress ruleset: host addresses and the slirp gateway refused before the al
   expect(at('{ 10.20.0.0/16 } accept')).toBeLessThan(at('0.0.0.0/8'));
   expect(rules).not.toContain('fd00::/8'); // IPv6 allowlist entries do not apply: the sandbox has no IPv6
   expect(lines).toContain('meta nfproto ipv6 reject with icmpv6 type admin-prohibited');
+});
+
+describe('how an attempt ended', () => {
+  const base = {
+    stoppedAs: 'exited' as const,
+    failure: null,
+    crossed: null,
+    isolated: true,
+    sandboxStarted: true,
+    exitCode: 0,
+    signal: null,
+    stderr: '',
+    file: 'job',
+    limits: SHELL_DEFAULT_LIMITS,
+  };
+  test('a crossed limit names itself, unless a timeout or cancel came first', () => {
+    expect(classifyEnd({ ...base, exitCode: 137, crossed: 'memoryMb' })).toEqual({
+      outcome: 'resource_limit',
+      error: `resource_limit: memory (the attempt reached its memory limit of ${SHELL_DEFAULT_LIMITS.memoryMb} MiB and was ended)`,
+      resourceLimit: 'memory',
+    });
+    expect(classifyEnd({ ...base, stoppedAs: 'resource_limit', crossed: 'processes' }).resourceLimit).toBe('processes');
+    expect(classifyEnd({ ...base, stoppedAs: 'timed_out', crossed: 'cpuSeconds' })).toEqual({
+      outcome: 'timed_out',
+      error: null,
+      resourceLimit: null,
+    });
+    expect(classifyEnd({ ...base, stoppedAs: 'cancelled', crossed: 'memoryMb' }).outcome).toBe('cancelled');
+  });
+  test('a sandbox that never started is an isolation failure with bwrap’s words; an unknown command a spawn error', () => {
+    expect(classifyEnd({ ...base, sandboxStarted: false, exitCode: 1, stderr: 'bwrap: No permissions to create new namespace\n' })).toEqual(
+      {
+        outcome: 'isolation_failed',
+        error: 'the sandbox could not be set up: bwrap: No permissions to create new namespace',
+        resourceLimit: null,
+      },
+    );
+    expect(classifyEnd({ ...base, exitCode: 1, stderr: 'bwrap: execvp job: No such file or directory\n' })).toMatchObject({
+      outcome: 'spawn_error',
+    });
+    // Unisolated, a start failure is a spawn error.
+    expect(classifyEnd({ ...base, isolated: false, sandboxStarted: false, failure: 'cannot start "x": ENOENT' }).outcome).toBe(
+      'spawn_error',
+    );
+    // An ordinary exit stays an exit.
+    expect(classifyEnd({ ...base, exitCode: 3 })).toEqual({ outcome: 'exited', error: null, resourceLimit: null });
+  });
 });

@@ -13,6 +13,7 @@ export { ShellExecutor } from './shell-executor';
 export type { ShellExecutorOptions, ShellRunRequest, ShellRunResult } from './shell-executor';
 export { OutputCapture } from './output-capture';
 export * from './sandbox';
+export { classifyEnd } from './outcome';
 
 export interface ShellActivityDeps {
   recorder: RunRecorder;

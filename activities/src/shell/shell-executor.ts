@@ -1,16 +1,19 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, statfsSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CapturedStream, ShellLimitKey, ShellLimits, ShellSpec } from '@task-scheduler/contracts';
-import { SHELL_LIMIT_NAMES } from '@task-scheduler/contracts';
 import { resolveShellLimits } from '@task-scheduler/core';
 import { OutputCapture } from './output-capture';
+
+export type { ShellOutcome } from './outcome';
 import { sandboxArgs } from './sandbox/bwrap-args';
-import type { CgroupEvents, RunCgroup } from './sandbox/cgroup';
+import type { RunCgroup } from './sandbox/cgroup';
+import { LimitMonitor } from './sandbox/limit-monitor';
+import { classifyEnd } from './outcome';
+import type { ShellOutcome } from './outcome';
 import { attachEgress } from './sandbox/egress';
 import type { EgressLink } from './sandbox/egress';
 import type { DefaultShellLimits, Isolation } from './sandbox/isolation';
@@ -45,8 +48,6 @@ export interface ShellRunRequest {
   heartbeatMs?: number;
 }
 
-export type ShellOutcome = 'exited' | 'timed_out' | 'cancelled' | 'spawn_error' | 'resource_limit' | 'isolation_failed';
-
 export interface ShellRunResult {
   outcome: ShellOutcome;
   exitCode: number | null;
@@ -65,25 +66,9 @@ const DEFAULT_WORKDIR = '/work';
 const MiB = 1024 * 1024;
 /** bwrap's own processes (its monitor outside, its init inside) count against the attempt's process limit. */
 const BWRAP_PROCESSES = 2;
-const SIGXCPU_EXIT = 128 + 24;
-const SIGXFSZ_EXIT = 128 + 25;
-const TMPFS_MAGIC = 0x01021994;
 
 function emptyStream(): CapturedStream {
   return { text: '', truncated: false, bytes: 0 };
-}
-
-function limitMessage(key: ShellLimitKey, limits: Required<ShellLimits>): string {
-  const v = limits[key];
-  const what: Record<ShellLimitKey, string> = {
-    memoryMb: `its memory limit of ${v} MiB`,
-    processes: `its limit of ${v} processes`,
-    cpuSeconds: `its CPU time limit of ${v} s`,
-    fileSizeMb: `its file size limit of ${v} MiB`,
-    openFiles: `its limit of ${v} open files`,
-    workdirMb: `its working directory limit of ${v} MiB`,
-  };
-  return `resource_limit: ${SHELL_LIMIT_NAMES[key]} (the attempt reached ${what[key]} and was ended)`;
 }
 
 /** What an isolated attempt holds while it runs; released when it ends. */
@@ -295,35 +280,11 @@ export class ShellExecutor {
             )
           : undefined;
 
-      const limitCrossed = (events: CgroupEvents | null): ShellLimitKey | null => {
-        if (!sandbox) return null;
-        if (events?.oomKills) return 'memoryMb';
-        if (events?.pidsMax) return 'processes';
-        if (events && events.cpuUsec >= sandbox.limits.cpuSeconds * 1_000_000) return 'cpuSeconds';
-        return null;
-      };
-      // The working directory is a tmpfs of the sandbox's mount namespace. It is opened through the
-      // init's root once mounted; the open descriptor keeps it readable after the namespace ends.
-      let workFd: number | null = null;
-      const workdirFull = (): boolean => {
-        if (!sandbox?.res.sandboxPid) return false;
-        try {
-          if (workFd === null) {
-            const path = `/proc/${sandbox.res.sandboxPid}/root${sandbox.workDir}`;
-            if (statfsSync(path).type !== TMPFS_MAGIC) return false;
-            workFd = openSync(path, 'r');
-          }
-          const s = statfsSync(`/proc/self/fd/${workFd}`);
-          return s.blocks > 0 && s.bavail === 0;
-        } catch {
-          return false; // not mounted yet, or the sandbox is ending
-        }
-      };
+      const limits = sandbox ? new LimitMonitor(sandbox.res.cgroup, sandbox.limits, sandbox.workDir) : null;
       const checkLimits = (): void => {
-        if (!sandbox || settled || outcome !== 'exited') return;
-        let key = limitCrossed(sandbox.res.cgroup?.events() ?? null);
-        if (!key && workdirFull()) key = 'workdirMb';
-        if (key && !settled && outcome === 'exited') {
+        if (!limits || settled || outcome !== 'exited') return;
+        const key = limits.crossed();
+        if (key) {
           crossed = key;
           stop('resource_limit', false);
         }
@@ -337,41 +298,36 @@ export class ShellExecutor {
         clearInterval(heartbeat);
         clearInterval(monitor);
         req.signal?.removeEventListener('abort', onAbort);
-        if (sandbox && !sandbox.res.sandboxPid && !failure) {
-          failure = `the sandbox could not be set up: ${stderr.result().text.trim() || `bwrap exited with ${exitCode ?? signal}`}`;
-        }
-        if (sandbox && outcome === 'exited' && !crossed) {
-          crossed = limitCrossed(sandbox.res.cgroup?.events() ?? null) ?? (workdirFull() ? 'workdirMb' : null);
-          if (!crossed && exitCode === SIGXCPU_EXIT) crossed = 'cpuSeconds';
-          if (!crossed && exitCode === SIGXFSZ_EXIT) crossed = 'fileSizeMb';
-        }
-        if (workFd !== null) closeSync(workFd);
+        if (limits && outcome === 'exited' && !crossed) crossed = limits.final(exitCode);
+        limits?.close();
         // Background processes the task left behind: its group (unisolated) or its namespace end with it.
         killAll('SIGKILL');
         if (sandbox && !released) {
           released = true;
           this.release(sandbox.res);
         }
-        let finalOutcome: ShellOutcome = failure ? (sandbox ? 'isolation_failed' : 'spawn_error') : outcome;
-        let error = failure;
-        if (!failure && sandbox && outcome === 'exited' && exitCode === 1 && /^bwrap: execvp /m.test(stderr.result().text)) {
-          finalOutcome = 'spawn_error';
-          error = `cannot start ${JSON.stringify(file)}: not found in the sandbox`;
-        }
-        if (!failure && crossed && (finalOutcome === 'exited' || finalOutcome === 'resource_limit')) {
-          finalOutcome = 'resource_limit';
-          error = limitMessage(crossed, sandbox?.limits ?? this.options.defaultLimits);
-        }
+        const end = classifyEnd({
+          stoppedAs: outcome,
+          failure,
+          crossed,
+          isolated: sandbox !== null,
+          sandboxStarted: Boolean(sandbox?.res.sandboxPid),
+          exitCode,
+          signal,
+          stderr: stderr.result().text,
+          file,
+          limits: sandbox?.limits ?? this.options.defaultLimits,
+        });
         resolve({
-          outcome: finalOutcome,
+          outcome: end.outcome,
           exitCode,
           signal,
           stdout: stdout.result(),
           stderr: stderr.result(),
           durationMs: Date.now() - started,
-          error,
+          error: end.error,
           isolation: sandbox ? 'sandbox' : 'none',
-          resourceLimit: finalOutcome === 'resource_limit' && crossed ? SHELL_LIMIT_NAMES[crossed] : null,
+          resourceLimit: end.resourceLimit,
         });
       };
 
@@ -414,6 +370,7 @@ export class ShellExecutor {
         infoStream.removeListener('data', onInfo);
         const pid = Number(m[1]);
         sandbox.res.sandboxPid = pid;
+        if (limits) limits.sandboxPid = pid;
         void (async () => {
           try {
             if (sandbox.res.cgroup && child.pid !== undefined) {
