@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { randomBytes, randomInt } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import { eventually } from '../support/eventually';
 import { processesMatching } from '../support/processes';
 import { startStack } from '../support/stack';
@@ -222,6 +223,31 @@ test("B cannot see, signal or read A's concurrent task: processes, environment, 
   );
 }, 180_000);
 
+test("the task's environment reaches the task only, never bwrap's or prlimit's own (they run outside the sandbox)", async () => {
+  const marker = `${900 + randomInt(1000)}.${randomInt(100000)}`;
+  const canary = `env-canary-${randomBytes(6).toString('hex')}`;
+  const id = await createTask(b, { name: 'env-route', shell: { script: `sleep ${marker}`, env: { LD_DEBUG: 'all', CANARY: canary } } });
+  const runId = await trigger(b, id);
+  const pids = await eventually(
+    () => processesMatching(`sleep ${marker}`),
+    (p) => p.length >= 2,
+    30_000,
+  );
+  const environs = pids.map((pid) => {
+    try {
+      return { comm: readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), env: readFileSync(`/proc/${pid}/environ`, 'utf8') };
+    } catch {
+      return { comm: 'gone', env: '' };
+    }
+  });
+  const outside = environs.filter((e) => e.comm === 'bwrap');
+  expect(outside.length).toBeGreaterThan(0);
+  for (const e of outside) expect(e.env).toBe(''); // bwrap outside the sandbox: empty environment
+  expect(environs.some((e) => e.comm === 'sleep' && e.env.includes(`CANARY=${canary}`))).toBe(true);
+  await stack.request('POST', `/v1/runs/${runId}/cancel`, { apiKey: b.apiKey });
+  expect((await stack.waitForRun(runId, undefined, 60_000, b.apiKey)).status).toBe('cancelled');
+});
+
 test('setsid, setsid -f, double fork and nohup children are gone within 1 s of the attempt ending', async () => {
   const m = `${800 + randomInt(1000)}.${randomInt(100000)}`;
   const run = await runScript(
@@ -294,6 +320,7 @@ test('egress reaches the allowed test host but not the host, its loopback or oth
     probe('hostveth', hostSide, testPort),
     probe('slirphost', '10.0.2.2', testPort),
     probe('metadata', '169.254.169.254', 80),
+    probe('slirpdns', '10.0.2.3', 53),
   ].join('\n');
   const egress = await runScript(b, 'egress', script, { network: 'egress' });
   expect(egress.status).toBe('succeeded');
@@ -301,6 +328,7 @@ test('egress reaches the allowed test host but not the host, its loopback or oth
   expect(egress.stdout).toContain('hostveth=closed');
   expect(egress.stdout).toContain('slirphost=closed');
   expect(egress.stdout).toContain('metadata=closed');
+  expect(egress.stdout).toContain('slirpdns=closed'); // no DNS forwarder to the host's resolver
   const none = await runScript(b, 'no-network', script);
   expect(none.stdout).not.toContain(BANNER);
   expect(none.stdout).toContain('testhost=unreachable');
@@ -315,15 +343,19 @@ test('a read-only system, private /tmp and working directory; a working director
       'touch /probe 2>/dev/null && echo root=writable || echo root=read-only',
       'echo here > ./file && cat ./file && pwd',
       'echo t > /tmp/t && echo tmp=writable',
+      'touch /dev/probe 2>/dev/null && echo dev=writable || echo dev=read-only',
+      'head -c 20000000 /dev/zero > /dev/shm/big 2>/dev/null; echo shm_kib=$(du -k /dev/shm/big | cut -f1)',
       'ls /home /root /var /srv /opt /work/main 2>&1 | grep -c "No such file" | sed "s/^/missing=/"',
     ].join('\n'),
-    { workingDirectory: '/srv/job' },
+    { workingDirectory: '/srv/job', limits: { workdirMb: 4 } },
   );
   expect(run.status).toBe('succeeded');
   expect(run.stdout).toContain('usr=read-only');
   expect(run.stdout).toContain('root=read-only');
   expect(run.stdout).toContain('here\n/srv/job');
   expect(run.stdout).toContain('tmp=writable');
+  expect(run.stdout).toContain('dev=read-only');
+  expect(Number(/shm_kib=(\d+)/.exec(run.stdout)?.[1])).toBeLessThanOrEqual(4096); // /dev/shm capped like /tmp
   expect(run.stdout).toContain('missing=5'); // /home, /root, /var, /opt and /work/main; /srv holds the working directory
 });
 
@@ -347,6 +379,17 @@ test('the tenant policy: egress forbidden and limit caps are refused at create w
   expect(big.status).toBe(422);
   expect(big.body.error.code).toBe('TASK_LIMIT_ABOVE_TENANT_CAP');
   expect(big.body.error.details).toEqual([{ field: 'shell.limits.memoryMb', message: 'at most 128' }]);
+  const aboveMax = await stack.request('POST', '/v1/tasks', {
+    apiKey: c.apiKey,
+    body: { name: 'above-max', executor: 'shell', shell: { command: 'true', limits: { processes: 60000 } } },
+  });
+  expect(aboveMax.status).toBe(422); // no tenant cap on processes, but the platform maximum
+  expect(aboveMax.body.error.details).toEqual([{ field: 'shell.limits.processes', message: 'at most 4096' }]);
+  const doubleSlash = await stack.request('POST', '/v1/tasks', {
+    apiKey: c.apiKey,
+    body: { name: 'double-slash', executor: 'shell', shell: { command: 'true', workingDirectory: '//tmp/x' } },
+  });
+  expect(doubleSlash.status).toBe(400);
   const sandboxField = await stack.request('POST', '/v1/tasks', {
     apiKey: c.apiKey,
     body: { name: 'old-sandbox', executor: 'shell', shell: { command: 'true', sandbox: true } },
@@ -395,7 +438,22 @@ test('the tenant policy: egress forbidden and limit caps are refused at create w
   // A task created with egress before the ban is refused at trigger, nothing started.
   const e = await stack.createTenant(`iso-e-${randomBytes(3).toString('hex')}`);
   const eTask = await createTask(e, { name: 'egress-then-banned', shell: { command: 'true', network: 'egress' } });
+  const eSched = await stack.request('POST', '/v1/schedules', {
+    apiKey: e.apiKey,
+    body: { name: `egress-${randomBytes(3).toString('hex')}`, taskId: eTask, spec: { cron: ['0 0 1 1 *'], timezone: 'UTC' } },
+  });
+  expect(eSched.status).toBe(201);
   await stack.request('PATCH', `/v1/tenants/${e.tenantId}`, { body: { shellPolicy: { allowEgress: false } } });
+  // Its schedule is paused in Temporal, and firing it by hand is refused.
+  const handle = new Client({ connection: await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS }) }).schedule.getHandle(
+    `${stack.config.TASK_QUEUE_PREFIX}.schedule.${eSched.body.id}`,
+  );
+  const described = await handle.describe();
+  expect(described.state.paused).toBe(true);
+  expect(described.state.note).toBe('paused: network egress is forbidden for this tenant');
+  const fireBanned = await stack.request('POST', `/v1/schedules/${eSched.body.id}/trigger`, { apiKey: e.apiKey });
+  expect(fireBanned.status).toBe(422);
+  expect(fireBanned.body.error.code).toBe('TASK_EGRESS_FORBIDDEN');
   const banned = await stack.request('POST', `/v1/tasks/${eTask}/runs`, { apiKey: e.apiKey });
   expect(banned.status).toBe(422);
   expect(banned.body.error.code).toBe('TASK_EGRESS_FORBIDDEN');

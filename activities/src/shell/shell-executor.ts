@@ -5,7 +5,7 @@ import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CapturedStream, ShellLimitKey, ShellLimits, ShellSpec } from '@task-scheduler/contracts';
-import { resolveShellLimits } from '@task-scheduler/core';
+import { isUsableWorkDir, resolveShellLimits } from '@task-scheduler/core';
 import { OutputCapture } from './output-capture';
 
 export type { ShellOutcome } from './outcome';
@@ -138,6 +138,8 @@ export class ShellExecutor {
   private async runIsolated(iso: Isolation, req: ShellRunRequest): Promise<ShellRunResult> {
     const limits = resolveShellLimits(req.spec.limits, undefined, this.options.defaultLimits);
     const workDir = req.spec.workingDirectory ?? DEFAULT_WORKDIR;
+    // Checked here too: a stored spec may predate the API's rule.
+    if (!isUsableWorkDir(workDir)) return this.failedSetup(`working directory ${JSON.stringify(workDir)} cannot be used in the sandbox`);
     const network = req.spec.network ?? 'none';
     let lease: UidLease;
     try {
@@ -174,14 +176,18 @@ export class ShellExecutor {
       infoFd: 3,
       blockFd: 4,
     });
-    const child = spawn(iso.prlimit, [...rlimits, '--', iso.bwrap, ...bwrap, '--', file, ...args], {
+    // The task's environment goes to bwrap through fd 5 (--args), never through prlimit's or bwrap's own
+    // environment (LD_PRELOAD would act outside the sandbox) nor their argv (world-readable in /proc).
+    const envArgs = ['--clearenv', ...Object.entries(this.env(req, workDir, '/tmp')).flatMap(([k, v]) => ['--setenv', k, v])];
+    const child = spawn(iso.prlimit, [...rlimits, '--', iso.bwrap, '--args', '5', ...bwrap, '--', file, ...args], {
       cwd: '/',
-      env: this.env(req, workDir, '/tmp'),
+      env: {},
       detached: true,
       uid: lease.uid,
       gid: lease.uid,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
     });
+    (child.stdio as unknown as (NodeJS.WritableStream | null)[])[5]?.end(Buffer.from(envArgs.map((a) => `${a}\0`).join(''), 'utf8'));
     return this.supervise(child, req, { iso, res, limits, workDir, network });
   }
 
@@ -237,16 +243,25 @@ export class ShellExecutor {
       child.stderr?.on('data', (c: Buffer) => stderr.push(c));
 
       const killAll = (sig: NodeJS.Signals): void => {
-        const targets: number[] = [];
-        if (child.pid !== undefined) targets.push(-child.pid);
-        if (sandbox?.res.sandboxPid) targets.push(sandbox.res.sandboxPid);
-        for (const t of targets) {
+        const kill = (pid: number): void => {
           try {
-            process.kill(t, sig);
+            process.kill(pid, sig);
           } catch {
             // ESRCH: already gone.
           }
-        }
+        };
+        // Unisolated, the group outlives its leader (background processes): it is always signalled.
+        const group = (): void => {
+          if (child.pid !== undefined) kill(-child.pid);
+        };
+        const init = sandbox?.res.sandboxPid;
+        if (!init) return group();
+        // The sandbox's init first: bwrap's monitor outside then reaps it and exits. Killed together, the
+        // init would be left a zombie of PID 1; the monitor is killed only if it is still there later.
+        kill(init);
+        setTimeout(() => {
+          if (child.exitCode === null && child.signalCode === null) group();
+        }, 500).unref();
       };
       /** SIGTERM to the task's own processes (not bwrap's), so it may clean up before the SIGKILL. */
       const termTask = (): void => {
@@ -382,6 +397,8 @@ export class ShellExecutor {
               // The attempt may have ended (timeout, cancel) while the link came up: then nobody else closes it.
               if (settled) return link.close();
               sandbox.res.egress = link;
+              // slirp's work for this sandbox is charged to the attempt.
+              if (link.pid !== undefined) sandbox.res.cgroup?.add(link.pid);
             }
           } catch (err) {
             if (settled) return;

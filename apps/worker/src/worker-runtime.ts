@@ -72,6 +72,9 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
         stateDir: config.SHELL_STATE_DIR,
         uidRange: config.SHELL_UID_RANGE,
         allowCidrs: config.HTTP_ALLOW_CIDRS,
+        denyCidrs: config.SHELL_EGRESS_DENY_CIDRS,
+        egressDns: config.SHELL_EGRESS_DNS,
+        cgroupsRequired: config.SHELL_CGROUPS === 'required',
         bwrapPath: config.BWRAP_PATH,
         defaultLimits: config.SHELL_DEFAULT_LIMITS,
       });

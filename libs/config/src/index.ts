@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseLimitList } from '@task-scheduler/core';
+import { SHELL_MAX_LIMITS, parseLimitList } from '@task-scheduler/core';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -120,6 +120,27 @@ const schema = z.object({
         return z.NEVER;
       }
     }),
+  /** Platform maxima of shell limits: no task value, tenant cap or default goes above them. */
+  SHELL_MAX_LIMITS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return parseLimitList(s, SHELL_MAX_LIMITS);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Addresses egress tasks may never reach, on top of the non-public ranges and the worker's own addresses: the node's public and NAT addresses, say. */
+  SHELL_EGRESS_DENY_CIDRS: commaList(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'must be IPv4 addresses or CIDRs'), ''),
+  /** `required` (default): a shell worker without a writable cgroup tree refuses to start. `optional`: it starts with rlimits only. */
+  SHELL_CGROUPS: z.enum(['required', 'optional']).default('required'),
+  /** Resolver given to egress tasks (its queries go through the egress filter like any traffic); none by default. */
+  SHELL_EGRESS_DNS: z
+    .string()
+    .regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'must be an IPv4 address')
+    .optional(),
   /**
    * With SHELL_ISOLATION=none only: the user tasks run as: `auto` (nobody when
    * the worker is root, else the worker's own user), `none` (the worker's

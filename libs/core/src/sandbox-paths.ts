@@ -14,10 +14,14 @@ export const RESERVED_SANDBOX_PATHS = [
   '/sys',
 ];
 
-/** True when `path` is a place the sandbox can mount a private working directory at. */
+/**
+ * True when `path` is a place the sandbox can mount a private working
+ * directory at: a normalised absolute path (no empty, `.` or `..` segments,
+ * so `//tmp/x` cannot pass for something outside /tmp) of portable name
+ * characters, outside the system directories.
+ */
 export function isUsableWorkDir(path: string): boolean {
-  if (!/^\/[^\0]*$/.test(path) || path.split('/').some((s) => s === '..' || s === '.')) return false;
-  const clean = path.replace(/\/+$/, '');
-  if (clean === '') return false;
-  return !RESERVED_SANDBOX_PATHS.some((p) => clean === p || clean.startsWith(`${p}/`));
+  if (!/^(\/[A-Za-z0-9_][A-Za-z0-9._-]*)+$/.test(path) || path.length > 1024) return false;
+  if (path.split('/').some((s) => s === '..' || s === '.')) return false;
+  return !RESERVED_SANDBOX_PATHS.some((p) => path === p || path.startsWith(`${p}/`));
 }

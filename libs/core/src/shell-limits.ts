@@ -21,12 +21,32 @@ export const SHELL_DEFAULT_LIMITS: Required<ShellLimits> = {
   workdirMb: 1024,
 };
 
+/** Platform maxima when `SHELL_MAX_LIMITS` names none: the ceiling of every task and tenant cap. */
+export const SHELL_MAX_LIMITS: Required<ShellLimits> = {
+  memoryMb: 8192,
+  processes: 4096,
+  cpuSeconds: 86_400,
+  fileSizeMb: 10_240,
+  openFiles: 65_536,
+  workdirMb: 10_240,
+};
+
+/** The caps that apply to a tenant: its own where set, never above the platform maxima. */
+export function effectiveCaps(tenantCaps: ShellLimits | undefined, platformMax: Required<ShellLimits>): Required<ShellLimits> {
+  const out = { ...platformMax };
+  for (const key of SHELL_LIMIT_KEYS) {
+    const cap = tenantCaps?.[key];
+    if (cap !== undefined) out[key] = Math.min(cap, platformMax[key]);
+  }
+  return out;
+}
+
 /**
- * Parses `memoryMb=512,processes=128`: named limits over the built-in defaults.
+ * Parses `memoryMb=512,processes=128`: named limits over `base` (the built-in defaults unless given).
  * Throws naming the first bad item.
  */
-export function parseLimitList(list: string): Required<ShellLimits> {
-  const out: Required<ShellLimits> = { ...SHELL_DEFAULT_LIMITS };
+export function parseLimitList(list: string, base: Required<ShellLimits> = SHELL_DEFAULT_LIMITS): Required<ShellLimits> {
+  const out: Required<ShellLimits> = { ...base };
   for (const item of list
     .split(',')
     .map((s) => s.trim())

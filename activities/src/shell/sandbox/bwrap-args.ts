@@ -29,7 +29,6 @@ export const ETC_ENTRIES = [
   'bash.bashrc',
   'profile',
   'inputrc',
-  'environment',
 ] as const;
 
 export interface SandboxArgsOptions {
@@ -82,6 +81,15 @@ export function sandboxArgs(o: SandboxArgsOptions): string[] {
     '--proc',
     '/proc',
     '--dev',
+    '/dev',
+    // bwrap's /dev is a writable tmpfs: cap /dev/shm like /tmp and make the rest read-only.
+    '--perms',
+    '1777',
+    '--size',
+    String(o.tmpfsBytes),
+    '--tmpfs',
+    '/dev/shm',
+    '--remount-ro',
     '/dev',
     '--perms',
     '1777',

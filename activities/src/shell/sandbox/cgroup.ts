@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What the kernel counted for one attempt's cgroup. */
@@ -78,6 +78,28 @@ async function removeDirs(dirs: string[], procsFiles: string[]): Promise<void> {
   }
 }
 
+/**
+ * Removes attempt cgroups that a killed worker left behind: empty, and older
+ * than a minute (a younger one may belong to an attempt another worker is
+ * just starting).
+ */
+function sweep(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith('attempt-'));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const d = join(dir, name);
+    try {
+      if (Date.now() - statSync(d).mtimeMs > 60_000 && pidsIn([join(d, 'cgroup.procs')]).length === 0) rmdirSync(d);
+    } catch {
+      // in use, or gone meanwhile
+    }
+  }
+}
+
 /** Paths of the calling process's cgroups, per v1 controller name, and `''` for v2. */
 function ownCgroups(): Map<string, string> {
   const out = new Map<string, string>();
@@ -109,6 +131,7 @@ function v2Factory(): CgroupFactory | null {
   } catch {
     return null;
   }
+  sweep(runs);
   return {
     version: 'v2',
     create(name, limits) {
@@ -154,6 +177,7 @@ function v1Factory(): CgroupFactory | null {
     } catch {
       return null;
     }
+    sweep(dirs[c]);
   }
   return {
     version: 'v1',

@@ -3,9 +3,8 @@ import { readlinkSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import ipaddr from 'ipaddr.js';
 
-/** slirp4netns's fixed layout: the sandbox is 10.0.2.100, the host gateway 10.0.2.2, DNS 10.0.2.3. */
+/** slirp4netns's fixed layout: the sandbox is 10.0.2.100, the host gateway 10.0.2.2 (its DNS forwarder is off). */
 export const SLIRP_CIDR = '10.0.2.0/24';
-export const SLIRP_DNS = '10.0.2.3';
 
 /**
  * Every IPv4 block that is not public unicast, from ipaddr.js's own table —
@@ -35,6 +34,7 @@ export function hostIpv4Addresses(): string[] {
 export interface EgressRuleOptions {
   /** CIDRs reachable although not public (HTTP_ALLOW_CIDRS); IPv4 ones apply to shell egress. */
   allowCidrs: readonly string[];
+  /** The worker's own addresses and SHELL_EGRESS_DENY_CIDRS: refused before the allowlist. */
   hostAddresses: readonly string[];
 }
 
@@ -45,7 +45,7 @@ const nftSet = (items: readonly string[]): string => `{ ${items.join(', ')} }`;
  * the worker before the task starts. The task has no capability in that
  * namespace, so it can neither read nor change it. Order matters: the host's
  * own addresses and slirp's host gateway are refused first (the allowlist
- * cannot open them), DNS goes to slirp's forwarder, then allowlisted CIDRs,
+ * cannot open them), then allowlisted CIDRs,
  * then every non-public block is refused; IPv6 is refused entirely.
  */
 export function egressRuleset(o: EgressRuleOptions): string {
@@ -58,8 +58,6 @@ export function egressRuleset(o: EgressRuleOptions): string {
     '    type filter hook output priority 0; policy drop;',
     '    oifname "lo" accept',
     ...(o.hostAddresses.length ? [`    ip daddr ${nftSet(o.hostAddresses)} reject with icmp type admin-prohibited`] : []),
-    `    ip daddr ${SLIRP_DNS} udp dport 53 accept`,
-    `    ip daddr ${SLIRP_DNS} tcp dport 53 accept`,
     `    ip daddr ${SLIRP_CIDR} reject with icmp type admin-prohibited`,
     ...(allow.length ? [`    ip daddr ${nftSet(allow)} accept`] : []),
     `    ip daddr ${nftSet(nonPublicIpv4Blocks())} reject with icmp type admin-prohibited`,
@@ -79,6 +77,8 @@ export interface EgressTools {
 
 /** The user-mode network of one sandbox; `close` stops it (it also stops by itself when the worker dies). */
 export interface EgressLink {
+  /** slirp4netns's pid, so it can be charged to the attempt's cgroup. */
+  pid: number | undefined;
   close(): void;
 }
 
@@ -113,6 +113,8 @@ export async function attachEgress(tools: EgressTools, sandboxPid: number, rules
       '--disable-host-loopback',
       '--enable-sandbox',
       '--enable-seccomp',
+      // slirp's DNS forwarder would reach the host's resolver, loopback ones included: tasks use SHELL_EGRESS_DNS.
+      '--disable-dns',
       '--mtu',
       '65520',
       '--ready-fd',
@@ -146,5 +148,5 @@ export async function attachEgress(tools: EgressTools, sandboxPid: number, rules
     });
   });
   slirp.removeAllListeners('exit');
-  return { close };
+  return { pid: slirp.pid, close };
 }

@@ -1,4 +1,13 @@
-import { cpSync, existsSync, lstatSync, mkdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 import { join } from 'node:path';
 import type { HostRootEntry } from './bwrap-args';
 import { ETC_ENTRIES } from './bwrap-args';
@@ -23,14 +32,18 @@ export function describeHostRoot(): HostRootEntry[] {
 }
 
 /**
- * Copies the /etc entries sandboxes may see into `<stateDir>/etc` (symlinks
- * kept as links, `ssl/private` left out), plus a resolv.conf naming the
- * user-mode network's DNS forwarder. Taken at worker start: a change of the
+ * Copies the /etc entries sandboxes may see into `<stateDir>/etc-<pid>` (symlinks
+ * kept as links, `ssl/private` left out), plus a resolv.conf naming
+ * SHELL_EGRESS_DNS (queried through the egress filter like any address). Taken at worker start: a change of the
  * host's /etc (new CA certificates) reaches sandboxes at the next start.
  */
-export function snapshotEtc(stateDir: string, nameserver: string): string {
-  const dir = join(stateDir, 'etc');
-  rmSync(dir, { recursive: true, force: true });
+export function snapshotEtc(stateDir: string, nameserver: string | undefined): string {
+  // One per worker process: another worker of the host may be using its own at this moment.
+  const dir = join(stateDir, `etc-${process.pid}`);
+  for (const name of readdirSync(stateDir)) {
+    const pid = /^etc-(\d+)$/.exec(name)?.[1];
+    if (pid && (Number(pid) === process.pid || !alive(Number(pid)))) rmSync(join(stateDir, name), { recursive: true, force: true });
+  }
   mkdirSync(dir, { mode: 0o755 });
   for (const name of ETC_ENTRIES) {
     const from = `/etc/${name}`;
@@ -41,6 +54,8 @@ export function snapshotEtc(stateDir: string, nameserver: string): string {
       filter: (src) => !src.startsWith('/etc/ssl/private'),
     });
   }
-  writeFileSync(join(dir, 'resolv.conf'), `nameserver ${nameserver}\n`, { mode: 0o644 });
+  writeFileSync(join(dir, 'resolv.conf'), nameserver ? `nameserver ${nameserver}\n` : '# no resolver: set SHELL_EGRESS_DNS\n', {
+    mode: 0o644,
+  });
   return dir;
 }

@@ -1,8 +1,13 @@
-import { closeSync, openSync, statfsSync } from 'node:fs';
+import { closeSync, constants, openSync, statfsSync } from 'node:fs';
 import type { ShellLimitKey, ShellLimits } from '@task-scheduler/contracts';
 import type { RunCgroup } from './cgroup';
 
 const TMPFS_MAGIC = 0x01021994;
+
+/** The file system type of an open descriptor (statfs through /proc/self/fd follows the descriptor, not a path). */
+function fstatfsType(fd: number): number {
+  return statfsSync(`/proc/self/fd/${fd}`).type;
+}
 /** Exit codes of a process killed by SIGXCPU and SIGXFSZ (bwrap reports 128 + signal). */
 const SIGXCPU_EXIT = 128 + 24;
 const SIGXFSZ_EXIT = 128 + 25;
@@ -51,8 +56,14 @@ export class LimitMonitor {
     try {
       if (this.workFd === null) {
         const path = `/proc/${this.sandboxPid}/root${this.workDir}`;
-        if (statfsSync(path).type !== TMPFS_MAGIC) return false;
-        this.workFd = openSync(path, 'r');
+        // No symlink at the end, no blocking open (the task cannot replace the path: its parents are on the
+        // read-only root and the directory is a mount point, but the worker is root and takes no chances).
+        const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+        if (fstatfsType(fd) !== TMPFS_MAGIC) {
+          closeSync(fd);
+          return false;
+        }
+        this.workFd = fd;
       }
       const s = statfsSync(`/proc/self/fd/${this.workFd}`);
       return s.blocks > 0 && s.bavail === 0;

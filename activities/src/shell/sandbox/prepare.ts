@@ -4,7 +4,7 @@ import type { ShellLimits } from '@task-scheduler/contracts';
 import { ShellExecutor } from '../shell-executor';
 import { describeHostRoot, snapshotEtc } from './host-root';
 import { detectCgroups } from './cgroup';
-import { SLIRP_DNS, egressRuleset, hostIpv4Addresses } from './egress';
+import { egressRuleset, hostIpv4Addresses } from './egress';
 import type { Isolation } from './isolation';
 import { UidLeases } from './uid-leases';
 
@@ -25,6 +25,12 @@ export interface PrepareIsolationOptions {
   uidRange: readonly [number, number];
   /** HTTP_ALLOW_CIDRS: the same exceptions as for HTTP tasks. */
   allowCidrs: readonly string[];
+  /** SHELL_EGRESS_DENY_CIDRS: refused to egress tasks like the worker's own addresses. */
+  denyCidrs?: readonly string[];
+  /** SHELL_EGRESS_DNS: the resolver named in egress sandboxes' resolv.conf. */
+  egressDns?: string;
+  /** SHELL_CGROUPS: `required` refuses to start without a writable cgroup tree. */
+  cgroupsRequired?: boolean;
   bwrapPath?: string;
   /** Search path for the tools; the worker's PATH by default. */
   searchPath?: string;
@@ -65,8 +71,14 @@ export async function prepareIsolation(o: PrepareIsolationOptions): Promise<{ is
   // 0711: sandboxes (other uids) must reach etc/ through it; the lease directory itself is 0700.
   mkdirSync(o.stateDir, { recursive: true, mode: 0o711 });
   chmodSync(o.stateDir, 0o711);
-  const etcDir = snapshotEtc(o.stateDir, SLIRP_DNS);
+  const etcDir = snapshotEtc(o.stateDir, o.egressDns);
   const cgroups = detectCgroups();
+  if (!cgroups && o.cgroupsRequired !== false) {
+    throw new IsolationUnavailableError(
+      'no writable cgroup tree (v2 with memory, pids and cpu, or v1 memory, pids and cpuacct), so memory and processes cannot be limited per attempt; ' +
+        'give the worker one, or set SHELL_CGROUPS=optional to bound them per process (rlimits) only',
+    );
+  }
   const isolation: Isolation = {
     bwrap,
     prlimit,
@@ -75,7 +87,7 @@ export async function prepareIsolation(o: PrepareIsolationOptions): Promise<{ is
     etcDir,
     uids: new UidLeases(o.stateDir, o.uidRange),
     cgroups,
-    egressRules: egressRuleset({ allowCidrs: o.allowCidrs, hostAddresses: hostIpv4Addresses() }),
+    egressRules: egressRuleset({ allowCidrs: o.allowCidrs, hostAddresses: [...hostIpv4Addresses(), ...(o.denyCidrs ?? [])] }),
   };
   const probe = new ShellExecutor({
     path: '/usr/bin:/bin',

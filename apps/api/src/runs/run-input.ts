@@ -1,7 +1,7 @@
 import type { AppConfig } from '@task-scheduler/config';
 import { taskQueues } from '@task-scheduler/contracts';
 import type { HttpSpec, RunOverrides, RunTrigger, ShellSpec, TaskRunInput, TenantShellPolicy } from '@task-scheduler/contracts';
-import { resolveShellLimits } from '@task-scheduler/core';
+import { effectiveCaps, resolveShellLimits } from '@task-scheduler/core';
 import type { TaskEntity } from '@task-scheduler/db';
 import { ApiError, ErrorCode } from '../common/api-error';
 
@@ -53,7 +53,7 @@ export function runInputOf(
 ): TaskRunInput {
   const queues = taskQueues(config.TASK_QUEUE_PREFIX);
   const merged = mergeOverrides(task, r.overrides ?? {});
-  if (merged.shell) merged.shell = shellForRun(config, merged.shell, r.shellPolicy);
+  if (merged.shell) merged.shell = shellForRun(config, merged.shell, r.shellPolicy, r.trigger === 'schedule');
   return {
     ...(r.runId ? { runId: r.runId } : {}),
     ...(r.scheduleId ? { scheduleId: r.scheduleId } : {}),
@@ -74,25 +74,32 @@ export function runInputOf(
   };
 }
 
+/** The task asks for egress, which the tenant's policy now forbids. */
+export function egressForbidden(spec: ShellSpec | undefined, policy: TenantShellPolicy | null): boolean {
+  return spec?.network === 'egress' && policy?.allowEgress === false;
+}
+
 /**
  * The shell spec a run starts with, under the tenant's policy as it is now:
  * limits resolved to concrete values (task, else platform default, never above
- * the tenant's cap) and egress refused when the platform admin has forbidden it
- * since the task was created.
+ * the tenant's cap or the platform maximum). Egress the platform admin has
+ * forbidden since the task was created refuses a run; a schedule's action
+ * (built ahead of its fires) gets no network instead, and the schedule is
+ * kept paused (see the translator).
  */
-export function shellForRun(config: AppConfig, spec: ShellSpec, policy: TenantShellPolicy | null): ShellSpec {
-  if (spec.network === 'egress' && policy?.allowEgress === false) {
+export function shellForRun(config: AppConfig, spec: ShellSpec, policy: TenantShellPolicy | null, forSchedule = false): ShellSpec {
+  const forbidden = egressForbidden(spec, policy);
+  if (forbidden && !forSchedule) {
     throw new ApiError(
       ErrorCode.TASK_EGRESS_FORBIDDEN,
       'this task asks for network egress, which the platform admin has turned off for this tenant',
-      {
-        field: 'shell.network',
-      },
+      [{ field: 'shell.network', message: 'egress is not allowed for this tenant' }],
     );
   }
+  const caps = effectiveCaps(policy?.maxLimits, config.SHELL_MAX_LIMITS);
   return {
     ...spec,
-    network: spec.network ?? 'none',
-    limits: resolveShellLimits(spec.limits, policy?.maxLimits, config.SHELL_DEFAULT_LIMITS),
+    network: forbidden ? 'none' : (spec.network ?? 'none'),
+    limits: resolveShellLimits(spec.limits, caps, config.SHELL_DEFAULT_LIMITS),
   };
 }

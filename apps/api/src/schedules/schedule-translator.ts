@@ -1,13 +1,13 @@
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_CATCHUP_WINDOW_SECONDS, taskQueues } from '@task-scheduler/contracts';
-import type { CalendarRule, OverlapPolicy, ScheduleSpecInput, TenantShellPolicy } from '@task-scheduler/contracts';
+import type { CalendarRule, OverlapPolicy, ScheduleSpecInput, ShellSpec, TenantShellPolicy } from '@task-scheduler/contracts';
 import type { CalendarEntity, ScheduleEntity, TaskEntity } from '@task-scheduler/db';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { CalendarSpec, ScheduleOptions, ScheduleSpec, ScheduleUpdateOptions } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { SEARCH_ATTRIBUTE_KEYS as SA } from '../common/temporal';
 import { ApiError, ErrorCode } from '../common/api-error';
-import { runInputOf } from '../runs/run-input';
+import { egressForbidden, runInputOf } from '../runs/run-input';
 
 const MONTHS = [
   'JANUARY',
@@ -174,11 +174,15 @@ export interface DesiredSchedule {
   shellPolicy: TenantShellPolicy | null;
 }
 
+/** Note Temporal shows on a schedule of an egress task whose tenant may no longer use egress. */
+export const EGRESS_FORBIDDEN_NOTE = 'paused: network egress is forbidden for this tenant';
+
 /** Note Temporal shows on a schedule paused because its tenant is suspended. */
 export const TENANT_SUSPENDED_NOTE = 'paused: tenant suspended';
 
 export function effectivePause(d: DesiredSchedule): { paused: boolean; note: string | undefined } {
   if (d.tenantSuspended) return { paused: true, note: TENANT_SUSPENDED_NOTE };
+  if (egressForbidden(d.task.spec as ShellSpec, d.shellPolicy)) return { paused: true, note: EGRESS_FORBIDDEN_NOTE };
   return { paused: d.schedule.paused, note: d.schedule.paused ? (d.schedule.pauseNote ?? 'paused') : undefined };
 }
 

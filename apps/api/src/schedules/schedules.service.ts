@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_CATCHUP_WINDOW_SECONDS, temporalScheduleId } from '@task-scheduler/contracts';
-import type { OverlapPolicy, SchedulePolicyInput, ScheduleSpecInput } from '@task-scheduler/contracts';
+import type { OverlapPolicy, SchedulePolicyInput, ScheduleSpecInput, ShellSpec } from '@task-scheduler/contracts';
 import { isValidTimeZone } from '@task-scheduler/core';
 import { CalendarEntity, RunEntity, ScheduleEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError } from '@temporalio/client';
@@ -19,6 +19,7 @@ import type { Page } from '../common/pagination';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { isInvalidArgument, isUnavailable } from '../common/temporal';
 import type { BackfillScheduleDto, CreateScheduleDto, ScheduleSpecDto, UpdateScheduleDto } from './dtos/schedule.dto';
+import { egressForbidden } from '../runs/run-input';
 import { SchedulePreviewService } from './schedule-preview.service';
 import { createOptionsOf, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
@@ -381,9 +382,22 @@ export class SchedulesService {
    * after its time to the second, so two fires in one second would collide:
    * triggers of one schedule are serialised on its row and spaced a second apart.
    */
+  /** Refuses to fire a schedule whose task asks for egress the tenant may no longer use (its action has no network). */
+  private async assertMayFire(tx: EntityManager, s: ScheduleEntity): Promise<void> {
+    const d = await this.desiredOf(tx, s);
+    if (egressForbidden(d.task.spec as ShellSpec, d.shellPolicy)) {
+      throw new ApiError(
+        ErrorCode.TASK_EGRESS_FORBIDDEN,
+        'the task asks for network egress, which the platform admin has turned off for this tenant',
+        [{ field: 'shell.network', message: 'egress is not allowed for this tenant' }],
+      );
+    }
+  }
+
   async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<void> {
     await this.db.transaction(async (tx) => {
       const s = await this.get(ctx, id, tx);
+      await this.assertMayFire(tx, s);
       const [last]: { at: Date }[] = await tx.query(
         `SELECT at FROM schedule_events WHERE schedule_id = $1 AND kind = 'triggered' ORDER BY at DESC LIMIT 1`,
         [s.id],
@@ -416,6 +430,7 @@ export class SchedulesService {
     if (end.getTime() > Date.now())
       throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'a backfill covers the past: end must not be in the future');
     const s = await this.get(ctx, id);
+    await this.assertMayFire(this.db.manager, s);
     const calendars = await this.excludedCalendars(this.db.manager, s);
     const fires = await this.preview.matchingTimes({ spec: nominalSpecOf(s, calendars) }, start, MAX_BACKFILL_FIRES + 1, { until: end });
     if (fires.filter((t) => t <= end).length > MAX_BACKFILL_FIRES) {

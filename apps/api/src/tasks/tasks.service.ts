@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_RETRY } from '@task-scheduler/contracts';
-import type { HttpSpec, RetrySpec, ShellSpec, TenantShellPolicy } from '@task-scheduler/contracts';
-import { limitsAboveCaps, parseSecretsKey, sealSecrets } from '@task-scheduler/core';
+import type { HttpSpec, RetrySpec, ShellLimits, ShellSpec, TenantShellPolicy } from '@task-scheduler/contracts';
+import { effectiveCaps, limitsAboveCaps, parseSecretsKey, sealSecrets } from '@task-scheduler/core';
 import type { TaskSecretValues } from '@task-scheduler/core';
 import { TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { DataSource, IsNull } from 'typeorm';
@@ -78,15 +78,17 @@ function retryOf(dto: CreateTaskDto): RetrySpec {
 }
 
 /** Refuses what the tenant's shell policy does not allow, before anything is stored. */
-function checkShellPolicy(spec: ShellSpec, policy: TenantShellPolicy | null): void {
+function checkShellPolicy(spec: ShellSpec, policy: TenantShellPolicy | null, platformMax: Required<ShellLimits>): void {
   if (spec.network === 'egress' && policy?.allowEgress === false) {
     throw new ApiError(ErrorCode.TASK_EGRESS_FORBIDDEN, 'network egress is turned off for this tenant by the platform admin', [
       { field: 'shell.network', message: 'egress is not allowed for this tenant' },
     ]);
   }
-  const above = limitsAboveCaps(spec.limits, policy?.maxLimits);
+  const above = limitsAboveCaps(spec.limits, effectiveCaps(policy?.maxLimits, platformMax));
   if (above.length > 0) {
-    const message = above.map((a) => `shell.limits.${a.limit} ${a.value} is above this tenant's cap of ${a.cap}`).join('; ');
+    const message = above
+      .map((a) => `shell.limits.${a.limit} ${a.value} is above this tenant's cap (or the platform maximum) of ${a.cap}`)
+      .join('; ');
     throw new ApiError(
       ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP,
       message,
@@ -103,7 +105,7 @@ export class TasksService {
   constructor(
     private readonly db: DataSource,
     private readonly audit: AuditService,
-    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.secretsKey = config.SECRETS_KEY ? parseSecretsKey(config.SECRETS_KEY) : null;
   }
@@ -133,7 +135,7 @@ export class TasksService {
           limit: tenant.maxTasks,
         });
       }
-      if (tenant && dto.executor === 'shell') checkShellPolicy(spec as ShellSpec, tenant.shellPolicy);
+      if (tenant && dto.executor === 'shell') checkShellPolicy(spec as ShellSpec, tenant.shellPolicy, this.config.SHELL_MAX_LIMITS);
       let task: TaskEntity;
       try {
         task = await repo.save(
