@@ -1,16 +1,8 @@
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 import { join } from 'node:path';
 import type { HostRootEntry } from './bwrap-args';
 import { ETC_ENTRIES } from './bwrap-args';
+import { alive } from './uid-leases';
 
 /** Top-level system paths the sandbox may show, read-only, when the host has them. */
 const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];

@@ -8,7 +8,8 @@ export interface UidLease {
   release(): void;
 }
 
-function alive(pid: number): boolean {
+/** True while a process with this pid exists (EPERM: it exists but is not ours to signal). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,69 +1,27 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
+import type { ShellLimitKey } from '@task-scheduler/contracts';
 import { SHELL_LIMIT_BOUNDS } from '@task-scheduler/core';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 
-const b = SHELL_LIMIT_BOUNDS;
+/** An optional integer limit within its bounds, documented from the same table. */
+function LimitProperty(key: ShellLimitKey, description: string, example?: number): PropertyDecorator {
+  const { min, max } = SHELL_LIMIT_BOUNDS[key];
+  return applyDecorators(
+    ApiPropertyOptional({ minimum: min, maximum: max, description, ...(example !== undefined ? { example } : {}) }),
+    IsOptional(),
+    IsInt(),
+    Min(min),
+    Max(max),
+  );
+}
 
 /** Resource limits of a shell attempt (task values, or a tenant's caps). */
 export class ShellLimitsDto {
-  @ApiPropertyOptional({
-    minimum: b.memoryMb.min,
-    maximum: b.memoryMb.max,
-    description: 'Memory of all processes together, MiB.',
-    example: 512,
-  })
-  @IsOptional()
-  @IsInt()
-  @Min(b.memoryMb.min)
-  @Max(b.memoryMb.max)
-  memoryMb?: number;
-
-  @ApiPropertyOptional({
-    minimum: b.processes.min,
-    maximum: b.processes.max,
-    description: 'Processes and threads alive at once.',
-    example: 64,
-  })
-  @IsOptional()
-  @IsInt()
-  @Min(b.processes.min)
-  @Max(b.processes.max)
-  processes?: number;
-
-  @ApiPropertyOptional({
-    minimum: b.cpuSeconds.min,
-    maximum: b.cpuSeconds.max,
-    description: 'CPU time of all processes, seconds.',
-    example: 600,
-  })
-  @IsOptional()
-  @IsInt()
-  @Min(b.cpuSeconds.min)
-  @Max(b.cpuSeconds.max)
-  cpuSeconds?: number;
-
-  @ApiPropertyOptional({ minimum: b.fileSizeMb.min, maximum: b.fileSizeMb.max, description: 'Largest file a process may write, MiB.' })
-  @IsOptional()
-  @IsInt()
-  @Min(b.fileSizeMb.min)
-  @Max(b.fileSizeMb.max)
-  fileSizeMb?: number;
-
-  @ApiPropertyOptional({ minimum: b.openFiles.min, maximum: b.openFiles.max, description: 'Open files per process.' })
-  @IsOptional()
-  @IsInt()
-  @Min(b.openFiles.min)
-  @Max(b.openFiles.max)
-  openFiles?: number;
-
-  @ApiPropertyOptional({
-    minimum: b.workdirMb.min,
-    maximum: b.workdirMb.max,
-    description: 'Size of the working directory and of /tmp (each), MiB.',
-  })
-  @IsOptional()
-  @IsInt()
-  @Min(b.workdirMb.min)
-  @Max(b.workdirMb.max)
-  workdirMb?: number;
+  @LimitProperty('memoryMb', 'Memory of all processes together, MiB.', 512) memoryMb?: number;
+  @LimitProperty('processes', 'Processes and threads alive at once.', 64) processes?: number;
+  @LimitProperty('cpuSeconds', 'CPU time of all processes, seconds.', 600) cpuSeconds?: number;
+  @LimitProperty('fileSizeMb', 'Largest file a process may write, MiB.', 256) fileSizeMb?: number;
+  @LimitProperty('openFiles', 'Open files per process.', 1024) openFiles?: number;
+  @LimitProperty('workdirMb', 'Size of the working directory, of /tmp and of /dev/shm (each), MiB.', 512) workdirMb?: number;
 }
