@@ -25,8 +25,12 @@ test('resolved limits: the task value or the default, never above the cap', () =
     fc.property(limitsArb(), limitsArb(), (task, caps) => {
       const r = resolveShellLimits(task, caps, SHELL_DEFAULT_LIMITS);
       for (const k of SHELL_LIMIT_KEYS) {
-        const wanted = task[k] ?? SHELL_DEFAULT_LIMITS[k];
-        expect(r[k]).toBe(caps[k] === undefined ? wanted : Math.min(wanted, caps[k] as number));
+        const cap = caps[k];
+        // Never above a cap; a cap binds only what is above it.
+        if (cap !== undefined) expect(r[k]).toBeLessThanOrEqual(cap);
+        if (task[k] !== undefined && (cap === undefined || (task[k] as number) <= cap)) expect(r[k]).toBe(task[k]);
+        if (task[k] === undefined && (cap === undefined || SHELL_DEFAULT_LIMITS[k] <= cap)) expect(r[k]).toBe(SHELL_DEFAULT_LIMITS[k]);
+        if (cap !== undefined && (task[k] ?? SHELL_DEFAULT_LIMITS[k]) > cap) expect(r[k]).toBe(cap);
       }
       // A task is refused at create exactly when a value it sets is above a cap.
       const above = limitsAboveCaps(task, caps).map((a) => a.limit);
