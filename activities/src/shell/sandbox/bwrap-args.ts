@@ -77,32 +77,18 @@ export function sandboxArgs(o: SandboxArgsOptions): string[] {
   }
   // One bind of a prepared copy, not one per file: each mount costs the attempt's start time.
   args.push('--ro-bind', o.etcDir, '/etc');
+  const tmpfs = (path: string, perms: string): string[] => ['--perms', perms, '--size', String(o.tmpfsBytes), '--tmpfs', path];
   args.push(
     '--proc',
     '/proc',
     '--dev',
     '/dev',
     // bwrap's /dev is a writable tmpfs: cap /dev/shm like /tmp and make the rest read-only.
-    '--perms',
-    '1777',
-    '--size',
-    String(o.tmpfsBytes),
-    '--tmpfs',
-    '/dev/shm',
+    ...tmpfs('/dev/shm', '1777'),
     '--remount-ro',
     '/dev',
-    '--perms',
-    '1777',
-    '--size',
-    String(o.tmpfsBytes),
-    '--tmpfs',
-    '/tmp',
-    '--perms',
-    '0700',
-    '--size',
-    String(o.tmpfsBytes),
-    '--tmpfs',
-    o.workDir,
+    ...tmpfs('/tmp', '1777'),
+    ...tmpfs(o.workDir, '0700'),
     '--remount-ro',
     '/',
     '--chdir',
