@@ -19,6 +19,8 @@ import { BootstrapService } from './auth/bootstrap.service';
 import { ApiErrorFilter } from './common/api-error.filter';
 import { HealthController } from './health/health.controller';
 import { InfraModule } from './infra/infra.module';
+import { MeController } from './me/me.controller';
+import { MeService } from './me/me.service';
 import { RunsController } from './runs/runs.controller';
 import { RunsService } from './runs/runs.service';
 import { TasksController } from './tasks/tasks.controller';
@@ -60,6 +62,7 @@ export class AppModule {
         WorkersController,
         SchedulesController,
         CalendarsController,
+        MeController,
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
@@ -77,6 +80,7 @@ export class AppModule {
         SchedulesService,
         ScheduleReconciler,
         CalendarsService,
+        MeService,
       ],
     };
   }

@@ -8,12 +8,12 @@ import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { ApiError, ErrorCode } from '../common/api-error';
 import { JwtVerifier } from './jwt-verifier';
-import { REQUIRED_PERMISSION, permissionsOf } from './permissions';
+import { ANY_AUTHENTICATED, REQUIRED_PERMISSION, permissionsOf } from './permissions';
 import type { Permission } from './permissions';
 import { IS_PUBLIC } from './public.decorator';
 import { RateLimitService } from './rate-limit.service';
 import { routeOf } from './request-context';
-import type { AuthenticatedRequest } from './request-context';
+import type { AuthenticatedRequest, RequestContext } from './request-context';
 
 // Compared against when the prefix is unknown, so both failure paths do the same work.
 const DUMMY_HASH = hashApiKeySecret('no-such-key');
@@ -22,6 +22,7 @@ interface Principal {
   tenantId: string;
   apiKeyId: string | null;
   actor: string;
+  token: RequestContext['token'];
   role: ApiKeyRole;
   customPermissions: string[];
   platformAdmin: boolean;
@@ -79,25 +80,26 @@ export class AuthGuard implements CanActivate {
       throw new ApiError(ErrorCode.UNAUTHENTICATED, 'a valid API key (x-api-key) or bearer token is required');
     }
     if (tenant.status !== 'active') throw new ApiError(ErrorCode.TENANT_SUSPENDED, 'this tenant is suspended');
-    await this.rateLimits.consume(principal.apiKeyId ?? `${principal.tenantId}:${principal.actor}`, tenant);
+    await this.rateLimits.consume(RateLimitService.callerId(principal), tenant);
 
     const permissions = permissionsOf(principal.role, principal.customPermissions, principal.platformAdmin);
     req.auth = {
       tenantId: principal.tenantId,
       apiKeyId: principal.apiKeyId,
       actor: principal.actor,
+      token: principal.token,
       role: principal.role,
       permissions,
       platformAdmin: principal.platformAdmin,
       requestId: req.id,
     };
 
-    const required = this.reflector.getAllAndOverride<Permission | undefined>(REQUIRED_PERMISSION, [
+    const required = this.reflector.getAllAndOverride<Permission | typeof ANY_AUTHENTICATED | undefined>(REQUIRED_PERMISSION, [
       context.getHandler(),
       context.getClass(),
     ]);
     if (!required) throw new Error(`route ${context.getClass().name}.${context.getHandler().name} declares no permission`);
-    if (!permissions.has(required)) {
+    if (required !== ANY_AUTHENTICATED && !permissions.has(required)) {
       throw new ApiError(ErrorCode.FORBIDDEN, `this credential lacks the permission ${required}`, { permission: required });
     }
     return true;
@@ -113,6 +115,7 @@ export class AuthGuard implements CanActivate {
         tenantId: identity.tenantId,
         apiKeyId: null,
         actor: `jwt:${identity.subject}`,
+        token: { subject: identity.subject, issuer: identity.issuer, expiresAt: identity.expiresAt },
         role: identity.role,
         customPermissions: [],
         platformAdmin: false,
@@ -139,6 +142,7 @@ export class AuthGuard implements CanActivate {
       tenantId: key.tenantId,
       apiKeyId: key.id,
       actor: `key:${key.prefix}`,
+      token: null,
       role: key.role,
       customPermissions: key.permissions,
       platformAdmin: key.platformAdmin,

@@ -13,6 +13,10 @@ export interface JwtIdentity {
   subject: string;
   tenantId: string;
   role: TokenRole;
+  /** The `iss` claim, when the token has one. */
+  issuer: string | null;
+  /** From the `exp` claim (always present: it is required). */
+  expiresAt: Date;
 }
 
 const isTokenRole = (r: unknown): r is TokenRole => typeof r === 'string' && Object.hasOwn(ROLE_PERMISSIONS, r);
@@ -62,6 +66,7 @@ export class JwtVerifier {
     }
     const { tenant_id: tenantId, role } = payload;
     if (!isUuid(tenantId) || !isTokenRole(role)) return null;
-    return { subject: payload.sub as string, tenantId, role };
+    const issuer = typeof payload.iss === 'string' ? payload.iss : null;
+    return { subject: payload.sub as string, tenantId, role, issuer, expiresAt: new Date((payload.exp as number) * 1000) };
   }
 }

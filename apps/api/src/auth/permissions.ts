@@ -38,6 +38,10 @@ export function permissionsOf(role: ApiKeyRole, custom: string[], platformAdmin 
   return set;
 }
 
+/** Marks a route that every authenticated credential may call, whatever its permissions (`GET /v1/me`). */
+export const ANY_AUTHENTICATED = 'authenticated';
+
 export const REQUIRED_PERMISSION = 'requiredPermission';
 /** The permission a route needs; a key without it gets 403 FORBIDDEN naming it. */
-export const RequirePermission = (permission: Permission | typeof PLATFORM_PERMISSION) => SetMetadata(REQUIRED_PERMISSION, permission);
+export const RequirePermission = (permission: Permission | typeof PLATFORM_PERMISSION | typeof ANY_AUTHENTICATED) =>
+  SetMetadata(REQUIRED_PERMISSION, permission);

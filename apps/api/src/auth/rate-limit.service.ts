@@ -41,6 +41,24 @@ export class RateLimitService {
     return limiter;
   }
 
+  /** The caller's key of the per-key limit: its API key id, or tenant and JWT subject. */
+  static callerId(ctx: { apiKeyId: string | null; tenantId: string; actor: string }): string {
+    return ctx.apiKeyId ?? `${ctx.tenantId}:${ctx.actor}`;
+  }
+
+  /** Requests left in the current window of each limit, read without counting one (one row read per limit). */
+  async remaining(callerId: string, tenant: TenantEntity): Promise<{ key: number; tenant: number; windowSeconds: number }> {
+    const left = async (kind: 'key' | 'tenant', id: string, points: number): Promise<number> => {
+      const res = await this.limiter(kind, points).get(id);
+      return res ? Math.max(0, res.remainingPoints) : points;
+    };
+    return {
+      key: await left('key', callerId, this.config.RATE_LIMIT_PER_KEY_PER_MINUTE),
+      tenant: await left('tenant', tenant.id, tenant.rateLimitPerMinute),
+      windowSeconds: WINDOW_SECONDS,
+    };
+  }
+
   /** Counts one request of a caller (API key id, or tenant and JWT subject); throws 429 RATE_LIMITED with a retry delay when a limit is exceeded. */
   async consume(callerId: string, tenant: TenantEntity): Promise<void> {
     const checks: [string, 'key' | 'tenant', string, number][] = [

@@ -12,6 +12,8 @@ export interface RequestContext {
   apiKeyId: string | null;
   /** `key:<prefix>` or `jwt:<subject>`. */
   actor: string;
+  /** The verified bearer token's identity; null when the caller used an API key. */
+  token: { subject: string; issuer: string | null; expiresAt: Date } | null;
   role: ApiKeyRole;
   permissions: ReadonlySet<string>;
   platformAdmin: boolean;
