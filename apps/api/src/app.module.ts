@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Module } from '@nestjs/common';
 import type { DynamicModule } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import type { AppConfig } from '@task-scheduler/config';
 import type { IncomingMessage } from 'node:http';
 import { LoggerModule } from 'nestjs-pino';
@@ -17,6 +17,7 @@ import { AuthGuard } from './auth/auth.guard';
 import { JwtVerifier } from './auth/jwt-verifier';
 import { BootstrapService } from './auth/bootstrap.service';
 import { ApiErrorFilter } from './common/api-error.filter';
+import { LocationInterceptor } from './common/location.interceptor';
 import { HealthController } from './health/health.controller';
 import { InfraModule } from './infra/infra.module';
 import { MeController } from './me/me.controller';
@@ -67,6 +68,7 @@ export class AppModule {
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ApiErrorFilter },
+        { provide: APP_INTERCEPTOR, useClass: LocationInterceptor },
         AuditService,
         ApiKeysService,
         RateLimitService,
