@@ -74,13 +74,13 @@ test('readonly keys read but cannot write or execute; the missing permission is 
 
   const write = await stack.request('POST', '/v1/tasks', { body: task('ro-attempt'), apiKey: ro.key });
   expect(write.status).toBe(403);
-  expect(write.body.error).toMatchObject({ code: 'FORBIDDEN', details: { permission: 'tasks:write' } });
+  expect(write.body.error).toMatchObject({ code: 'FORBIDDEN', details: [expect.objectContaining({ permission: 'tasks:write' })] });
   const exec = await stack.request('POST', `/v1/tasks/${made.body.id}/runs`, { apiKey: ro.key });
   expect(exec.status).toBe(403);
-  expect(exec.body.error.details.permission).toBe('runs:execute');
+  expect(exec.body.error.details[0].permission).toBe('runs:execute');
   const keys = await stack.request('POST', '/v1/api-keys', { body: { name: 'x', role: 'readonly' }, apiKey: ro.key });
   expect(keys.status).toBe(403);
-  expect(keys.body.error.details.permission).toBe('api-keys:write');
+  expect(keys.body.error.details[0].permission).toBe('api-keys:write');
 });
 
 test('a custom key has exactly its permissions and cannot mint a stronger key', async () => {

@@ -55,7 +55,7 @@ test('a readonly token cannot write', async () => {
     body: { name: 'nope', executor: 'shell', shell: { command: 'true' } },
   });
   expect(res.status).toBe(403);
-  expect(res.body.error.details.permission).toBe('tasks:write');
+  expect(res.body.error.details[0].permission).toBe('tasks:write');
 });
 
 test.each([

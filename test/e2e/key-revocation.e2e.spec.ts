@@ -74,8 +74,9 @@ test("a custom key with api-keys:write cannot revoke its tenant's admin key; the
   expect(res.status).toBe(403);
   expect(res.body.error.code).toBe('FORBIDDEN');
   expect(res.body.error.message).toMatch(/cannot revoke a key with permissions it does not hold: .*tasks:write/);
-  expect(res.body.error.details.permissions).toEqual(expect.arrayContaining(['tasks:write', 'runs:execute', 'audit:read']));
-  expect(res.body.error.details.permissions).not.toContain('api-keys:write');
+  const beyond = res.body.error.details.map((d: { permission: string }) => d.permission);
+  expect(beyond).toEqual(expect.arrayContaining(['tasks:write', 'runs:execute', 'audit:read']));
+  expect(beyond).not.toContain('api-keys:write');
   await expectUnrevoked(t.admin);
   expect(await auditOf(res)).toEqual([
     {
@@ -106,7 +107,7 @@ test('an operator key cannot revoke an admin key, with or without api-keys:write
   const operator = await newKey(t.admin.key, { role: 'operator' });
   const plain = await revoke(t.admin, operator);
   expect(plain.status).toBe(403);
-  expect(plain.body.error.details).toEqual({ permission: 'api-keys:write' });
+  expect(plain.body.error.details).toEqual([{ message: expect.any(String), permission: 'api-keys:write' }]);
 
   const operatorWithKeys = await newKey(t.admin.key, {
     role: 'custom',
@@ -145,7 +146,7 @@ test('a custom key revokes keys whose permissions are a subset of its own, and i
   const wider = await newKey(t.admin.key, { role: 'custom', permissions: ['tasks:read', 'schedules:read'] });
   const refused = await revoke(wider, keyAdmin);
   expect(refused.status).toBe(403);
-  expect(refused.body.error.details).toEqual({ permissions: ['schedules:read'] });
+  expect(refused.body.error.details).toEqual([{ message: expect.any(String), permission: 'schedules:read' }]);
   await expectUnrevoked(wider);
 
   expect((await revoke(keyAdmin, keyAdmin)).status).toBe(200);
@@ -157,7 +158,7 @@ test('only a platform admin may revoke a platform admin key; a platform admin ma
   const platform = await platformAdminKey(t.tenantId);
   const res = await revoke(platform, t.admin);
   expect(res.status).toBe(403);
-  expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', details: { permissions: ['tenants:admin'] } });
+  expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', details: [{ message: expect.any(String), permission: 'tenants:admin' }] });
   await expectUnrevoked(platform);
 
   const other = await platformAdminKey(t.tenantId);

@@ -167,6 +167,7 @@ describe('business calendars', () => {
       const inUse = await api('DELETE', `/v1/calendars/${cal.body.id}`);
       expect(inUse.status).toBe(409);
       expect(inUse.body.error.code).toBe('CALENDAR_IN_USE');
+      expect(inUse.body.error.details).toEqual([expect.objectContaining({ scheduleId: s.body.id })]);
       expect((await api('DELETE', `/v1/schedules/${s.body.id}`)).status).toBe(204);
       expect((await api('DELETE', `/v1/calendars/${cal.body.id}`)).status).toBe(204);
     },

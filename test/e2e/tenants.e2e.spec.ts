@@ -51,7 +51,7 @@ test('the platform admin creates, lists, reads and updates tenants; nobody else 
   ] as const) {
     const res = await stack.request(method, path, { body, apiKey: other.apiKey });
     expect(res.status).toBe(403);
-    expect(res.body.error.details.permission).toBe('tenants:admin');
+    expect(res.body.error.details[0].permission).toBe('tenants:admin');
   }
 });
 
@@ -135,14 +135,17 @@ describe('rate limits across two API processes sharing the database', () => {
     const keyLimited = await get(5, t.key);
     expect(keyLimited.status).toBe(429);
     expect(Number(keyLimited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(((await keyLimited.json()) as any).error).toMatchObject({ code: 'RATE_LIMITED', details: { scope: 'key', limit: 5 } });
+    expect(((await keyLimited.json()) as any).error).toMatchObject({
+      code: 'RATE_LIMITED',
+      details: [expect.objectContaining({ scope: 'key', limit: 5 })],
+    });
 
     // Per tenant: 8 per minute across all its keys; 5 are used.
     for (let i = 0; i < 3; i++) expect((await get(i, second.body.key)).status).toBe(200);
     const tenantLimited = await get(1, second.body.key);
     expect(tenantLimited.status).toBe(429);
     expect(tenantLimited.headers.get('retry-after')).toBeTruthy();
-    expect(((await tenantLimited.json()) as any).error.details).toMatchObject({ scope: 'tenant', limit: 8 });
+    expect(((await tenantLimited.json()) as any).error.details).toEqual([expect.objectContaining({ scope: 'tenant', limit: 8 })]);
   });
 });
 

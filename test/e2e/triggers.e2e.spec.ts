@@ -121,7 +121,7 @@ describe('idempotent triggers', () => {
         const reused = await api('POST', `/v1/tasks/${taskId}/runs`, { body: other, headers: { 'idempotency-key': key } });
         expect(reused.status).toBe(422);
         expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
-        expect(reused.body.error.details).toEqual({ runId });
+        expect(reused.body.error.details).toEqual([expect.objectContaining({ field: 'Idempotency-Key', runId })]);
       }
       expect(await runCount(taskId)).toBe(1);
 
@@ -278,7 +278,7 @@ describe('retry and dead letters', () => {
         const again = await api('POST', `/v1/dead-letters/${first.id}/redrive`);
         expect(again.status).toBe(409);
         expect(again.body.error.code).toBe('RUN_ALREADY_REDRIVEN');
-        expect(again.body.error.details).toEqual({ runId: second.id });
+        expect(again.body.error.details).toEqual([expect.objectContaining({ runId: second.id })]);
 
         // "Fix" the task, then re-drive the second failure; concurrent re-drives of it start exactly one run.
         writeFileSync(fix, '', { mode: 0o644 });

@@ -26,7 +26,9 @@ export class ApiKeysService {
   async create(ctx: RequestContext, dto: CreateApiKeyDto): Promise<{ entity: ApiKeyEntity; key: string }> {
     const tenantId = dto.tenantId ?? ctx.tenantId;
     if (tenantId !== ctx.tenantId && !ctx.platformAdmin) {
-      throw new ApiError(ErrorCode.FORBIDDEN, 'only the platform admin may create keys for another tenant', { field: 'tenantId' });
+      throw new ApiError(ErrorCode.FORBIDDEN, 'only the platform admin may create keys for another tenant', [
+        { field: 'tenantId', message: 'only the platform admin may name another tenant' },
+      ]);
     }
     if (dto.role === 'custom' && !dto.permissions?.length) {
       throw new ApiError(ErrorCode.VALIDATION_FAILED, 'permissions are required when role is custom', [
@@ -46,9 +48,11 @@ export class ApiKeysService {
     // No key can mint a key that may do more than itself.
     const beyond = beyondCaller(ctx, permissionsOf(dto.role, dto.permissions ?? []));
     if (beyond.length) {
-      throw new ApiError(ErrorCode.FORBIDDEN, `a key cannot grant permissions it does not hold: ${beyond.join(', ')}`, {
-        permissions: beyond,
-      });
+      throw new ApiError(
+        ErrorCode.FORBIDDEN,
+        `a key cannot grant permissions it does not hold: ${beyond.join(', ')}`,
+        beyond.map((permission) => ({ field: 'permissions', message: `the caller does not hold ${permission}`, permission })),
+      );
     }
     const generated = generateApiKey();
     const entity = await this.db.transaction(async (tx) => {
@@ -106,9 +110,11 @@ export class ApiKeysService {
       if (!ctx.platformAdmin && key.id !== ctx.apiKeyId) {
         const beyond = beyondCaller(ctx, permissionsOf(key.role, key.permissions, key.platformAdmin));
         if (beyond.length) {
-          throw new ApiError(ErrorCode.FORBIDDEN, `a key cannot revoke a key with permissions it does not hold: ${beyond.join(', ')}`, {
-            permissions: beyond,
-          });
+          throw new ApiError(
+            ErrorCode.FORBIDDEN,
+            `a key cannot revoke a key with permissions it does not hold: ${beyond.join(', ')}`,
+            beyond.map((permission) => ({ message: `the caller does not hold ${permission}`, permission })),
+          );
         }
       }
       if (!key.revokedAt) {

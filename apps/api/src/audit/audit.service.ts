@@ -89,9 +89,9 @@ export class AuditService {
   /** The caller's tenant's events, newest first; the platform admin may name a tenant or `all`. */
   list(ctx: RequestContext, q: AuditQuery): Promise<Page<AuditEventEntity>> {
     if (q.tenantId && !ctx.platformAdmin) {
-      throw new ApiError(ErrorCode.FORBIDDEN, 'only the platform admin may read other tenants’ audit events', {
-        permission: PLATFORM_PERMISSION,
-      });
+      throw new ApiError(ErrorCode.FORBIDDEN, 'only the platform admin may read other tenants’ audit events', [
+        { field: 'tenantId', message: `reading another tenant needs ${PLATFORM_PERMISSION}`, permission: PLATFORM_PERMISSION },
+      ]);
     }
     const qb = this.db.getRepository(AuditEventEntity).createQueryBuilder('a');
     const scope = q.tenantId ?? ctx.tenantId;

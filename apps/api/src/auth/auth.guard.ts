@@ -100,7 +100,9 @@ export class AuthGuard implements CanActivate {
     ]);
     if (!required) throw new Error(`route ${context.getClass().name}.${context.getHandler().name} declares no permission`);
     if (required !== ANY_AUTHENTICATED && !permissions.has(required)) {
-      throw new ApiError(ErrorCode.FORBIDDEN, `this credential lacks the permission ${required}`, { permission: required });
+      throw new ApiError(ErrorCode.FORBIDDEN, `this credential lacks the permission ${required}`, [
+        { message: `requires ${required}`, permission: required },
+      ]);
     }
     return true;
   }

@@ -74,12 +74,15 @@ export class RateLimitService {
         throw new ApiError(
           ErrorCode.RATE_LIMITED,
           `${label} request limit of ${points} per minute reached; retry in ${retryAfterSeconds}s`,
-          {
-            limit: points,
-            windowSeconds: WINDOW_SECONDS,
-            scope: kind,
-            retryAfterSeconds,
-          },
+          [
+            {
+              message: `at most ${points} requests per ${WINDOW_SECONDS}s`,
+              limit: points,
+              windowSeconds: WINDOW_SECONDS,
+              scope: kind,
+              retryAfterSeconds,
+            },
+          ],
         );
       }
     }

@@ -120,9 +120,7 @@ export class CalendarsService {
         throw new ApiError(
           ErrorCode.CALENDAR_IN_USE,
           `calendar ${cal.id} is excluded by ${users.length} schedule(s); remove it from them first`,
-          {
-            scheduleIds: users.map((s) => s.id),
-          },
+          users.map((s) => ({ message: `schedule ${s.id} excludes this calendar`, scheduleId: s.id })),
         );
       }
       await this.audit.record(tx, ctx, { action: 'calendar.delete', targetType: 'calendar', targetId: cal.id });

@@ -59,7 +59,7 @@ export class ApiErrorFilter implements ExceptionFilter {
         .recordFailedMutation(req.auth, routeOf(req), apiError.code)
         .catch((err: unknown) => this.logger.error({ err, requestId: req.id }, 'could not write audit event'));
     }
-    const retryAfter = (apiError.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    const retryAfter = apiError.details?.find((d) => typeof d.retryAfterSeconds === 'number')?.retryAfterSeconds;
     if (apiError.code === ErrorCode.RATE_LIMITED && retryAfter) res.setHeader('Retry-After', String(retryAfter));
     res.status(apiError.status).json(errorBody(apiError, req.id));
   }

@@ -15,6 +15,8 @@ export enum ErrorCode {
   TENANT_NOT_FOUND = 'TENANT_NOT_FOUND',
   TASK_NAME_TAKEN = 'TASK_NAME_TAKEN',
   TASK_DISABLED = 'TASK_DISABLED',
+  TASK_VERSION_MISMATCH = 'TASK_VERSION_MISMATCH',
+  TASK_IN_USE = 'TASK_IN_USE',
   TASK_EGRESS_FORBIDDEN = 'TASK_EGRESS_FORBIDDEN',
   TASK_LIMIT_ABOVE_TENANT_CAP = 'TASK_LIMIT_ABOVE_TENANT_CAP',
   TENANT_QUOTA_EXCEEDED = 'TENANT_QUOTA_EXCEEDED',
@@ -40,6 +42,8 @@ export enum ErrorCode {
   SCHEDULE_NEVER_FIRES = 'SCHEDULE_NEVER_FIRES',
   SCHEDULE_TASK_NOT_FOUND = 'SCHEDULE_TASK_NOT_FOUND',
   SCHEDULE_REJECTED = 'SCHEDULE_REJECTED',
+  SCHEDULE_TRIGGER_NOT_STARTED = 'SCHEDULE_TRIGGER_NOT_STARTED',
+  SCHEDULE_RUN_NOT_RECORDED = 'SCHEDULE_RUN_NOT_RECORDED',
   CALENDAR_IN_USE = 'CALENDAR_IN_USE',
   TEMPORAL_UNAVAILABLE = 'TEMPORAL_UNAVAILABLE',
   INTERNAL_ERROR = 'INTERNAL_ERROR',
@@ -79,7 +83,11 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.SCHEDULE_NAME_TAKEN:
     case ErrorCode.CALENDAR_NAME_TAKEN:
     case ErrorCode.CALENDAR_IN_USE:
+    case ErrorCode.TASK_IN_USE:
+    case ErrorCode.SCHEDULE_TRIGGER_NOT_STARTED:
       return 409;
+    case ErrorCode.TASK_VERSION_MISMATCH:
+      return 412;
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;
     case ErrorCode.UNSUPPORTED_MEDIA_TYPE:
@@ -102,7 +110,20 @@ export function httpStatusOf(code: ErrorCode): number {
       return 500;
     case ErrorCode.TEMPORAL_UNAVAILABLE:
       return 503;
+    case ErrorCode.SCHEDULE_RUN_NOT_RECORDED:
+      return 504;
   }
+}
+
+/**
+ * One item of an error's `details`: always a sentence, the input it concerns as a dotted path
+ * (`shell.args[2]`) when there is one, and code-specific properties (e.g. `permission`, `scheduleId`).
+ * Every code uses this one shape, so a client reads details the same way whatever the code.
+ */
+export interface ErrorDetail {
+  message: string;
+  field?: string;
+  [property: string]: unknown;
 }
 
 /** An error meant for the client: a code, a sentence a person understands, optional structured details. */
@@ -110,7 +131,7 @@ export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly details?: unknown,
+    readonly details?: ErrorDetail[],
   ) {
     super(message);
     this.name = 'ApiError';
@@ -122,5 +143,5 @@ export class ApiError extends Error {
 }
 
 export interface ErrorBody {
-  error: { code: string; message: string; details?: unknown; requestId?: string };
+  error: { code: string; message: string; details?: ErrorDetail[]; requestId?: string };
 }

@@ -114,7 +114,7 @@ export class RunsService {
       throw new ApiError(
         ErrorCode.IDEMPOTENCY_KEY_REUSED,
         `this Idempotency-Key was already used for run ${existing.id} with different parameters; use a new key for a new request`,
-        { runId: existing.id },
+        [{ field: 'Idempotency-Key', message: `already used for run ${existing.id}`, runId: existing.id }],
       );
     }
     return existing;
@@ -294,7 +294,9 @@ export class RunsService {
           .execute();
         redrives = claimed.affected === 1;
         if (!redrives && opts.deadLetterOnly) {
-          throw new ApiError(ErrorCode.RUN_ALREADY_REDRIVEN, `run ${old.id} was already re-driven`, { runId: old.redrivenByRunId });
+          throw new ApiError(ErrorCode.RUN_ALREADY_REDRIVEN, `run ${old.id} was already re-driven`, [
+            { message: `re-driven by run ${old.redrivenByRunId}`, runId: old.redrivenByRunId },
+          ]);
         }
       }
       const started = await this.startRun(tx, ctx, task, {
