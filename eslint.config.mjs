@@ -53,7 +53,22 @@ export default tseslint.config(
   {
     // NestJS injects by the runtime class of constructor parameters, so those imports must stay values.
     files: ['apps/api/src/**/*.ts'],
-    rules: { '@typescript-eslint/consistent-type-imports': 'off' },
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'off',
+      // IsOptional lets null through every validator; DTOs say Optional() or Nullable() (common/validation.ts).
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'class-validator',
+              importNames: ['IsOptional'],
+              message: 'use Optional() or Nullable() from common/validation: IsOptional lets null through',
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     // Workflow code is replayed deterministically in a sandbox: no Node built-ins,

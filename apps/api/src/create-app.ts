@@ -6,7 +6,6 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import type { AppConfig } from '@task-scheduler/config';
-import type { ValidationError } from 'class-validator';
 import express from 'express';
 import helmet from 'helmet';
 import type { NextFunction, Request, Response } from 'express';
@@ -14,20 +13,11 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { ApiError, ErrorCode } from './common/api-error';
 import { errorBody, toApiError } from './common/api-error.filter';
+import { checkBody, checkQuery, requireJsonBody } from './common/input-middleware';
 import { buildOpenApiDocument } from './common/openapi';
+import { validationDetails } from './common/validation';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
-
-function flatten(errors: ValidationError[], parent = ''): { field: string; message: string }[] {
-  return errors.flatMap((e) => {
-    const field = parent ? `${parent}.${e.property}` : e.property;
-    const own = Object.values(e.constraints ?? {}).map((message) => ({
-      field,
-      message: message.startsWith('property ') ? `${field} is not a known field` : message,
-    }));
-    return [...own, ...flatten(e.children ?? [], field)];
-  });
-}
 
 /** Builds the API application (not yet listening); `main.ts` and the tests share it. */
 export async function createApp(config: AppConfig, opts: { logger?: boolean } = {}): Promise<INestApplication> {
@@ -40,7 +30,9 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
   else app.useLogger(false);
 
   app.disable('x-powered-by');
-  app.use(helmet());
+  // Helmet's default CSP, less `upgrade-insecure-requests`: over plain HTTP from any origin but localhost it sent
+  // Swagger UI's own scripts and styles to https (a blank page). Behind TLS every same-origin URL is https already.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (config.CORS_ORIGINS.length)
     app.enableCors({ origin: config.CORS_ORIGINS, allowedHeaders: ['content-type', 'x-api-key', 'idempotency-key', 'x-request-id'] });
   // Every response names its request id, the key to the matching log lines. A caller's own id is kept when sane.
@@ -50,18 +42,11 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
     res.setHeader('x-request-id', req.id);
     next();
   });
+  // The input rules (common/input-rules.ts), before routing: every route gets them, none can opt out.
+  app.use(requireJsonBody);
   app.use(express.json({ limit: config.BODY_LIMIT_BYTES, strict: true }));
-  app.use((req: Request, _res: Response, next: NextFunction) => {
-    const body: unknown = req.body;
-    if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
-      return next(
-        new ApiError(ErrorCode.VALIDATION_FAILED, 'request body must be a JSON object', [
-          { field: 'body', message: 'must be a JSON object' },
-        ]),
-      );
-    }
-    next();
-  });
+  app.use(checkBody);
+  app.use(checkQuery);
   // Body-parser failures happen before any route; answer them in the API's error format.
   app.use((err: unknown, req: Request & { id?: string }, res: Response, next: NextFunction) => {
     if (!err) return next();
@@ -74,7 +59,7 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
       forbidNonWhitelisted: true,
       transform: true,
       exceptionFactory: (errors) => {
-        const details = flatten(errors);
+        const details = validationDetails(errors);
         return new ApiError(ErrorCode.VALIDATION_FAILED, details.map((d) => d.message).join('; ') || 'invalid request', details);
       },
     }),

@@ -1,4 +1,5 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import {
   ApiAcceptedResponse,
   ApiCreatedResponse,
@@ -9,8 +10,11 @@ import {
   ApiSecurity,
   ApiTags,
 } from '@nestjs/swagger';
+import { ApiErrors, ApiResponseHeaders } from '../common/openapi';
+import { ErrorCode } from '../common/api-error';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsISO8601, IsOptional, IsUUID } from 'class-validator';
+import { IsBoolean, IsISO8601, IsUUID } from 'class-validator';
+import { Optional } from '../common/validation';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
@@ -31,20 +35,22 @@ import { BackfillResponse, FireListResponse, FireResponse, SchedulePage, Schedul
 import { SchedulePreviewService } from './schedule-preview.service';
 import { temporalSpecOf } from './schedule-translator';
 import { SchedulesService } from './schedules.service';
+import { RunResponse } from '../runs/dtos/run.response';
+import { RunsService } from '../runs/runs.service';
 
 class ListSchedulesQueryDto extends ListQueryDto {
-  @ApiPropertyOptional() @IsOptional() @IsUUID() taskId?: string;
+  @ApiPropertyOptional() @Optional() @IsUUID() taskId?: string;
 
   @ApiPropertyOptional()
-  @IsOptional()
+  @Optional()
   @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
   @IsBoolean()
   paused?: boolean;
 }
 
 class FiresQueryDto {
-  @ApiPropertyOptional({ description: 'Default: 24 hours ago.' }) @IsOptional() @IsISO8601({ strict: true }) from?: string;
-  @ApiPropertyOptional({ description: 'Default: now.' }) @IsOptional() @IsISO8601({ strict: true }) to?: string;
+  @ApiPropertyOptional({ description: 'Default: 24 hours ago.' }) @Optional() @IsISO8601({ strict: true }) from?: string;
+  @ApiPropertyOptional({ description: 'Default: now.' }) @Optional() @IsISO8601({ strict: true }) to?: string;
 }
 
 @ApiTags('schedules')
@@ -54,6 +60,7 @@ export class SchedulesController {
   constructor(
     private readonly schedules: SchedulesService,
     private readonly previews: SchedulePreviewService,
+    private readonly runs: RunsService,
   ) {}
 
   private async full(s: Awaited<ReturnType<SchedulesService['get']>>): Promise<ScheduleResponse> {
@@ -62,7 +69,8 @@ export class SchedulesController {
   }
 
   @Post()
-  @ApiOperation({ summary: 'Create a schedule (and its Temporal Schedule)' })
+  @ApiOperation({ operationId: 'createSchedule', summary: 'Create a schedule (and its Temporal Schedule)' })
+  @ApiErrors(ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiCreatedResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateScheduleDto): Promise<ScheduleResponse> {
@@ -71,7 +79,8 @@ export class SchedulesController {
 
   @Post('preview')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Preview the fire times of a spec before saving it' })
+  @ApiOperation({ operationId: 'previewScheduleSpec', summary: 'Preview the fire times of a spec before saving it' })
+  @ApiErrors(ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: SchedulePreviewResponse })
   @RequirePermission('schedules:read')
   async previewSpec(
@@ -86,7 +95,7 @@ export class SchedulesController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List schedules, newest first' })
+  @ApiOperation({ operationId: 'listSchedules', summary: 'List schedules, newest first' })
   @ApiOkResponse({ type: SchedulePage })
   @RequirePermission('schedules:read')
   async list(@Ctx() ctx: RequestContext, @Query() q: ListSchedulesQueryDto): Promise<Page<ScheduleResponse>> {
@@ -95,7 +104,8 @@ export class SchedulesController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'Get a schedule with its next fires, counters and last result' })
+  @ApiOperation({ operationId: 'getSchedule', summary: 'Get a schedule with its next fires, counters and last result' })
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND)
   @ApiOkResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:read')
   async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<ScheduleResponse> {
@@ -103,7 +113,8 @@ export class SchedulesController {
   }
 
   @Patch(':id')
-  @ApiOperation({ summary: 'Change a schedule (spec replaced whole, policies merged)' })
+  @ApiOperation({ operationId: 'updateSchedule', summary: 'Change a schedule (spec replaced whole, policies merged)' })
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async update(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: UpdateScheduleDto): Promise<ScheduleResponse> {
@@ -112,7 +123,8 @@ export class SchedulesController {
 
   @Delete(':id')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Delete a schedule (its runs stay)' })
+  @ApiOperation({ operationId: 'deleteSchedule', summary: 'Delete a schedule (its runs stay)' })
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiNoContentResponse()
   @RequirePermission('schedules:write')
   async remove(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<void> {
@@ -121,7 +133,8 @@ export class SchedulesController {
 
   @Post(':id/pause')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Pause a schedule, with a note' })
+  @ApiOperation({ operationId: 'pauseSchedule', summary: 'Pause a schedule, with a note' })
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async pause(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: PauseScheduleDto): Promise<ScheduleResponse> {
@@ -130,7 +143,8 @@ export class SchedulesController {
 
   @Post(':id/resume')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Resume a paused schedule' })
+  @ApiOperation({ operationId: 'resumeSchedule', summary: 'Resume a paused schedule' })
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async resume(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: PauseScheduleDto): Promise<ScheduleResponse> {
@@ -139,17 +153,33 @@ export class SchedulesController {
 
   @Post(':id/trigger')
   @HttpCode(202)
-  @ApiOperation({ summary: "Fire now, under the schedule's overlap policy unless another is given" })
-  @ApiAcceptedResponse()
+  @ApiOperation({ operationId: 'triggerSchedule', summary: "Fire now, under the schedule's overlap policy unless another is given" })
+  @ApiErrors(
+    ErrorCode.SCHEDULE_NOT_FOUND,
+    ErrorCode.TASK_DISABLED,
+    ErrorCode.TASK_EGRESS_FORBIDDEN,
+    ErrorCode.SCHEDULE_TRIGGER_NOT_STARTED,
+    ErrorCode.SCHEDULE_RUN_NOT_RECORDED,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
+  @ApiResponseHeaders('Location')
+  @ApiAcceptedResponse({ type: RunResponse, description: 'The run the fire started.' })
   @RequirePermission('runs:execute')
-  async trigger(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: TriggerScheduleDto): Promise<{ triggered: true }> {
-    await this.schedules.trigger(ctx, id, dto.overlap);
-    return { triggered: true };
+  async trigger(
+    @Ctx() ctx: RequestContext,
+    @Param('id') id: string,
+    @Body() dto: TriggerScheduleDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<RunResponse> {
+    const run = await this.schedules.trigger(ctx, id, dto.overlap);
+    res.setHeader('Location', `/v1/runs/${run.id}`);
+    return RunResponse.from(run, this.runs.uiUrl(run));
   }
 
   @Post(':id/backfill')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Run the fires of a past range (by default only those without a run)' })
+  @ApiOperation({ operationId: 'backfillSchedule', summary: 'Run the fires of a past range (by default only those without a run)' })
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiAcceptedResponse({ type: BackfillResponse })
   @RequirePermission('runs:execute')
   async backfill(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: BackfillScheduleDto): Promise<BackfillResponse> {
@@ -157,7 +187,8 @@ export class SchedulesController {
   }
 
   @Get(':id/preview')
-  @ApiOperation({ summary: 'Next fire times (up to 1000) in UTC and local time, with DST transitions flagged' })
+  @ApiOperation({ operationId: 'previewSchedule', summary: 'Next fire times (up to 1000) in UTC and local time, with DST transitions flagged' })
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: SchedulePreviewResponse })
   @RequirePermission('schedules:read')
   async preview(@Ctx() ctx: RequestContext, @Param('id') id: string, @Query() q: PreviewQueryDto): Promise<SchedulePreviewResponse> {
@@ -168,7 +199,8 @@ export class SchedulesController {
   }
 
   @Get(':id/fires')
-  @ApiOperation({ summary: 'Fires in a time range: those that ran (with lateness) and those that did not, with the reason' })
+  @ApiOperation({ operationId: 'listScheduleFires', summary: 'Fires in a time range: those that ran (with lateness) and those that did not, with the reason' })
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_RANGE)
   @ApiOkResponse({ type: FireListResponse })
   @RequirePermission('schedules:read')
   async fires(@Ctx() ctx: RequestContext, @Param('id') id: string, @Query() q: FiresQueryDto): Promise<FireListResponse> {

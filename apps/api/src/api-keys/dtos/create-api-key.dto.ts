@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsDateString, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsDateString, IsIn, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
+import { Optional } from '../../common/validation';
 import { PERMISSIONS } from '../../auth/permissions';
 
 export const KEY_ROLES = ['admin', 'operator', 'readonly', 'custom'] as const;
@@ -16,19 +17,19 @@ export class CreateApiKeyDto {
   role!: (typeof KEY_ROLES)[number];
 
   @ApiPropertyOptional({ enum: PERMISSIONS, isArray: true, description: 'Required with role custom, refused otherwise.' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(PERMISSIONS.length)
   @IsIn(PERMISSIONS as unknown as string[], { each: true, message: `each permission must be one of: ${PERMISSIONS.join(', ')}` })
   permissions?: string[];
 
   @ApiPropertyOptional({ description: 'ISO 8601 time after which the key stops working.', example: '2027-01-01T00:00:00Z' })
-  @IsOptional()
+  @Optional()
   @IsDateString({ strict: true }, { message: 'expiresAt must be an ISO 8601 date-time' })
   expiresAt?: string;
 
   @ApiPropertyOptional({ description: 'Platform admin only: the tenant the key is for (default: the caller’s).' })
-  @IsOptional()
+  @Optional()
   @IsUUID()
   tenantId?: string;
 }

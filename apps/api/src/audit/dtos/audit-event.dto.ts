@@ -1,23 +1,24 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { AuditEventEntity } from '@task-scheduler/db';
-import { IsIn, IsOptional, IsString, Matches } from 'class-validator';
+import { IsIn, IsString, Matches } from 'class-validator';
+import { Optional } from '../../common/validation';
 import { ListQueryDto } from '../../common/list-query.dto';
 import { PageOf } from '../../common/page.dto';
 
 export class ListAuditEventsQueryDto extends ListQueryDto {
   @ApiPropertyOptional({ example: 'task.create' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @Matches(/^[a-z_]+\.[a-z_]+$/, { message: 'action looks like task.create' })
   action?: string;
 
   @ApiPropertyOptional({ enum: ['success', 'failure'] })
-  @IsOptional()
+  @Optional()
   @IsIn(['success', 'failure'])
   outcome?: 'success' | 'failure';
 
   @ApiPropertyOptional({ description: 'Platform admin only: a tenant id, or `all` for every tenant. Default: your own tenant.' })
-  @IsOptional()
+  @Optional()
   @Matches(/^(all|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i, { message: 'tenantId must be a tenant id or all' })
   tenantId?: string;
 }

@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import type { CalendarEntity } from '@task-scheduler/db';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsInt, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { Optional } from '../../common/validation';
 import { PageOf } from '../../common/page.dto';
 
 const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
@@ -29,17 +30,17 @@ export class CreateCalendarDto {
   @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { message: 'name must be 1-128 letters, digits, dot, underscore or dash' })
   name!: string;
 
-  @ApiPropertyOptional({ maxLength: 2000 }) @IsOptional() @IsString() @MaxLength(2000) description?: string;
+  @ApiPropertyOptional({ maxLength: 2000 }) @Optional() @IsString() @MaxLength(2000) description?: string;
 
   @ApiPropertyOptional({ type: [String], example: ['2027-01-01', '2027-12-25'], description: 'Whole days on which nothing fires.' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(1000)
   @Matches(DATE, { each: true, message: 'holidays must be dates like 2027-12-25' })
   holidays?: string[];
 
   @ApiPropertyOptional({ type: [WeeklyWindowDto], description: 'Weekly windows (e.g. maintenance) in which nothing fires.' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(100)
   @ValidateNested({ each: true })
@@ -48,7 +49,8 @@ export class CreateCalendarDto {
 }
 
 /** Any of description, holidays and weekly windows; given lists replace the stored ones. */
-export class UpdateCalendarDto extends PartialType(OmitType(CreateCalendarDto, ['name'] as const)) {}
+// skipNullProperties: false makes the mapped type's fields optional without letting null through (see common/validation.ts).
+export class UpdateCalendarDto extends PartialType(OmitType(CreateCalendarDto, ['name'] as const), { skipNullProperties: false }) {}
 
 export class CalendarResponse {
   @ApiProperty() id!: string;

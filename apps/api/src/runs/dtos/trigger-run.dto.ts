@@ -1,23 +1,24 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsOptional, IsString } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsDefined, IsString } from 'class-validator';
+import { Optional } from '../../common/validation';
 import { IsEnvMap, IsHeaderMap } from '../../tasks/dtos/create-task.dto';
 
 /** Parameters of one run, merged over the task's spec (all optional). */
 export class TriggerRunDto {
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'shell: variables added to the task env.' })
-  @IsOptional()
+  @Optional()
   @IsEnvMap()
   env?: Record<string, string>;
 
   @ApiPropertyOptional({ type: [String], description: "shell: replaces the command's args." })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(1000)
   @IsString({ each: true })
   args?: string[];
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'http: URL placeholder values.' })
-  @IsOptional()
+  @Optional()
   @IsEnvMap()
   variables?: Record<string, string>;
 
@@ -26,11 +27,12 @@ export class TriggerRunDto {
     additionalProperties: { type: 'string' },
     description: 'http: headers added to the task headers.',
   })
-  @IsOptional()
+  @Optional()
   @IsHeaderMap()
   headers?: Record<string, string>;
 
   @ApiPropertyOptional({ description: 'http: replaces the request body (a string as is, anything else as JSON).' })
-  @IsOptional()
+  @Optional()
+  @IsDefined({ message: 'body must not be null (leave it out to keep the task body)' })
   body?: unknown;
 }

@@ -9,7 +9,6 @@ import {
   IsIn,
   IsInt,
   IsISO8601,
-  IsOptional,
   IsString,
   IsUUID,
   Matches,
@@ -18,18 +17,19 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
+import { Nullable, Optional } from '../../common/validation';
 
 const FIELD = /^[\w*,\-/ ]{1,200}$/;
 
 export class CalendarRuleDto {
-  @ApiPropertyOptional({ example: '0', description: 'Default 0.' }) @IsOptional() @IsString() @Matches(FIELD) second?: string;
-  @ApiPropertyOptional({ example: '30', description: 'Default 0.' }) @IsOptional() @IsString() @Matches(FIELD) minute?: string;
-  @ApiPropertyOptional({ example: '9-17', description: 'Default 0.' }) @IsOptional() @IsString() @Matches(FIELD) hour?: string;
-  @ApiPropertyOptional({ example: '1,15', description: 'Default *.' }) @IsOptional() @IsString() @Matches(FIELD) dayOfMonth?: string;
-  @ApiPropertyOptional({ example: 'JAN-MAR', description: 'Default *.' }) @IsOptional() @IsString() @Matches(FIELD) month?: string;
-  @ApiPropertyOptional({ example: '2027', description: 'Default *.' }) @IsOptional() @IsString() @Matches(FIELD) year?: string;
-  @ApiPropertyOptional({ example: 'MON-FRI', description: 'Default *.' }) @IsOptional() @IsString() @Matches(FIELD) dayOfWeek?: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) comment?: string;
+  @ApiPropertyOptional({ example: '0', description: 'Default 0.' }) @Optional() @IsString() @Matches(FIELD) second?: string;
+  @ApiPropertyOptional({ example: '30', description: 'Default 0.' }) @Optional() @IsString() @Matches(FIELD) minute?: string;
+  @ApiPropertyOptional({ example: '9-17', description: 'Default 0.' }) @Optional() @IsString() @Matches(FIELD) hour?: string;
+  @ApiPropertyOptional({ example: '1,15', description: 'Default *.' }) @Optional() @IsString() @Matches(FIELD) dayOfMonth?: string;
+  @ApiPropertyOptional({ example: 'JAN-MAR', description: 'Default *.' }) @Optional() @IsString() @Matches(FIELD) month?: string;
+  @ApiPropertyOptional({ example: '2027', description: 'Default *.' }) @Optional() @IsString() @Matches(FIELD) year?: string;
+  @ApiPropertyOptional({ example: 'MON-FRI', description: 'Default *.' }) @Optional() @IsString() @Matches(FIELD) dayOfWeek?: string;
+  @ApiPropertyOptional() @Optional() @IsString() @MaxLength(200) comment?: string;
 }
 
 export class IntervalRuleDto {
@@ -40,16 +40,17 @@ export class IntervalRuleDto {
   everySeconds!: number;
 
   @ApiPropertyOptional({ minimum: 0, example: 0, description: 'Shift within each interval (since the Unix epoch).' })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
+  @Max(366 * 86_400)
   offsetSeconds?: number;
 }
 
 /** When a schedule fires. */
 export class ScheduleSpecDto {
   @ApiPropertyOptional({ type: [String], example: ['0 2 * * *'], description: 'Cron expressions: 5 fields, or 6 with seconds first.' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(20)
   @IsString({ each: true })
@@ -57,7 +58,7 @@ export class ScheduleSpecDto {
   cron?: string[];
 
   @ApiPropertyOptional({ type: [IntervalRuleDto] })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(20)
   @ValidateNested({ each: true })
@@ -65,7 +66,7 @@ export class ScheduleSpecDto {
   intervals?: IntervalRuleDto[];
 
   @ApiPropertyOptional({ type: [CalendarRuleDto] })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(50)
   @ValidateNested({ each: true })
@@ -73,7 +74,7 @@ export class ScheduleSpecDto {
   calendars?: CalendarRuleDto[];
 
   @ApiPropertyOptional({ type: [CalendarRuleDto], description: 'Calendar rules whose matches never fire.' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(200)
   @ValidateNested({ each: true })
@@ -81,23 +82,23 @@ export class ScheduleSpecDto {
   exclude?: CalendarRuleDto[];
 
   @ApiPropertyOptional({ type: [String], description: 'Business calendars (POST /v1/calendars) whose days and windows never fire.' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(20)
   @IsUUID('all', { each: true, message: 'excludeCalendarIds must be calendar ids' })
   excludeCalendarIds?: string[];
 
   @ApiPropertyOptional({ example: 'Europe/Berlin', description: 'IANA time zone of every rule; default UTC.' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(64)
   timezone?: string;
 
-  @ApiPropertyOptional({ example: '2026-12-01T00:00:00Z' }) @IsOptional() @IsISO8601({ strict: true }) startAt?: string;
-  @ApiPropertyOptional({ example: '2027-12-01T00:00:00Z' }) @IsOptional() @IsISO8601({ strict: true }) endAt?: string;
+  @ApiPropertyOptional({ example: '2026-12-01T00:00:00Z' }) @Optional() @IsISO8601({ strict: true }) startAt?: string;
+  @ApiPropertyOptional({ example: '2027-12-01T00:00:00Z' }) @Optional() @IsISO8601({ strict: true }) endAt?: string;
 
   @ApiPropertyOptional({ minimum: 0, maximum: 86400, description: 'Each fire is delayed by a random amount up to this.' })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(86_400)
@@ -106,26 +107,27 @@ export class ScheduleSpecDto {
 
 export class SchedulePoliciesDto {
   @ApiPropertyOptional({ enum: OVERLAP_POLICIES, default: 'skip' })
-  @IsOptional()
+  @Optional()
   @IsIn(OVERLAP_POLICIES as unknown as string[], { message: `policies.overlap must be one of: ${OVERLAP_POLICIES.join(', ')}` })
   overlap?: OverlapPolicy;
 
   @ApiPropertyOptional({ minimum: 10, default: 60, description: 'Fires missed by more than this are not caught up.' })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(10)
   @Max(366 * 86_400)
   catchupWindowSeconds?: number;
 
   @ApiPropertyOptional({ default: false, description: 'Pause the schedule when a run it started fails.' })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   pauseOnFailure?: boolean;
 
   @ApiPropertyOptional({ nullable: true, type: Number, description: 'Fire at most this many more times.' })
-  @IsOptional()
+  @Nullable()
   @IsInt()
   @Min(0)
+  @Max(1_000_000_000)
   remainingActions?: number | null;
 }
 
@@ -137,7 +139,7 @@ export class CreateScheduleDto {
   })
   name!: string;
 
-  @ApiPropertyOptional({ maxLength: 2000 }) @IsOptional() @IsString() @MaxLength(2000) description?: string;
+  @ApiPropertyOptional({ maxLength: 2000 }) @Optional() @IsString() @MaxLength(2000) description?: string;
 
   @ApiProperty({ description: 'The task each fire runs.' })
   @IsUUID('all', { message: 'taskId must be a task id' })
@@ -149,38 +151,38 @@ export class CreateScheduleDto {
   spec!: ScheduleSpecDto;
 
   @ApiPropertyOptional({ type: SchedulePoliciesDto })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => SchedulePoliciesDto)
   policies?: SchedulePoliciesDto;
 
-  @ApiPropertyOptional({ default: false }) @IsOptional() @IsBoolean() paused?: boolean;
-  @ApiPropertyOptional({ description: 'Why it is paused.' }) @IsOptional() @IsString() @MaxLength(500) note?: string;
+  @ApiPropertyOptional({ default: false }) @Optional() @IsBoolean() paused?: boolean;
+  @ApiPropertyOptional({ description: 'Why it is paused.' }) @Optional() @IsString() @MaxLength(500) note?: string;
 }
 
 export class UpdateScheduleDto {
-  @ApiPropertyOptional({ maxLength: 2000 }) @IsOptional() @IsString() @MaxLength(2000) description?: string;
+  @ApiPropertyOptional({ maxLength: 2000 }) @Optional() @IsString() @MaxLength(2000) description?: string;
 
   @ApiPropertyOptional({ type: ScheduleSpecDto, description: 'Replaces the whole spec.' })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => ScheduleSpecDto)
   spec?: ScheduleSpecDto;
 
   @ApiPropertyOptional({ type: SchedulePoliciesDto, description: 'Merged over the current policies.' })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => SchedulePoliciesDto)
   policies?: SchedulePoliciesDto;
 }
 
 export class PauseScheduleDto {
-  @ApiPropertyOptional({ example: 'maintenance until Monday' }) @IsOptional() @IsString() @MaxLength(500) note?: string;
+  @ApiPropertyOptional({ example: 'maintenance until Monday' }) @Optional() @IsString() @MaxLength(500) note?: string;
 }
 
 export class TriggerScheduleDto {
   @ApiPropertyOptional({ enum: OVERLAP_POLICIES, description: "Overrides the schedule's overlap policy for this fire." })
-  @IsOptional()
+  @Optional()
   @IsIn(OVERLAP_POLICIES as unknown as string[])
   overlap?: OverlapPolicy;
 }
@@ -193,19 +195,19 @@ export class BackfillScheduleDto {
     default: true,
     description: 'Start only fires in the range that have no run (each fire has at most one run either way).',
   })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   onlyMissing?: boolean;
 
   @ApiPropertyOptional({ enum: OVERLAP_POLICIES, default: 'allow_all', description: 'How backfilled fires treat each other.' })
-  @IsOptional()
+  @Optional()
   @IsIn(OVERLAP_POLICIES as unknown as string[])
   overlap?: OverlapPolicy;
 }
 
 export class PreviewQueryDto {
   @ApiPropertyOptional({ minimum: 1, maximum: 1000, default: 10 })
-  @IsOptional()
+  @Optional()
   @Type(() => Number)
   @IsInt()
   @Min(1)
@@ -213,7 +215,7 @@ export class PreviewQueryDto {
   count?: number;
 
   @ApiPropertyOptional({ description: 'Start of the preview (ISO 8601); default now.' })
-  @IsOptional()
+  @Optional()
   @IsISO8601({ strict: true })
   from?: string;
 }

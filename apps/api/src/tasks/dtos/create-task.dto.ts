@@ -14,8 +14,6 @@ import {
   IsIn,
   IsInt,
   IsNumber,
-  IsObject,
-  IsOptional,
   IsString,
   Matches,
   Max,
@@ -25,6 +23,10 @@ import {
   ValidateNested,
   registerDecorator,
 } from 'class-validator';
+import { IsBoundedJsonObject, Optional } from '../../common/validation';
+
+/** Metadata is for labels and small facts, not documents: bounded so every client can read it back. */
+export const METADATA_BOUNDS = { maxDepth: 8, maxBytes: 16_384 };
 import type { ValidationOptions } from 'class-validator';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -82,40 +84,33 @@ export const IsHeaderMap = (options?: ValidationOptions) => IsStringMap(HEADER_N
 
 /** An optional list of process exit codes (0-255). */
 function IsExitCodeList() {
-  return applyDecorators(
-    IsOptional(),
-    IsArray(),
-    ArrayMaxSize(256),
-    IsInt({ each: true }),
-    Min(0, { each: true }),
-    Max(255, { each: true }),
-  );
+  return applyDecorators(Optional(), IsArray(), ArrayMaxSize(256), IsInt({ each: true }), Min(0, { each: true }), Max(255, { each: true }));
 }
 
 export class ShellSpecDto {
   @ApiPropertyOptional({ description: 'Program to run, looked up on PATH. Give either command or script.', example: 'echo' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @Matches(/\S/, { message: 'shell.command must not be blank' })
   @MaxLength(4096)
   command?: string;
 
   @ApiPropertyOptional({ type: [String], example: ['hello'] })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(1000)
   @IsString({ each: true })
   args?: string[];
 
   @ApiPropertyOptional({ description: 'Script run with /bin/sh -c. Give either command or script.', example: 'echo hello' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @Matches(/\S/, { message: 'shell.script must not be blank' })
   @MaxLength(65_536)
   script?: string;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, example: { GREETING: 'hi' } })
-  @IsOptional()
+  @Optional()
   @IsEnvMap()
   env?: Record<string, string>;
 
@@ -125,7 +120,7 @@ export class ShellSpecDto {
     description: 'Secret variables: stored encrypted, shown as *** everywhere, masked as *** in captured output.',
     example: { API_TOKEN: 's3cr3t' },
   })
-  @IsOptional()
+  @Optional()
   @IsEnvMap()
   secretEnv?: Record<string, string>;
 
@@ -138,7 +133,7 @@ export class ShellSpecDto {
       "Where the attempt's private, empty working directory appears inside its sandbox (default /work); not under /usr, /etc, /proc, /dev, /tmp, /sys or /bin, /sbin, /lib*.",
     example: '/work',
   })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(1024)
   @IsWorkDir()
@@ -150,7 +145,7 @@ export class ShellSpecDto {
     description:
       'none: no network at all. egress: public addresses only (no loopback, private, link-local or metadata ranges, no address of the worker host).',
   })
-  @IsOptional()
+  @Optional()
   @IsIn(SHELL_NETWORKS as unknown as string[], { message: `shell.network must be one of: ${SHELL_NETWORKS.join(', ')}` })
   network?: ShellNetwork;
 
@@ -158,7 +153,7 @@ export class ShellSpecDto {
     type: ShellLimitsDto,
     description: "Limits of each attempt; unset ones take the platform defaults; all within the tenant's caps.",
   })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => ShellLimitsDto)
   limits?: ShellLimitsDto;
@@ -194,7 +189,7 @@ export class HttpSpecDto {
   url!: string;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } })
-  @IsOptional()
+  @Optional()
   @IsHeaderMap()
   headers?: Record<string, string>;
 
@@ -203,21 +198,22 @@ export class HttpSpecDto {
     additionalProperties: { type: 'string' },
     description: 'Secret headers (e.g. Authorization): stored encrypted, shown as ***.',
   })
-  @IsOptional()
+  @Optional()
   @IsHeaderMap()
   secretHeaders?: Record<string, string>;
 
   @ApiPropertyOptional({ description: 'A string is sent as is; anything else as JSON.' })
-  @IsOptional()
+  @Optional()
+  @IsDefined({ message: 'http.body must not be null (leave it out for no body)' })
   body?: unknown;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'Default values of URL placeholders.' })
-  @IsOptional()
+  @Optional()
   @IsEnvMap()
   variables?: Record<string, string>;
 
   @ApiPropertyOptional({ type: [Number], description: 'Status codes that count as success (default 200-299).' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(100)
@@ -235,12 +231,12 @@ export class AlertSpecDto {
   webhookUrl!: string;
 
   @ApiPropertyOptional({ description: 'Also call when the task succeeds again after an alerted failure.', default: false })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   onRecovery?: boolean;
 
   @ApiPropertyOptional({ description: 'Further failures within this many seconds after an alert are counted, not sent.', default: 3600 })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(7 * 86_400)
@@ -249,28 +245,28 @@ export class AlertSpecDto {
 
 export class RetryDto {
   @ApiPropertyOptional({ description: 'Total attempts including the first (1 = no retry).', minimum: 1, maximum: 100, default: 3 })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(100)
   maximumAttempts?: number;
 
   @ApiPropertyOptional({ minimum: 0.1, maximum: 3600, default: 1 })
-  @IsOptional()
+  @Optional()
   @IsNumber()
   @Min(0.1)
   @Max(3600)
   initialIntervalSeconds?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 10, default: 2 })
-  @IsOptional()
+  @Optional()
   @IsNumber()
   @Min(1)
   @Max(10)
   backoffCoefficient?: number;
 
   @ApiPropertyOptional({ minimum: 0.1, maximum: 86400, default: 60 })
-  @IsOptional()
+  @Optional()
   @IsNumber()
   @Min(0.1)
   @Max(86_400)
@@ -290,7 +286,7 @@ export class CreateTaskDto {
   name!: string;
 
   @ApiPropertyOptional({ maxLength: 2000 })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(2000)
   description?: string;
@@ -300,13 +296,13 @@ export class CreateTaskDto {
   executor!: ExecutorKind;
 
   @ApiPropertyOptional({ type: ShellSpecDto, description: 'Required when executor is shell.' })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => ShellSpecDto)
   shell?: ShellSpecDto;
 
   @ApiPropertyOptional({ type: HttpSpecDto, description: 'Required when executor is http.' })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => HttpSpecDto)
   http?: HttpSpecDto;
@@ -317,40 +313,40 @@ export class CreateTaskDto {
     maximum: 100,
     default: 1,
   })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(100)
   shardCount?: number;
 
   @ApiPropertyOptional({ type: AlertSpecDto, description: "Overrides the tenant's alert settings for this task." })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => AlertSpecDto)
   alerts?: AlertSpecDto;
 
   @ApiPropertyOptional({ description: 'Per-attempt time limit in seconds.', minimum: 1, maximum: 86400, default: 3600 })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(86_400)
   timeoutSeconds?: number;
 
   @ApiPropertyOptional({ type: RetryDto })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => RetryDto)
   retry?: RetryDto;
 
   @ApiPropertyOptional({ minimum: -100, maximum: 100, default: 0 })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(-100)
   @Max(100)
   priority?: number;
 
   @ApiPropertyOptional({ type: [String] })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(50)
   @IsString({ each: true })
@@ -358,12 +354,12 @@ export class CreateTaskDto {
   tags?: string[];
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: true })
-  @IsOptional()
-  @IsObject()
+  @Optional()
+  @IsBoundedJsonObject(METADATA_BOUNDS)
   metadata?: Record<string, unknown>;
 
   @ApiPropertyOptional({ default: true })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   enabled?: boolean;
 }

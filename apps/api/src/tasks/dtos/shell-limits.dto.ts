@@ -2,14 +2,15 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import type { ShellLimitKey } from '@task-scheduler/contracts';
 import { SHELL_LIMIT_BOUNDS } from '@task-scheduler/core';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsInt, Max, Min } from 'class-validator';
+import { Optional } from '../../common/validation';
 
 /** An optional integer limit within its bounds, documented from the same table. */
 function LimitProperty(key: ShellLimitKey, description: string, example?: number): PropertyDecorator {
   const { min, max } = SHELL_LIMIT_BOUNDS[key];
   return applyDecorators(
     ApiPropertyOptional({ minimum: min, maximum: max, description, ...(example !== undefined ? { example } : {}) }),
-    IsOptional(),
+    Optional(),
     IsInt(),
     Min(min),
     Max(max),

@@ -1,12 +1,13 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsBoolean, IsOptional, ValidateNested } from 'class-validator';
+import { IsBoolean, ValidateNested } from 'class-validator';
+import { Optional } from '../../common/validation';
 import { ShellLimitsDto } from '../../tasks/dtos/shell-limits.dto';
 
 /** How a tenant may use shell tasks (platform admin only). */
 export class TenantShellPolicyDto {
   @ApiPropertyOptional({ default: true, description: 'Tasks may ask for network: "egress".' })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   allowEgress?: boolean;
 
@@ -14,7 +15,7 @@ export class TenantShellPolicyDto {
     type: ShellLimitsDto,
     description: 'Highest value a task may set for each limit; also caps the platform default.',
   })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => ShellLimitsDto)
   maxLimits?: ShellLimitsDto;

@@ -1,27 +1,28 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { TenantEntity } from '@task-scheduler/db';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { IsIn, IsInt, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { Optional } from '../../common/validation';
 import { PageOf } from '../../common/page.dto';
 import { TenantShellPolicyDto, TenantShellPolicyResponse } from './tenant-shell-policy.dto';
 
 export class TenantLimitsDto {
   @ApiPropertyOptional({ minimum: 1, maximum: 100000, default: 100 })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(100_000)
   maxConcurrentRuns?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 1000000, default: 1000 })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(1_000_000)
   maxTasks?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 1000000, default: 600, description: 'API requests per minute for the whole tenant.' })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(1_000_000)
@@ -43,13 +44,13 @@ export class CreateTenantDto {
   name!: string;
 
   @ApiPropertyOptional({ type: TenantLimitsDto })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => TenantLimitsDto)
   limits?: TenantLimitsDto;
 
   @ApiPropertyOptional({ type: TenantShellPolicyDto, description: "Egress and caps of shell limits for the tenant's tasks." })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => TenantShellPolicyDto)
   shellPolicy?: TenantShellPolicyDto;
@@ -57,7 +58,7 @@ export class CreateTenantDto {
 
 export class UpdateTenantDto {
   @ApiPropertyOptional()
-  @IsOptional()
+  @Optional()
   @IsString()
   @Matches(/\S/, { message: 'name must not be blank' })
   @MaxLength(200)
@@ -67,12 +68,12 @@ export class UpdateTenantDto {
     enum: ['active', 'suspended'],
     description: 'Suspending makes the tenant’s keys answer 403 TENANT_SUSPENDED at once.',
   })
-  @IsOptional()
+  @Optional()
   @IsIn(['active', 'suspended'], { message: 'status must be active or suspended' })
   status?: 'active' | 'suspended';
 
   @ApiPropertyOptional({ type: TenantLimitsDto })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => TenantLimitsDto)
   limits?: TenantLimitsDto;
@@ -81,7 +82,7 @@ export class UpdateTenantDto {
     type: TenantShellPolicyDto,
     description: 'Replaces the shell policy. Applies to new tasks at create and to every run from its trigger on.',
   })
-  @IsOptional()
+  @Optional()
   @ValidateNested()
   @Type(() => TenantShellPolicyDto)
   shellPolicy?: TenantShellPolicyDto;

@@ -1,0 +1,363 @@
+/* The input rules (docs/api.md "Input rules"): every attack found by the black-box run of issue 10 gets
+ * a 4xx in the error format naming the field, and nothing is written. */
+import { startStack } from '../support/stack';
+import type { TestStack } from '../support/stack';
+
+let stack: TestStack;
+let own: { tenantId: string; apiKey: string };
+let taskId: string;
+let scheduleId: string;
+let calendarId: string;
+
+const NUL = '\u0000';
+const shellTask = { name: 'ok-task', executor: 'shell', shell: { command: 'true' } };
+const spec = { cron: ['0 3 * * *'] };
+
+beforeAll(async () => {
+  // Workers are not needed: refused requests start nothing, accepted runs may stay queued.
+  stack = await startStack('input-rules', { workers: false });
+  own = await stack.createTenant(`input-${Date.now()}`);
+  const task = await request('POST', '/v1/tasks', { body: { ...shellTask, name: 'base' } });
+  expect(task.status).toBe(201);
+  taskId = task.body.id;
+  const schedule = await request('POST', '/v1/schedules', { body: { name: 'base', taskId, spec } });
+  expect(schedule.status).toBe(201);
+  scheduleId = schedule.body.id;
+  const calendar = await request('POST', '/v1/calendars', { body: { name: 'base' } });
+  expect(calendar.status).toBe(201);
+  calendarId = calendar.body.id;
+});
+afterAll(async () => stack?.stop());
+
+const request: TestStack['request'] = (method, path, opts = {}) => stack.request(method, path, { apiKey: own.apiKey, ...opts });
+
+/** Everything the tenant owns, as one comparable value (audit events of refusals excluded: they are meant to be written). */
+async function snapshot(): Promise<string> {
+  const rows = await stack.db.query(
+    `SELECT (SELECT json_agg(t ORDER BY id) FROM tasks t WHERE tenant_id = $1) AS tasks,
+            (SELECT json_agg(s ORDER BY id) FROM schedules s WHERE tenant_id = $1) AS schedules,
+            (SELECT json_agg(c ORDER BY id) FROM calendars c WHERE tenant_id = $1) AS calendars,
+            (SELECT json_agg(k ORDER BY id) FROM api_keys k WHERE tenant_id = $1) AS keys,
+            (SELECT count(*) FROM runs WHERE tenant_id = $1) AS runs,
+            (SELECT row_to_json(x) FROM tenants x WHERE id = $1) AS tenant`,
+    [own.tenantId],
+  );
+  return JSON.stringify(rows);
+}
+
+function nested(levels: number, leaf: unknown = 1): unknown {
+  let v = leaf;
+  for (let i = 0; i < levels; i++) v = { a: v };
+  return v;
+}
+function nestedText(levels: number): string {
+  return '{"a":'.repeat(levels) + '1' + '}'.repeat(levels);
+}
+
+type Attack = {
+  name: string;
+  method: string;
+  path: () => string;
+  body?: unknown;
+  rawBody?: string;
+  field: string;
+  status?: number;
+  code?: string;
+  /** Tenant routes need the platform admin key. */
+  platform?: boolean;
+};
+
+const attacks: Attack[] = [
+  // NUL in every kind of string field
+  {
+    name: 'NUL in task description',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, description: `a${NUL}b` },
+    field: 'description',
+  },
+  {
+    name: 'NUL in metadata value',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, metadata: { k: `v${NUL}` } },
+    field: 'metadata.k',
+  },
+  {
+    name: 'NUL in metadata key',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, metadata: { [`k${NUL}`]: 'v' } },
+    field: 'metadata',
+  },
+  { name: 'NUL in a tag', method: 'POST', path: () => '/v1/tasks', body: { ...shellTask, tags: ['a', `b${NUL}`] }, field: 'tags[1]' },
+  {
+    name: 'NUL in script',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, shell: { script: `true${NUL}` } },
+    field: 'shell.script',
+  },
+  {
+    name: 'NUL in args',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, shell: { command: 'echo', args: ['x', 'y', NUL] } },
+    field: 'shell.args[2]',
+  },
+  {
+    name: 'NUL in an HTTP body',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { name: 'h', executor: 'http', http: { method: 'POST', url: 'https://example.com/', body: { x: NUL } } },
+    field: 'http.body.x',
+  },
+  {
+    name: 'NUL in a calendar description',
+    method: 'POST',
+    path: () => '/v1/calendars',
+    body: { name: 'c', description: NUL },
+    field: 'description',
+  },
+  {
+    name: 'NUL in a schedule description',
+    method: 'POST',
+    path: () => '/v1/schedules',
+    body: { name: 's', taskId: 'x', spec, description: NUL },
+    field: 'description',
+  },
+  { name: 'NUL in a schedule note', method: 'POST', path: () => `/v1/schedules/${scheduleId}/pause`, body: { note: NUL }, field: 'note' },
+  { name: 'NUL in an api-key name', method: 'POST', path: () => '/v1/api-keys', body: { name: NUL, role: 'readonly' }, field: 'name' },
+  {
+    name: 'NUL in a tenant name',
+    method: 'PATCH',
+    path: () => `/v1/tenants/${own.tenantId}`,
+    body: { name: `x${NUL}` },
+    field: 'name',
+    platform: true,
+  },
+  {
+    name: 'NUL in a webhook URL',
+    method: 'PUT',
+    path: () => '/v1/alert-settings',
+    body: { webhookUrl: `https://example.com/${NUL}` },
+    field: 'webhookUrl',
+  },
+  { name: 'NUL in trigger env', method: 'POST', path: () => `/v1/tasks/${taskId}/runs`, body: { env: { A: NUL } }, field: 'env.A' },
+  {
+    name: 'a lone surrogate',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    rawBody: JSON.stringify({ ...shellTask, description: 'x' }).replace('"x"', '"\\ud800"'),
+    field: 'description',
+  },
+  {
+    name: 'an escape character',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, description: 'a\u001bb' },
+    field: 'description',
+  },
+  // deep nesting
+  {
+    name: 'metadata nested 10,000 levels',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    rawBody: `{"name":"d","executor":"shell","shell":{"command":"true"},"metadata":${nestedText(10_000)}}`,
+    field: 'metadata',
+  },
+  {
+    name: 'shell nested 10,000 levels',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    rawBody: `{"name":"d","executor":"shell","shell":${nestedText(10_000)}}`,
+    field: 'shell',
+  },
+  {
+    name: 'trigger env nested 10,000 levels',
+    method: 'POST',
+    path: () => `/v1/tasks/${taskId}/runs`,
+    rawBody: `{"env":${nestedText(10_000)}}`,
+    field: 'env',
+  },
+  {
+    name: 'preview calendars nested 10,000 levels',
+    method: 'POST',
+    path: () => '/v1/schedules/preview',
+    rawBody: `{"calendars":[${nestedText(10_000)}]}`,
+    field: 'calendars',
+  },
+  {
+    name: 'metadata nested 1,000 levels',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, metadata: nested(1_000) },
+    field: 'metadata',
+  },
+  {
+    name: 'metadata nested 9 levels',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, metadata: nested(9) },
+    field: 'metadata',
+  },
+  // null where a value is required
+  {
+    name: 'null tenant name',
+    method: 'PATCH',
+    path: () => `/v1/tenants/${own.tenantId}`,
+    body: { name: null },
+    field: 'name',
+    platform: true,
+  },
+  {
+    name: 'null tenant status',
+    method: 'PATCH',
+    path: () => `/v1/tenants/${own.tenantId}`,
+    body: { status: null },
+    field: 'status',
+    platform: true,
+  },
+  {
+    name: 'null tenant limits',
+    method: 'PATCH',
+    path: () => `/v1/tenants/${own.tenantId}`,
+    body: { limits: null },
+    field: 'limits',
+    platform: true,
+  },
+  {
+    name: 'null tenant limit',
+    method: 'PATCH',
+    path: () => `/v1/tenants/${own.tenantId}`,
+    body: { limits: { maxTasks: null } },
+    field: 'limits.maxTasks',
+    platform: true,
+  },
+  { name: 'null script', method: 'POST', path: () => '/v1/tasks', body: { ...shellTask, shell: { script: null } }, field: 'shell.script' },
+  { name: 'null description', method: 'POST', path: () => '/v1/tasks', body: { ...shellTask, description: null }, field: 'description' },
+  // prototype keys and unbounded numbers
+  {
+    name: '__proto__ key',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    rawBody: `{"name":"p","executor":"shell","shell":{"command":"true"},"__proto__":{"x":1}}`,
+    field: '__proto__',
+  },
+  {
+    name: 'constructor key',
+    method: 'POST',
+    path: () => '/v1/tasks',
+    body: { ...shellTask, metadata: { a: { constructor: 1 } } },
+    field: 'metadata.a.constructor',
+  },
+  { name: 'prototype key', method: 'POST', path: () => '/v1/calendars', body: { name: 'c', prototype: 1 }, field: 'prototype' },
+  {
+    name: 'remainingActions 1e20',
+    method: 'PATCH',
+    path: () => `/v1/schedules/${scheduleId}`,
+    rawBody: '{"policies":{"remainingActions":1e20}}',
+    field: 'policies.remainingActions',
+  },
+  {
+    name: 'offsetSeconds 1e20',
+    method: 'POST',
+    path: () => '/v1/schedules/preview',
+    rawBody: '{"intervals":[{"everySeconds":60,"offsetSeconds":1e20}]}',
+    field: 'intervals[0].offsetSeconds',
+  },
+];
+
+test.each(attacks)('$name → 400 naming $field, nothing written', async (a) => {
+  const before = await snapshot();
+  const payload = a.rawBody !== undefined ? { rawBody: a.rawBody } : { body: a.body };
+  const res = await request(a.method, a.path(), { ...payload, ...(a.platform ? { apiKey: stack.apiKey } : {}) });
+  expect(res.status).toBe(a.status ?? 400);
+  expect(res.body.error.code).toBe(a.code ?? 'VALIDATION_FAILED');
+  expect(Array.isArray(res.body.error.details)).toBe(true);
+  expect(res.body.error.details.map((d: { field: string }) => d.field)).toContain(a.field);
+  for (const d of res.body.error.details) expect(typeof d.message).toBe('string');
+  expect(await snapshot()).toEqual(before);
+});
+
+test('metadata within the bounds is stored and read back', async () => {
+  const metadata = { deep: nested(7, 'leaf'), list: [1, null, true, 'x\ty'], empty: {} };
+  const res = await request('POST', '/v1/tasks', { body: { ...shellTask, name: 'meta', metadata } });
+  expect(res.status).toBe(201);
+  expect((await request('GET', `/v1/tasks/${res.body.id}`)).body.metadata).toEqual(metadata);
+});
+
+test('remainingActions null clears the limit (declared nullable), a number within bounds is kept', async () => {
+  const set = await request('PATCH', `/v1/schedules/${scheduleId}`, { body: { policies: { remainingActions: 5 } } });
+  expect(set.status).toBe(200);
+  expect(set.body.policies.remainingActions).toBe(5);
+  const cleared = await request('PATCH', `/v1/schedules/${scheduleId}`, { body: { policies: { remainingActions: null } } });
+  expect(cleared.status).toBe(200);
+  expect(cleared.body.policies.remainingActions ?? null).toBeNull();
+});
+
+test.each([
+  ['no content-type', {}],
+  ['text/plain', { 'content-type': 'text/plain' }],
+  ['form', { 'content-type': 'application/x-www-form-urlencoded' }],
+])('a body with %s → 415 UNSUPPORTED_MEDIA_TYPE', async (_name, headers) => {
+  const before = await snapshot();
+  const res = await fetch(`${stack.baseUrl}/v1/tasks`, {
+    method: 'POST',
+    headers: { 'x-api-key': own.apiKey, ...headers },
+    body: new TextEncoder().encode(JSON.stringify(shellTask)),
+  });
+  expect(res.status).toBe(415);
+  const body = (await res.json()) as { error: { code: string; details: { field: string }[] } };
+  expect(body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  expect(body.error.details.map((d) => d.field)).toContain('content-type');
+  expect(await snapshot()).toEqual(before);
+});
+
+test('a bodiless POST needs no content-type', async () => {
+  const res = await fetch(`${stack.baseUrl}/v1/schedules/${scheduleId}/resume`, { method: 'POST', headers: { 'x-api-key': own.apiKey } });
+  expect(res.status).toBe(200);
+});
+
+test.each([
+  ['cursor=%00', 'cursor'],
+  ['limit=-1', 'limit'],
+  ['limit=1e3', 'limit'],
+  ['cursor=a%01b', 'cursor'],
+])('query %s → 400 naming %s', async (query, field) => {
+  const res = await request('GET', `/v1/tasks?${query}`);
+  expect(res.status).toBe(400);
+  expect(res.body.error.details.map((d: { field: string }) => d.field)).toContain(field);
+});
+
+test('a NUL in a path id → 4xx in the error format', async () => {
+  const res = await request('GET', '/v1/tasks/%00');
+  expect(res.status).toBeGreaterThanOrEqual(400);
+  expect(res.status).toBeLessThan(500);
+  expect(typeof res.body.error.code).toBe('string');
+});
+
+test('an Idempotency-Key with a control character the HTTP layer lets through → 400 in the error format', async () => {
+  const res = await request('POST', `/v1/tasks/${taskId}/runs`, { body: {}, headers: { 'idempotency-key': 'a\u00ffb' } });
+  expect(res.status).toBe(400);
+  expect(res.body.error.code).toBe('IDEMPOTENCY_KEY_INVALID');
+});
+
+test('details is an array of objects with message for every code', async () => {
+  const forbidden = await stack.request('POST', '/v1/tenants', { apiKey: own.apiKey, body: { slug: 'x', name: 'x' } });
+  expect(forbidden.status).toBe(403);
+  expect(Array.isArray(forbidden.body.error.details)).toBe(true);
+  expect(forbidden.body.error.details[0]).toMatchObject({ message: expect.any(String), permission: 'tenants:admin' });
+  const foreign = await request('POST', '/v1/api-keys', {
+    body: { name: 'k', role: 'readonly', tenantId: '00000000-0000-4000-8000-000000000000' },
+  });
+  expect(foreign.status).toBe(403);
+  expect(foreign.body.error.details).toEqual([expect.objectContaining({ field: 'tenantId', message: expect.any(String) })]);
+});
+
+test('a schedule and calendar still use their bounds: count above 1000 in preview', async () => {
+  const res = await request('GET', `/v1/schedules/${scheduleId}/preview?count=1001`);
+  expect(res.status).toBe(400);
+  expect(res.body.error.details.map((d: { field: string }) => d.field)).toContain('count');
+  expect(calendarId).toBeTruthy();
+});
