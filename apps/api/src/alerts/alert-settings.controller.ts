@@ -27,7 +27,7 @@ export class AlertSettingsController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: "Get the tenant's default alert settings" })
+  @ApiOperation({ operationId: 'getAlertSettings', summary: "Get the tenant's default alert settings" })
   @ApiOkResponse({ type: AlertSettingsResponse })
   @RequirePermission('tasks:read')
   async get(@Ctx() ctx: RequestContext): Promise<AlertSettingsResponse> {
@@ -36,7 +36,10 @@ export class AlertSettingsController {
   }
 
   @Put()
-  @ApiOperation({ summary: "Set the tenant's default alert webhook (tasks with their own alerts keep theirs)" })
+  @ApiOperation({
+    operationId: 'setAlertSettings',
+    summary: "Set the tenant's default alert webhook (tasks with their own alerts keep theirs)",
+  })
   @ApiOkResponse({ type: AlertSettingsResponse })
   @RequirePermission('tasks:write')
   async put(@Ctx() ctx: RequestContext, @Body() dto: AlertSpecDto): Promise<AlertSettingsResponse> {
@@ -50,7 +53,7 @@ export class AlertSettingsController {
 
   @Delete()
   @HttpCode(204)
-  @ApiOperation({ summary: "Remove the tenant's default alert webhook" })
+  @ApiOperation({ operationId: 'deleteAlertSettings', summary: "Remove the tenant's default alert webhook" })
   @ApiNoContentResponse()
   @RequirePermission('tasks:write')
   async remove(@Ctx() ctx: RequestContext): Promise<void> {

@@ -1,5 +1,7 @@
 import { Body, Controller, Delete, Get, Param, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiErrors } from '../common/openapi';
+import { ErrorCode } from '../common/api-error';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
@@ -18,7 +20,7 @@ export class ApiKeysController {
 
   @Post()
   @RequirePermission('api-keys:write')
-  @ApiOperation({ summary: 'Create an API key; the full key is returned only here' })
+  @ApiOperation({ operationId: 'createApiKey', summary: 'Create an API key; the full key is returned only here' })
   @ApiCreatedResponse({ type: CreatedApiKeyResponse })
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateApiKeyDto): Promise<CreatedApiKeyResponse> {
     const { entity, key } = await this.keys.create(ctx, dto);
@@ -27,7 +29,7 @@ export class ApiKeysController {
 
   @Get()
   @RequirePermission('api-keys:read')
-  @ApiOperation({ summary: 'List the API keys of your tenant (never secrets)' })
+  @ApiOperation({ operationId: 'listApiKeys', summary: 'List the API keys of your tenant (never secrets)' })
   @ApiOkResponse({ type: ApiKeyPage })
   async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<Page<ApiKeyResponse>> {
     const page = await this.keys.list(ctx, q.limit ?? 50, q.cursor);
@@ -36,7 +38,8 @@ export class ApiKeysController {
 
   @Delete(':id')
   @RequirePermission('api-keys:write')
-  @ApiOperation({ summary: 'Revoke an API key (effective immediately)' })
+  @ApiOperation({ operationId: 'revokeApiKey', summary: 'Revoke an API key (effective immediately)' })
+  @ApiErrors(ErrorCode.API_KEY_NOT_FOUND)
   @ApiOkResponse({ type: ApiKeyResponse })
   async revoke(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<ApiKeyResponse> {
     return ApiKeyResponse.from(await this.keys.revoke(ctx, id));

@@ -17,7 +17,10 @@ export class AuditController {
 
   @Get()
   @RequirePermission('audit:read')
-  @ApiOperation({ summary: "List your tenant's audit events, newest first (the platform admin may name a tenant or all)" })
+  @ApiOperation({
+    operationId: 'listAuditEvents',
+    summary: "List your tenant's audit events, newest first (the platform admin may name a tenant or all)",
+  })
   @ApiOkResponse({ type: AuditEventPage })
   async list(@Ctx() ctx: RequestContext, @Query() q: ListAuditEventsQueryDto): Promise<Page<AuditEventResponse>> {
     const page = await this.audit.list(ctx, { ...q, limit: q.limit ?? 50 });

@@ -1,5 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiErrors } from '../common/openapi';
+import { ErrorCode } from '../common/api-error';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
@@ -16,7 +18,11 @@ export class CalendarsController {
   constructor(private readonly calendars: CalendarsService) {}
 
   @Post()
-  @ApiOperation({ summary: 'Create a business calendar (holidays, weekly windows) for schedules to exclude' })
+  @ApiOperation({
+    operationId: 'createCalendar',
+    summary: 'Create a business calendar (holidays, weekly windows) for schedules to exclude',
+  })
+  @ApiErrors(ErrorCode.CALENDAR_NAME_TAKEN, ErrorCode.SCHEDULE_INVALID_CALENDAR)
   @ApiCreatedResponse({ type: CalendarResponse })
   @RequirePermission('schedules:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateCalendarDto): Promise<CalendarResponse> {
@@ -24,7 +30,7 @@ export class CalendarsController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List calendars, newest first' })
+  @ApiOperation({ operationId: 'listCalendars', summary: 'List calendars, newest first' })
   @ApiOkResponse({ type: CalendarPage })
   @RequirePermission('schedules:read')
   async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<Page<CalendarResponse>> {
@@ -32,7 +38,8 @@ export class CalendarsController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'Get a calendar' })
+  @ApiOperation({ operationId: 'getCalendar', summary: 'Get a calendar' })
+  @ApiErrors(ErrorCode.CALENDAR_NOT_FOUND)
   @ApiOkResponse({ type: CalendarResponse })
   @RequirePermission('schedules:read')
   async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<CalendarResponse> {
@@ -40,7 +47,13 @@ export class CalendarsController {
   }
 
   @Patch(':id')
-  @ApiOperation({ summary: 'Change a calendar; every schedule excluding it is updated with it' })
+  @ApiOperation({ operationId: 'updateCalendar', summary: 'Change a calendar; every schedule excluding it is updated with it' })
+  @ApiErrors(
+    ErrorCode.CALENDAR_NOT_FOUND,
+    ErrorCode.CALENDAR_NAME_TAKEN,
+    ErrorCode.SCHEDULE_INVALID_CALENDAR,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
   @ApiOkResponse({ type: CalendarResponse })
   @RequirePermission('schedules:write')
   async update(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: UpdateCalendarDto): Promise<CalendarResponse> {
@@ -50,7 +63,8 @@ export class CalendarsController {
 
   @Delete(':id')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Delete a calendar no schedule excludes' })
+  @ApiOperation({ operationId: 'deleteCalendar', summary: 'Delete a calendar no schedule excludes' })
+  @ApiErrors(ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.CALENDAR_IN_USE)
   @ApiNoContentResponse()
   @RequirePermission('schedules:write')
   async remove(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<void> {

@@ -224,10 +224,11 @@ function addSuccessHeaders(op: Operation): void {
 function validatorsByClassName(): Map<string, ValidationMetadata[]> {
   const storage = getMetadataStorage();
   // class-validator has no public list of its classes; its storage keeps them in this map.
-  const targets = [...(storage as unknown as { validationMetadatas: Map<Function, unknown> }).validationMetadatas.keys()];
+  type Target = abstract new (...args: never[]) => unknown;
+  const targets = [...(storage as unknown as { validationMetadatas: Map<Target | string, unknown> }).validationMetadatas.keys()];
   return new Map(
     targets
-      .filter((t): t is Function => typeof t === 'function')
+      .filter((t): t is Target => typeof t === 'function')
       .map((t) => [t.name, storage.getTargetValidationMetadatas(t, '', false, false)] as const),
   );
 }

@@ -1,5 +1,6 @@
 import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiPublic } from '../common/openapi';
 import { Connection } from '@temporalio/client';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
@@ -27,6 +28,7 @@ async function check(fn: () => Promise<unknown>, timeoutMs = 2000): Promise<Chec
 
 @ApiTags('health')
 @Public()
+@ApiPublic()
 @Controller()
 export class HealthController {
   constructor(
@@ -36,13 +38,13 @@ export class HealthController {
 
   @Get('health')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Liveness: the process is up' })
+  @ApiOperation({ operationId: 'getHealth', summary: 'Liveness: the process is up' })
   health(): { status: 'ok' } {
     return { status: 'ok' };
   }
 
   @Get('ready')
-  @ApiOperation({ summary: 'Readiness: PostgreSQL and Temporal answer (503 otherwise)' })
+  @ApiOperation({ operationId: 'getReadiness', summary: 'Readiness: PostgreSQL and Temporal answer (503 otherwise)' })
   async ready(@Res({ passthrough: true }) res: Response) {
     const [postgres, temporal] = await Promise.all([
       check(() => this.db.query('SELECT 1')),

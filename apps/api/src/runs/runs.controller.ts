@@ -1,5 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiErrors, ApiResponseHeaders } from '../common/openapi';
+import { ErrorCode } from '../common/api-error';
 import type { Response } from 'express';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
@@ -20,13 +22,22 @@ export class RunsController {
 
   @Post('tasks/:id/runs')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Run a task now, optionally with parameter overrides' })
+  @ApiOperation({ operationId: 'triggerTaskRun', summary: 'Run a task now, optionally with parameter overrides' })
+  @ApiErrors(
+    ErrorCode.TASK_NOT_FOUND,
+    ErrorCode.TASK_DISABLED,
+    ErrorCode.IDEMPOTENCY_KEY_INVALID,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
   @ApiHeader({
     name: 'Idempotency-Key',
     required: false,
     description: 'Same key and body for the same task: the same run, never two. Same key, different body: 422 IDEMPOTENCY_KEY_REUSED.',
+    schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$', maxLength: 255, example: 'deploy-2026-12-02-001' },
   })
-  @ApiAcceptedResponse({ type: RunResponse })
+  @ApiAcceptedResponse({ type: RunResponse, description: 'The run started (or, for a known Idempotency-Key, the run started then).' })
+  @ApiResponseHeaders('Location', 'IdempotentReplayed')
   @RequirePermission('runs:execute')
   async trigger(
     @Ctx() ctx: RequestContext,
@@ -42,7 +53,7 @@ export class RunsController {
   }
 
   @Get('runs')
-  @ApiOperation({ summary: 'List runs, newest first (filters: task, status, trigger, time range)' })
+  @ApiOperation({ operationId: 'listRuns', summary: 'List runs, newest first (filters: task, status, trigger, time range)' })
   @ApiOkResponse({ type: RunPage })
   @RequirePermission('runs:read')
   async list(@Ctx() ctx: RequestContext, @Query() q: ListRunsQueryDto): Promise<Page<RunResponse>> {
@@ -51,7 +62,8 @@ export class RunsController {
   }
 
   @Get('runs/:id')
-  @ApiOperation({ summary: 'Get a run with its shards and every attempt' })
+  @ApiOperation({ operationId: 'getRun', summary: 'Get a run with its shards and every attempt' })
+  @ApiErrors(ErrorCode.RUN_NOT_FOUND)
   @ApiOkResponse({ type: RunResponse })
   @RequirePermission('runs:read')
   async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<RunResponse> {
@@ -61,7 +73,11 @@ export class RunsController {
 
   @Post('runs/:id/cancel')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Cancel a queued or running run; its processes are stopped within two heartbeat intervals' })
+  @ApiOperation({
+    operationId: 'cancelRun',
+    summary: 'Cancel a queued or running run; its processes are stopped within two heartbeat intervals',
+  })
+  @ApiErrors(ErrorCode.RUN_NOT_FOUND, ErrorCode.RUN_ALREADY_FINISHED, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiAcceptedResponse({ type: RunResponse })
   @RequirePermission('runs:execute')
   async cancel(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<RunResponse> {
@@ -71,8 +87,16 @@ export class RunsController {
 
   @Post('runs/:id/retry')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Start a new run with the same parameters, linked to this finished one' })
-  @ApiAcceptedResponse({ type: RunResponse })
+  @ApiOperation({ operationId: 'retryRun', summary: 'Start a new run with the same parameters, linked to this finished one' })
+  @ApiErrors(
+    ErrorCode.RUN_NOT_FOUND,
+    ErrorCode.RUN_NOT_FINISHED,
+    ErrorCode.RUN_ALREADY_REDRIVEN,
+    ErrorCode.TASK_DISABLED,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
+  @ApiAcceptedResponse({ type: RunResponse, description: 'The new run.' })
+  @ApiResponseHeaders('Location')
   @RequirePermission('runs:execute')
   async retry(@Ctx() ctx: RequestContext, @Param('id') id: string, @Res({ passthrough: true }) res: Response): Promise<RunResponse> {
     const run = await this.runs.retry(ctx, id);
@@ -81,7 +105,10 @@ export class RunsController {
   }
 
   @Get('dead-letters')
-  @ApiOperation({ summary: 'Runs that failed or timed out with no attempt left and were not re-driven, newest first' })
+  @ApiOperation({
+    operationId: 'listDeadLetters',
+    summary: 'Runs that failed or timed out with no attempt left and were not re-driven, newest first',
+  })
   @ApiOkResponse({ type: RunPage })
   @RequirePermission('runs:read')
   async deadLetters(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<Page<RunResponse>> {
@@ -91,8 +118,19 @@ export class RunsController {
 
   @Post('dead-letters/:id/redrive')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Re-drive a dead letter: a new run linked to it; the dead letter leaves the list' })
-  @ApiAcceptedResponse({ type: RunResponse })
+  @ApiOperation({
+    operationId: 'redriveDeadLetter',
+    summary: 'Re-drive a dead letter: a new run linked to it; the dead letter leaves the list',
+  })
+  @ApiErrors(
+    ErrorCode.RUN_NOT_FOUND,
+    ErrorCode.NOT_A_DEAD_LETTER,
+    ErrorCode.RUN_ALREADY_REDRIVEN,
+    ErrorCode.TASK_DISABLED,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
+  @ApiAcceptedResponse({ type: RunResponse, description: 'The new run.' })
+  @ApiResponseHeaders('Location')
   @RequirePermission('runs:execute')
   async redrive(@Ctx() ctx: RequestContext, @Param('id') id: string, @Res({ passthrough: true }) res: Response): Promise<RunResponse> {
     const run = await this.runs.retry(ctx, id, { deadLetterOnly: true });

@@ -1,5 +1,7 @@
 import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiErrors } from '../common/openapi';
+import { ErrorCode } from '../common/api-error';
 import { PLATFORM_PERMISSION, RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
@@ -17,7 +19,8 @@ export class TenantsController {
 
   @Post()
   @RequirePermission(PLATFORM_PERMISSION)
-  @ApiOperation({ summary: 'Create a tenant (platform admin)' })
+  @ApiOperation({ operationId: 'createTenant', summary: 'Create a tenant (platform admin)' })
+  @ApiErrors(ErrorCode.TENANT_SLUG_TAKEN)
   @ApiCreatedResponse({ type: TenantResponse })
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateTenantDto): Promise<TenantResponse> {
     return TenantResponse.from(await this.tenants.create(ctx, dto));
@@ -25,7 +28,7 @@ export class TenantsController {
 
   @Get()
   @RequirePermission(PLATFORM_PERMISSION)
-  @ApiOperation({ summary: 'List tenants (platform admin)' })
+  @ApiOperation({ operationId: 'listTenants', summary: 'List tenants (platform admin)' })
   @ApiOkResponse({ type: TenantPage })
   async list(@Query() q: ListQueryDto): Promise<Page<TenantResponse>> {
     const page = await this.tenants.list(q.limit ?? 50, q.cursor);
@@ -34,7 +37,8 @@ export class TenantsController {
 
   @Get(':id')
   @RequirePermission(PLATFORM_PERMISSION)
-  @ApiOperation({ summary: 'Get a tenant (platform admin)' })
+  @ApiOperation({ operationId: 'getTenant', summary: 'Get a tenant (platform admin)' })
+  @ApiErrors(ErrorCode.TENANT_NOT_FOUND)
   @ApiOkResponse({ type: TenantResponse })
   async get(@Param('id') id: string): Promise<TenantResponse> {
     return TenantResponse.from(await this.tenants.get(id));
@@ -42,7 +46,8 @@ export class TenantsController {
 
   @Patch(':id')
   @RequirePermission(PLATFORM_PERMISSION)
-  @ApiOperation({ summary: 'Rename, suspend/resume or change the limits of a tenant (platform admin)' })
+  @ApiOperation({ operationId: 'updateTenant', summary: 'Rename, suspend/resume or change the limits of a tenant (platform admin)' })
+  @ApiErrors(ErrorCode.TENANT_NOT_FOUND, ErrorCode.TENANT_SELF_SUSPEND)
   @ApiOkResponse({ type: TenantResponse })
   async update(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: UpdateTenantDto): Promise<TenantResponse> {
     return TenantResponse.from(await this.tenants.update(ctx, id, dto));

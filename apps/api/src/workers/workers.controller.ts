@@ -1,5 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiErrors } from '../common/openapi';
+import { ErrorCode } from '../common/api-error';
 import { RequirePermission } from '../auth/permissions';
 import { WorkersResponse } from './dtos/worker.response';
 import { WorkersService } from './workers.service';
@@ -11,7 +13,11 @@ export class WorkersController {
   constructor(private readonly workers: WorkersService) {}
 
   @Get('workers')
-  @ApiOperation({ summary: "List the workers polling each of this deployment's task queues, as Temporal reports them" })
+  @ApiOperation({
+    operationId: 'listWorkers',
+    summary: "List the workers polling each of this deployment's task queues, as Temporal reports them",
+  })
+  @ApiErrors(ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: WorkersResponse })
   @RequirePermission('workers:read')
   list(): Promise<WorkersResponse> {
