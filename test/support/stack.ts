@@ -61,6 +61,8 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** Start in-process workers (default true); false when a test runs worker processes itself. */
   workers?: boolean;
+  /** Address the API listens on (default 127.0.0.1); a test's own veth address to be reached from a network namespace. */
+  host?: string;
 }
 
 export async function startStack(name: string, opts: StackOptions = {}): Promise<TestStack> {
@@ -89,7 +91,7 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
     ...overrides,
   });
   const app: INestApplication = await createApp(config, { logger: false });
-  await app.listen(0, '127.0.0.1');
+  await app.listen(0, opts.host ?? '127.0.0.1');
   const baseUrl = (await app.getUrl()).replace('[::1]', '127.0.0.1');
 
   const db = await createDataSource({ url: config.DATABASE_URL, applicationName: `test-${name}`, poolSize: 4 }).initialize();
