@@ -13,12 +13,29 @@ if (!existsSync(document)) {
 }
 const result = spawnSync(
   join(root, 'node_modules/.bin/redocly'),
-  ['lint', document, '--config', join(root, 'redocly.yaml'), '--format', 'stylish'],
+  ['lint', document, '--config', join(root, 'redocly.yaml'), '--format', 'json'],
   {
     cwd: root,
-    stdio: 'inherit',
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
     // No telemetry and no update check: the lint sends nothing anywhere.
     env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
   },
 );
-process.exit(result.status ?? 1);
+let report;
+try {
+  report = JSON.parse(result.stdout);
+} catch {
+  console.error(`openapi lint: redocly did not report (exit ${result.status}):\n${result.stdout}${result.stderr}`);
+  process.exit(1);
+}
+// A warning fails the lint as an error does: what is tolerated is listed, with its reason, in .redocly.lint-ignore.yaml.
+for (const p of report.problems) {
+  const where = p.location?.map((l) => l.pointer).join(', ') ?? '';
+  console.error(`${p.severity} ${p.ruleId}: ${p.message} at ${where}`);
+}
+const { errors, warnings, ignored } = report.totals;
+console.log(
+  `openapi lint (redocly ${report.version}): ${errors} errors, ${warnings} warnings, ${ignored} ignored (see .redocly.lint-ignore.yaml)`,
+);
+process.exit(errors + warnings > 0 ? 1 : 0);

@@ -290,13 +290,27 @@ function integersByDefault(node: unknown): void {
   for (const value of Object.values(s)) integersByDefault(value);
 }
 
-/** Timestamps (`…At`) are ISO 8601 strings; ids are UUIDs. */
+/** Properties that name one of the API's resources by its id (a UUID); Temporal's ids are not among them. */
+const UUID_PROPERTIES = new Set([
+  'id',
+  'taskId',
+  'runId',
+  'scheduleId',
+  'calendarId',
+  'tenantId',
+  'apiKeyId',
+  'actorKeyId',
+  'retryOfRunId',
+  'redrivenByRunId',
+]);
+
+/** Timestamps (`…At`) are ISO 8601 strings; resource ids are UUIDs. */
 function formatsByName(schemas: Record<string, Schema>): void {
   for (const schema of Object.values(schemas)) {
     for (const [name, prop] of Object.entries(schema.properties ?? {}) as [string, Schema][]) {
       if (prop.type !== 'string' || prop.format || prop.enum) continue;
       if (/At$/.test(name)) prop.format = 'date-time';
-      else if (name === 'id') prop.format = 'uuid';
+      else if (UUID_PROPERTIES.has(name)) prop.format = 'uuid';
     }
   }
 }
@@ -371,21 +385,31 @@ function discriminateExecutor(schemas: Record<string, Schema>, name: string, she
   };
 }
 
-/** Response specs: the same shapes as the request specs. */
+/** Response properties that have the shape of a request DTO: typed by it rather than as a bare object. */
+const RESPONSE_SHAPES: Record<string, Record<string, string>> = {
+  TaskResponse: { shell: 'ShellSpecDto', http: 'HttpSpecDto', retry: 'RetryDto', alerts: 'AlertSpecDto' },
+  RunResponse: { overrides: 'TriggerRunDto' },
+  ScheduleResponse: { spec: 'ScheduleSpecDto', policies: 'SchedulePoliciesDto' },
+};
+
 function typeResponseSpecs(schemas: Record<string, Schema>): void {
-  const task = schemas.TaskResponse?.properties;
-  if (!task) return;
-  for (const [prop, spec] of [
-    ['shell', 'ShellSpecDto'],
-    ['http', 'HttpSpecDto'],
-    ['retry', 'RetryDto'],
-    ['alerts', 'AlertSpecDto'],
-  ] as const) {
-    if (task[prop] && !task[prop].$ref && schemas[spec]) {
-      const { description, nullable } = task[prop] as Schema;
-      task[prop] = nullable ? { type: 'object', nullable: true, allOf: [ref(spec)], ...(description ? { description } : {}) } : ref(spec);
+  for (const [name, shapes] of Object.entries(RESPONSE_SHAPES)) {
+    const props = schemas[name]?.properties;
+    for (const [prop, spec] of Object.entries(shapes)) {
+      if (!props?.[prop] || props[prop].$ref || !schemas[spec]) continue;
+      const { description, nullable } = props[prop] as Schema;
+      props[prop] = nullable ? { type: 'object', nullable: true, allOf: [ref(spec)], ...(description ? { description } : {}) } : ref(spec);
     }
   }
+}
+
+/** A free-form object (metadata, audit details) is a map of any JSON values, not an empty object. */
+function openObjects(node: unknown): void {
+  if (Array.isArray(node)) return node.forEach(openObjects);
+  if (!node || typeof node !== 'object') return;
+  const s = node as Schema;
+  if (s.type === 'object' && !s.properties && s.additionalProperties === undefined && !s.allOf && !s.oneOf) s.additionalProperties = true;
+  for (const value of Object.values(s)) openObjects(value);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -427,5 +451,6 @@ function finishContract(document: OpenAPIObject): OpenAPIObject {
     delete op[PUBLIC];
   }
   integersByDefault(document);
+  openObjects(components.schemas);
   return document;
 }
