@@ -3,6 +3,7 @@ import { RateLimits1732400000000 } from './1732400000000-rate-limits';
 import { ExecutionEngine1732500000000 } from './1732500000000-execution-engine';
 import { Schedules1732600000000 } from './1732600000000-schedules';
 import { ShellIsolation1732700000000 } from './1732700000000-shell-isolation';
+import { TaskLifecycle1732800000000 } from './1732800000000-task-lifecycle';
 
 /** Every migration, oldest first. Add new ones at the end. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   ExecutionEngine1732500000000,
   Schedules1732600000000,
   ShellIsolation1732700000000,
+  TaskLifecycle1732800000000,
 ];

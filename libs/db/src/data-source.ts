@@ -9,12 +9,14 @@ import { RunShardEntity } from './entities/run-shard.entity';
 import { CalendarEntity } from './entities/calendar.entity';
 import { ScheduleEntity } from './entities/schedule.entity';
 import { TaskEntity } from './entities/task.entity';
+import { TaskVersionEntity } from './entities/task-version.entity';
 import { TenantEntity } from './entities/tenant.entity';
 
 export const ENTITIES = [
   TenantEntity,
   ApiKeyEntity,
   TaskEntity,
+  TaskVersionEntity,
   RunEntity,
   RunAttemptEntity,
   RunShardEntity,

@@ -2,6 +2,7 @@ export * from './data-source';
 export * from './entities/tenant.entity';
 export * from './entities/api-key.entity';
 export * from './entities/task.entity';
+export * from './entities/task-version.entity';
 export * from './entities/run.entity';
 export * from './entities/run-attempt.entity';
 export * from './entities/run-shard.entity';
