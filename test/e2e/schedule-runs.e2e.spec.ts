@@ -422,12 +422,16 @@ test(
 
     const triggeredAt = Date.now();
     const fired = await api('POST', `/v1/schedules/${s.id}/trigger`, {});
-    expect([fired.status, fired.body]).toEqual([202, { triggered: true }]);
+    // The answer is the run the fire started, like POST /v1/tasks/{id}/runs answers.
+    expect([fired.status, fired.body.error]).toEqual([202, undefined]);
+    expect(fired.body).toMatchObject({ trigger: 'schedule', scheduleId: s.id, taskId, taskVersion: 1 });
+    expect(fired.headers.get('location')).toBe(`/v1/runs/${fired.body.id}`);
     const [first] = await eventually(
       () => runsOf(s.id),
       (rs) => rs.length === 1 && rs[0].started_at !== null,
       20_000,
     );
+    expect(first.id).toBe(fired.body.id);
     expect(first.trigger).toBe('schedule');
     expect(Math.abs(first.scheduled_at.getTime() - triggeredAt)).toBeLessThan(10_000);
     const viaApi = await api('GET', `/v1/runs/${first.id}`);
@@ -436,14 +440,17 @@ test(
     // The schedule's own policy (skip) applies to a trigger: the first run is still going.
     await sleep(1_100);
     const skipped = await api('POST', `/v1/schedules/${s.id}/trigger`, {});
-    expect(skipped.status).toBe(202);
+    // Skipped under the overlap policy: said so, not answered as if a run had started.
+    expect([skipped.status, skipped.body.error?.code]).toEqual([409, 'SCHEDULE_TRIGGER_NOT_STARTED']);
+    expect(skipped.body.error.details).toEqual([expect.objectContaining({ field: 'overlap', reason: 'overlap_skip' })]);
     await sleep(4_000);
     expect(await countRuns(s.id)).toBe(1);
     const stats = (await api('GET', `/v1/schedules/${s.id}`)).body.stats;
     expect(stats.skippedOverlap).toBeGreaterThanOrEqual(1);
 
     const allowed = await api('POST', `/v1/schedules/${s.id}/trigger`, { overlap: 'allow_all' });
-    expect(allowed.status).toBe(202);
+    expect([allowed.status, allowed.body.error]).toEqual([202, undefined]);
+    expect(allowed.body.id).not.toBe(fired.body.id);
     const runs = await eventually(
       () => runsOf(s.id),
       (rs) => rs.length === 2,

@@ -2,6 +2,8 @@
 export enum ErrorCode {
   VALIDATION_FAILED = 'VALIDATION_FAILED',
   MALFORMED_JSON = 'MALFORMED_JSON',
+  MALFORMED_REQUEST = 'MALFORMED_REQUEST',
+  HEADERS_TOO_LARGE = 'HEADERS_TOO_LARGE',
   PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
   INVALID_CURSOR = 'INVALID_CURSOR',
@@ -54,6 +56,7 @@ export function httpStatusOf(code: ErrorCode): number {
   switch (code) {
     case ErrorCode.VALIDATION_FAILED:
     case ErrorCode.MALFORMED_JSON:
+    case ErrorCode.MALFORMED_REQUEST:
     case ErrorCode.INVALID_CURSOR:
     case ErrorCode.IDEMPOTENCY_KEY_INVALID:
     case ErrorCode.SCHEDULE_INVALID_CRON:
@@ -92,6 +95,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 413;
     case ErrorCode.UNSUPPORTED_MEDIA_TYPE:
       return 415;
+    case ErrorCode.HEADERS_TOO_LARGE:
+      return 431;
     case ErrorCode.TASK_DISABLED:
     case ErrorCode.TASK_EGRESS_FORBIDDEN:
     case ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP:

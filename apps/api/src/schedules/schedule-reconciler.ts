@@ -5,7 +5,7 @@ import { ScheduleEntity } from '@task-scheduler/db';
 import { Client, ScheduleNotFoundError } from '@temporalio/client';
 import { DataSource, IsNull } from 'typeorm';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
-import { TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
+import { TASK_DISABLED_NOTE, TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
 import { SchedulesService } from './schedules.service';
 
 /** Advisory-lock key: one API process reconciles at a time. */
@@ -139,15 +139,28 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
     }
     const desired = await this.schedules.desiredOf(tx, row);
     const want = effectivePause(desired);
-    const memoVersion = (description.action as { memo?: Record<string, unknown> }).memo?.scheduleVersion;
+    const memo = (description.action as { memo?: Record<string, unknown> }).memo;
+    const memoVersion = memo?.scheduleVersion;
     if (memoVersion !== row.version) {
       await this.schedules.sync(tx, row, { desired });
       await this.schedules.event(tx, row, 'repaired', `updated: Temporal had version ${String(memoVersion)}, the row ${row.version}`);
       report.updated.push(row.id);
       return;
     }
+    // A task change whose resync did not reach Temporal: its fires would still run the old task version.
+    if (memo?.taskVersion !== desired.task.version) {
+      await this.schedules.sync(tx, row, { desired });
+      await this.schedules.event(
+        tx,
+        row,
+        'repaired',
+        `updated: Temporal had task version ${String(memo?.taskVersion)}, the task ${desired.task.version}`,
+      );
+      report.updated.push(row.id);
+      return;
+    }
     if (description.state.paused === want.paused) return;
-    const pausedForTenant = description.state.note === TENANT_SUSPENDED_NOTE;
+    const pausedForTenant = description.state.note === TENANT_SUSPENDED_NOTE || description.state.note === TASK_DISABLED_NOTE;
     if (description.state.paused && row.policies.pauseOnFailure && !desired.tenantSuspended && !pausedForTenant) {
       // Temporal paused it after a failed run, as the policy asks: that is the schedule's state now.
       const note = description.state.note ?? 'paused after a failed run';

@@ -8,6 +8,8 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { SEARCH_ATTRIBUTE_KEYS as SA } from '../common/temporal';
 import { ApiError, ErrorCode } from '../common/api-error';
 import { egressForbidden, runInputOf } from '../runs/run-input';
+import { TEMPORAL_MAX_YEAR, TEMPORAL_MIN_YEAR, cronCalendarsOf, runsOf, yearRanges } from './cron-spec';
+import type { CronCalendar } from './cron-spec';
 
 const MONTHS = [
   'JANUARY',
@@ -44,7 +46,8 @@ const FIELD_BOUNDS: Record<CalendarField, { min: number; max: number; names?: re
   hour: { min: 0, max: 23 },
   dayOfMonth: { min: 1, max: 31 },
   month: { min: 1, max: 12, names: MONTHS },
-  year: { min: 1970, max: 9999 },
+  // Temporal's calendars know these years only (it refuses others without naming the field).
+  year: { min: TEMPORAL_MIN_YEAR, max: TEMPORAL_MAX_YEAR },
   dayOfWeek: { min: 0, max: 6, names: DAYS },
 };
 
@@ -92,6 +95,26 @@ export function calendarSpecOf(rule: CalendarRule, path: string): CalendarSpec {
     if (text !== undefined) (spec as Record<string, unknown>)[field] = parseField(field, text, `${path}.${field}`);
   }
   return spec;
+}
+
+/** A cron rule (from cron-spec) as a Temporal structured calendar. */
+function cronCalendarSpecOf(c: CronCalendar, comment: string): CalendarSpec {
+  const numbers = (values: number[]) => runsOf(values).map((r) => ({ start: r.start, end: r.end, step: 1 }));
+  return {
+    second: numbers(c.second),
+    minute: numbers(c.minute),
+    hour: numbers(c.hour),
+    dayOfMonth: c.dayOfMonth === '*' ? '*' : numbers(c.dayOfMonth),
+    month: runsOf(c.month).map((r) => ({ start: MONTHS[r.start - 1], end: MONTHS[r.end - 1], step: 1 })),
+    dayOfWeek: c.dayOfWeek === '*' ? '*' : runsOf(c.dayOfWeek).map((r) => ({ start: DAYS[r.start], end: DAYS[r.end], step: 1 })),
+    year: c.year ? yearRanges(c.year) : '*',
+    comment,
+  };
+}
+
+/** Every cron expression as structured calendars (see cron-spec.ts); `path` names the field in errors. */
+export function cronSpecsOf(cron: readonly string[], path: string): CalendarSpec[] {
+  return cron.flatMap((expr, i) => cronCalendarsOf(expr, `${path}cron[${i}]`).map((c) => cronCalendarSpecOf(c, `cron: ${expr.trim()}`)));
 }
 
 const minutes = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
@@ -152,10 +175,9 @@ export function temporalSpecOf(
   const withExclusions = opts.withExclusions ?? true;
   const at = opts.path ? `${opts.path}.` : '';
   return {
-    // Temporal reads 6 fields as minute…day-of-week plus a year; ours put seconds first: add the year.
-    cronExpressions: (spec.cron ?? []).map((c) => (c.trim().split(/\s+/).length === 6 ? `${c.trim()} *` : c.trim())),
+    // Crons are read here, not by Temporal, whose reader drops `#…` as a comment and refuses `L`.
     intervals: (spec.intervals ?? []).map((i) => ({ every: `${i.everySeconds}s`, offset: `${i.offsetSeconds ?? 0}s` })),
-    calendars: (spec.calendars ?? []).map((c, i) => calendarSpecOf(c, `${at}calendars[${i}]`)),
+    calendars: [...cronSpecsOf(spec.cron ?? [], at), ...(spec.calendars ?? []).map((c, i) => calendarSpecOf(c, `${at}calendars[${i}]`))],
     skip: withExclusions ? [...(spec.exclude ?? []).map((c, i) => calendarSpecOf(c, `${at}exclude[${i}]`)), ...skipSpecsOf(calendars)] : [],
     startAt: spec.startAt ? new Date(spec.startAt) : undefined,
     endAt: spec.endAt ? new Date(spec.endAt) : undefined,
@@ -180,8 +202,12 @@ export const EGRESS_FORBIDDEN_NOTE = 'paused: network egress is forbidden for th
 /** Note Temporal shows on a schedule paused because its tenant is suspended. */
 export const TENANT_SUSPENDED_NOTE = 'paused: tenant suspended';
 
+/** Note Temporal shows on a schedule held paused because its task is disabled. */
+export const TASK_DISABLED_NOTE = 'paused: task disabled';
+
 export function effectivePause(d: DesiredSchedule): { paused: boolean; note: string | undefined } {
   if (d.tenantSuspended) return { paused: true, note: TENANT_SUSPENDED_NOTE };
+  if (!d.task.enabled) return { paused: true, note: TASK_DISABLED_NOTE };
   if (egressForbidden(d.task.spec as ShellSpec, d.shellPolicy)) return { paused: true, note: EGRESS_FORBIDDEN_NOTE };
   return { paused: d.schedule.paused, note: d.schedule.paused ? (d.schedule.pauseNote ?? 'paused') : undefined };
 }
@@ -204,8 +230,8 @@ function body(config: AppConfig, d: DesiredSchedule): Omit<ScheduleUpdateOptions
         { key: SA.taskId, value: task.id },
         { key: SA.trigger, value: 'schedule' },
       ]),
-      // The reconciler compares this with the row to find schedules Temporal holds an old version of.
-      memo: { scheduleVersion: schedule.version, taskName: task.name },
+      // The reconciler compares these with the rows to find schedules Temporal holds an old version (of either) of.
+      memo: { scheduleVersion: schedule.version, taskVersion: task.version, taskName: task.name },
     },
     policies: {
       overlap: overlapOf(schedule.policies.overlap),

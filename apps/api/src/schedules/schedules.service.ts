@@ -3,11 +3,9 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_CATCHUP_WINDOW_SECONDS, temporalScheduleId } from '@task-scheduler/contracts';
 import type { OverlapPolicy, SchedulePolicyInput, ScheduleSpecInput, ShellSpec } from '@task-scheduler/contracts';
-import { isValidTimeZone } from '@task-scheduler/core';
 import { CalendarEntity, RunEntity, ScheduleEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError } from '@temporalio/client';
 import type { ScheduleDescription, ScheduleHandle, ScheduleSpec } from '@temporalio/client';
-import { CronExpressionParser } from 'cron-parser';
 import { DataSource, In, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -21,6 +19,7 @@ import { isInvalidArgument, isUnavailable } from '../common/temporal';
 import type { BackfillScheduleDto, CreateScheduleDto, ScheduleSpecDto, UpdateScheduleDto } from './dtos/schedule.dto';
 import { egressForbidden } from '../runs/run-input';
 import { SchedulePreviewService } from './schedule-preview.service';
+import { validateScheduleSpec } from './spec-validation';
 import { createOptionsOf, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
 
@@ -55,6 +54,14 @@ export interface ScheduleLiveState {
   temporal: 'ok' | 'missing' | 'unavailable';
 }
 
+/** How long a trigger waits, at most, for Temporal to take its fire and then for the fire's run to be recorded. */
+const TRIGGER_WAIT_MS = 10_000;
+const TRIGGER_POLL_MS = 200;
+/** The API's and Temporal's clocks may disagree a little; triggers of one schedule are two seconds apart. */
+const TRIGGER_CLOCK_SLACK_MS = 1_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Fires one backfill may start. */
 const MAX_BACKFILL_FIRES = 10_000;
 
@@ -76,7 +83,7 @@ export interface FireRecord {
   /** When the run was recorded (its workflow started). */
   startedAt: string | null;
   latenessMs: number | null;
-  reason: 'paused' | 'overlap_skip' | 'outside_catchup_window' | 'excluded' | null;
+  reason: 'paused' | 'task_disabled' | 'overlap_skip' | 'outside_catchup_window' | 'excluded' | null;
 }
 
 /**
@@ -106,53 +113,9 @@ export class SchedulesService {
     return `${base}/namespaces/${encodeURIComponent(this.config.TEMPORAL_NAMESPACE)}/schedules/${encodeURIComponent(schedule.temporalScheduleId)}`;
   }
 
-  /** Checks a spec field by field, with codes that name the field; returns the spec as stored. */
+  /** Checks a spec field by field, with codes that name the field; returns the spec as stored (see spec-validation.ts). */
   validateSpec(spec: ScheduleSpecDto, path = 'spec'): Omit<ScheduleSpecInput, 'excludeCalendarIds'> {
-    const stored: Omit<ScheduleSpecInput, 'excludeCalendarIds'> = {
-      ...(spec.cron?.length ? { cron: spec.cron.map((c) => c.trim()) } : {}),
-      ...(spec.intervals?.length
-        ? { intervals: spec.intervals.map((i) => ({ everySeconds: i.everySeconds, offsetSeconds: i.offsetSeconds ?? 0 })) }
-        : {}),
-      ...(spec.calendars?.length ? { calendars: spec.calendars.map((c) => ({ ...c })) } : {}),
-      ...(spec.exclude?.length ? { exclude: spec.exclude.map((c) => ({ ...c })) } : {}),
-      timezone: spec.timezone ?? 'UTC',
-      ...(spec.startAt ? { startAt: new Date(spec.startAt).toISOString() } : {}),
-      ...(spec.endAt ? { endAt: new Date(spec.endAt).toISOString() } : {}),
-      ...(spec.jitterSeconds ? { jitterSeconds: spec.jitterSeconds } : {}),
-    };
-    if (!stored.cron && !stored.intervals && !stored.calendars) {
-      throw invalid(ErrorCode.SCHEDULE_SPEC_EMPTY, path, 'give at least one of cron, intervals or calendars');
-    }
-    stored.cron?.forEach((expr, i) => {
-      const fields = expr.split(/\s+/).length;
-      const message =
-        fields !== 5 && fields !== 6
-          ? `${JSON.stringify(expr)} has ${fields} fields; a cron expression has 5 (minute hour day-of-month month day-of-week), or 6 with seconds first`
-          : null;
-      if (message) throw invalid(ErrorCode.SCHEDULE_INVALID_CRON, `${path}.cron[${i}]`, message);
-      try {
-        CronExpressionParser.parse(expr, { strict: false });
-      } catch (err) {
-        throw invalid(
-          ErrorCode.SCHEDULE_INVALID_CRON,
-          `${path}.cron[${i}]`,
-          `${JSON.stringify(expr)} is not a valid cron expression: ${(err as Error).message}`,
-        );
-      }
-    });
-    if (!isValidTimeZone(stored.timezone as string)) {
-      throw invalid(
-        ErrorCode.SCHEDULE_INVALID_TIMEZONE,
-        `${path}.timezone`,
-        `${JSON.stringify(stored.timezone)} is not an IANA time zone (e.g. Europe/Berlin)`,
-      );
-    }
-    if (stored.startAt && stored.endAt && Date.parse(stored.endAt) <= Date.parse(stored.startAt)) {
-      throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, `${path}.endAt`, 'endAt must be after startAt');
-    }
-    // Parses every calendar and exclusion rule; errors name the rule's field.
-    temporalSpecOf(stored, [], { path });
-    return stored;
+    return validateScheduleSpec(spec, path);
   }
 
   private async calendarsOf(
@@ -337,17 +300,58 @@ export class SchedulesService {
   }
 
   async remove(ctx: RequestContext, id: string): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      const s = await this.get(ctx, id, tx);
-      await tx.getRepository(ScheduleEntity).update({ id: s.id }, { deletedAt: new Date() });
-      await this.event(tx, s, 'deleted');
-      await this.audit.record(tx, ctx, { action: 'schedule.delete', targetType: 'schedule', targetId: s.id });
-      try {
-        await temporalCall('the schedule was not deleted', () => this.handle(s).delete());
-      } catch (err) {
-        if (!(err instanceof ScheduleNotFoundError)) throw err;
-      }
+    await this.db.transaction(async (tx) => this.removeLocked(tx, ctx, await this.get(ctx, id, tx)));
+  }
+
+  /** Deletes a schedule whose row `tx` holds locked, and its Temporal Schedule (also when its task is deleted with cascade). */
+  async removeLocked(tx: EntityManager, ctx: RequestContext, s: ScheduleEntity, opts: { cause?: 'task_deleted' } = {}): Promise<void> {
+    await tx.getRepository(ScheduleEntity).update({ id: s.id }, { deletedAt: new Date() });
+    await this.event(tx, s, 'deleted', opts.cause ? 'task deleted' : null, opts.cause ? { cause: opts.cause } : {});
+    await this.audit.record(tx, ctx, {
+      action: 'schedule.delete',
+      targetType: 'schedule',
+      targetId: s.id,
+      ...(opts.cause ? { details: { cause: opts.cause, taskId: s.taskId } } : {}),
     });
+    try {
+      await temporalCall('the schedule was not deleted', () => this.handle(s).delete());
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+  }
+
+  /** Locks (and returns) the live schedules of a task, after the task's own row (the order every task change takes). */
+  lockTaskUsers(tx: EntityManager, tenantId: string, taskId: string): Promise<ScheduleEntity[]> {
+    return tx
+      .getRepository(ScheduleEntity)
+      .createQueryBuilder('s')
+      .where('s.tenant_id = :tenantId AND s.task_id = :taskId AND s.deleted_at IS NULL', { tenantId, taskId })
+      .orderBy('s.created_at')
+      .setLock('pessimistic_write')
+      .getMany();
+  }
+
+  /**
+   * After a task changed (inside its transaction, its row locked): every live
+   * schedule of it gets the new version into its Temporal action, so the next
+   * fire runs it; fires already started keep the input they were given. When
+   * the task was disabled or enabled, each schedule is held paused or released
+   * in Temporal and gets a `paused`/`resumed` event of cause `task_disabled`.
+   * A Temporal refusal rolls the change back; a schedule Temporal holds with an
+   * older task version is repaired by the reconciler.
+   */
+  async resyncTaskUsers(tx: EntityManager, task: TaskEntity, opts: { enabledChanged?: boolean } = {}): Promise<number> {
+    const users = await this.lockTaskUsers(tx, task.tenantId, task.id);
+    for (const s of users) {
+      await temporalCall("the task's schedules were not changed", () => this.sync(tx, s));
+      if (opts.enabledChanged) {
+        await this.event(tx, s, task.enabled ? 'resumed' : 'paused', task.enabled ? 'task enabled' : 'task disabled', {
+          cause: 'task_disabled',
+          taskVersion: task.version,
+        });
+      }
+    }
+    return users.length;
   }
 
   async setPaused(ctx: RequestContext, id: string, paused: boolean, note?: string): Promise<ScheduleEntity> {
@@ -385,6 +389,11 @@ export class SchedulesService {
   /** Refuses to fire a schedule whose task asks for egress the tenant may no longer use (its action has no network). */
   private async assertMayFire(tx: EntityManager, s: ScheduleEntity): Promise<void> {
     const d = await this.desiredOf(tx, s);
+    if (!d.task.enabled) {
+      throw new ApiError(ErrorCode.TASK_DISABLED, `task ${d.task.id} of this schedule is disabled; enable it to fire the schedule`, [
+        { field: 'taskId', message: 'the task is disabled' },
+      ]);
+    }
     if (egressForbidden(d.task.spec as ShellSpec, d.shellPolicy)) {
       throw new ApiError(
         ErrorCode.TASK_EGRESS_FORBIDDEN,
@@ -394,8 +403,18 @@ export class SchedulesService {
     }
   }
 
-  async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  /**
+   * Fires now and answers with the run the fire started. Temporal takes a
+   * trigger asynchronously and tells no caller which workflow it started, so
+   * the schedule is described before and after: the first action Temporal
+   * took after the call is this fire (triggers of one schedule are two seconds
+   * apart, so another trigger cannot be mistaken for it; a natural fire in the
+   * same moment could). Its workflow records the run first thing; both waits
+   * are bounded. A fire the overlap policy skipped or buffered started no run:
+   * that is `SCHEDULE_TRIGGER_NOT_STARTED`, not a success.
+   */
+  async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<RunEntity> {
+    const taken = await this.db.transaction(async (tx) => {
       const s = await this.get(ctx, id, tx);
       await this.assertMayFire(tx, s);
       const [last]: { at: Date }[] = await tx.query(
@@ -407,9 +426,83 @@ export class SchedulesService {
       // Two seconds, not one: Temporal names the fire by the second in which it processes the trigger, a little later.
       if (Math.floor(now / 1000) <= lastSecond + 1) await new Promise((r) => setTimeout(r, (lastSecond + 2) * 1000 - now + 5));
       await this.audit.record(tx, ctx, { action: 'schedule.trigger', targetType: 'schedule', targetId: s.id });
+      let before: ScheduleDescription | undefined;
+      await this.onTemporal(tx, s, 'the schedule was not triggered', async (h) => {
+        before = await h.describe();
+      });
+      const calledAt = Date.now();
       await this.onTemporal(tx, s, 'the schedule was not triggered', (h) => h.trigger(overlapOf(overlap ?? s.policies.overlap)));
       await this.event(tx, s, 'triggered', null, { overlap: overlap ?? s.policies.overlap ?? 'skip' });
+      return { s, before: before as ScheduleDescription, calledAt, policy: overlap ?? s.policies.overlap ?? 'skip' };
     });
+    // After the commit: the fire's run row references the schedule row this transaction held locked.
+    const workflowId = await this.takenFire(taken.s, taken.before, taken.calledAt, taken.policy);
+    const deadline = Date.now() + TRIGGER_WAIT_MS;
+    for (let i = 0; i < TRIGGER_WAIT_MS / TRIGGER_POLL_MS && Date.now() < deadline; i++) {
+      const run = await this.db.getRepository(RunEntity).findOneBy({ workflowId, tenantId: ctx.tenantId });
+      if (run) return run;
+      await sleep(TRIGGER_POLL_MS);
+    }
+    throw new ApiError(
+      ErrorCode.SCHEDULE_RUN_NOT_RECORDED,
+      `the fire started workflow ${workflowId}, but its run was not recorded within ${TRIGGER_WAIT_MS / 1000} s (are workers running?); do not trigger again, the run appears in GET /v1/runs?trigger=schedule once a worker records it`,
+      [{ message: `workflow ${workflowId} started; its run is not recorded yet`, workflowId }],
+    );
+  }
+
+  /** The workflow id of the fire Temporal took for a trigger made at `calledAt`, or why there is none. */
+  private async takenFire(s: ScheduleEntity, before: ScheduleDescription, calledAt: number, policy: OverlapPolicy): Promise<string> {
+    const known = new Set(before.info.recentActions.map((a) => a.action.workflow.workflowId));
+    const bufferOf = (d: ScheduleDescription): { size: number; dropped: number } => ({
+      // Long in the protobuf: through its string form.
+      size: Number(String(d.raw.info?.bufferSize ?? 0)),
+      dropped: Number(String(d.raw.info?.bufferDropped ?? 0)),
+    });
+    const was = bufferOf(before);
+    const deadline = Date.now() + TRIGGER_WAIT_MS;
+    for (let i = 0; i < TRIGGER_WAIT_MS / TRIGGER_POLL_MS && Date.now() < deadline; i++) {
+      let d: ScheduleDescription;
+      try {
+        d = await this.handle(s).describe();
+      } catch (err) {
+        if (!isUnavailable(err)) throw err;
+        await sleep(TRIGGER_POLL_MS);
+        continue;
+      }
+      // Oldest first: a later trigger of the same schedule (two seconds on) is never taken before this one.
+      const fresh = d.info.recentActions
+        .filter((a) => !known.has(a.action.workflow.workflowId) && a.scheduledAt.getTime() >= calledAt - TRIGGER_CLOCK_SLACK_MS)
+        .sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
+      if (fresh.length > 0) return fresh[0].action.workflow.workflowId;
+      const running = d.info.runningActions.map((a) => a.workflow.workflowId).join(', ');
+      const notStarted = (reason: string, message: string): ApiError =>
+        new ApiError(ErrorCode.SCHEDULE_TRIGGER_NOT_STARTED, message, [{ field: 'overlap', message: reason, reason, overlap: policy }]);
+      if (d.info.numActionsSkippedOverlap > before.info.numActionsSkippedOverlap) {
+        throw notStarted(
+          'overlap_skip',
+          `the fire was skipped under overlap policy ${policy}: a run of this schedule is still going (${running || 'just ended'}); no run was started. Trigger with {"overlap":"allow_all"} to run anyway`,
+        );
+      }
+      const now = bufferOf(d);
+      if (now.dropped > was.dropped) {
+        throw notStarted(
+          'buffer_full',
+          `the fire was dropped under overlap policy ${policy}: the buffer of waiting fires is full; no run was started`,
+        );
+      }
+      if (now.size > was.size) {
+        throw notStarted(
+          'buffered',
+          `the fire is buffered under overlap policy ${policy}: it starts when the running run (${running}) ends; no run was started yet`,
+        );
+      }
+      await sleep(TRIGGER_POLL_MS);
+    }
+    throw new ApiError(
+      ErrorCode.SCHEDULE_RUN_NOT_RECORDED,
+      `Temporal did not report the fire within ${TRIGGER_WAIT_MS / 1000} s; it may still start: look at GET /v1/schedules/${s.id}/fires before triggering again`,
+      [{ message: 'Temporal has not reported the fire yet' }],
+    );
   }
 
   /**
@@ -497,18 +590,25 @@ export class SchedulesService {
         })
         .orWhere('r.schedule_id = :id AND r.scheduled_at BETWEEN :from AND :to', { id: s.id, from, to: until })
         .getMany(),
-      this.db.query(`SELECT kind, at FROM schedule_events WHERE schedule_id = $1 AND kind IN ('paused', 'resumed') ORDER BY at`, [
-        s.id,
-      ]) as Promise<{ kind: string; at: Date }[]>,
+      this.db.query(
+        `SELECT kind, at, details->>'cause' AS cause FROM schedule_events WHERE schedule_id = $1 AND kind IN ('paused', 'resumed') ORDER BY at, id`,
+        [s.id],
+      ) as Promise<{ kind: string; at: Date; cause: string | null }[]>,
     ]);
     // More fires than the limit: report the first `limit` of the window, and where to continue.
     const truncated = unexcluded.length >= limit;
     if (truncated) until = unexcluded[unexcluded.length - 1];
     const byTime = new Map(runs.filter((r) => r.scheduledAt).map((r) => [(r.scheduledAt as Date).getTime(), r]));
+    // A disabled task holds the schedule paused on its own, beside the schedule's own pause: two states, not one.
     const pausedAt = (t: number): boolean => {
       let paused = false;
-      for (const e of events) if (e.at.getTime() <= t) paused = e.kind === 'paused';
+      for (const e of events) if (e.at.getTime() <= t && e.cause !== 'task_disabled') paused = e.kind === 'paused';
       return paused;
+    };
+    const taskDisabledAt = (t: number): boolean => {
+      let disabled = false;
+      for (const e of events) if (e.at.getTime() <= t && e.cause === 'task_disabled') disabled = e.kind === 'paused';
+      return disabled;
     };
     // A run's end is recorded a moment before its workflow closes, and Temporal's scheduler learns of the close after that.
     const overlapping = (t: number): boolean =>
@@ -543,11 +643,13 @@ export class SchedulesService {
           reason: null,
         });
       } else if (now - ms > 5_000) {
-        const reason = pausedAt(ms)
-          ? 'paused'
-          : (s.policies.overlap ?? 'skip') === 'skip' && overlapping(ms)
-            ? 'overlap_skip'
-            : 'outside_catchup_window';
+        const reason = taskDisabledAt(ms)
+          ? 'task_disabled'
+          : pausedAt(ms)
+            ? 'paused'
+            : (s.policies.overlap ?? 'skip') === 'skip' && overlapping(ms)
+              ? 'overlap_skip'
+              : 'outside_catchup_window';
         records.push({
           scheduledAt: t.toISOString(),
           outcome: 'missed',

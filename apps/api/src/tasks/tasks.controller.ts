@@ -1,10 +1,17 @@
-import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { ApiErrors, ApiIfMatch, ApiResponseHeaders } from '../common/openapi';
+import { ErrorCode } from '../common/api-error';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
 import { ListQueryDto } from '../common/list-query.dto';
 import { CreateTaskDto } from './dtos/create-task.dto';
+import { TaskDeletedResponse, TaskVersionPage, TaskVersionResponse } from './dtos/task-version.response';
+import { UpdateTaskDto } from './dtos/update-task.dto';
+import { DeleteTaskQueryDto } from './dtos/delete-task.query';
+import { etagOf } from './task-definition';
 import { TaskPage, TaskResponse } from './dtos/task.response';
 import { TasksService } from './tasks.service';
 import { mapPage } from '../common/page.dto';
@@ -17,7 +24,8 @@ export class TasksController {
   constructor(private readonly tasks: TasksService) {}
 
   @Post()
-  @ApiOperation({ summary: 'Create a task' })
+  @ApiOperation({ operationId: 'createTask', summary: 'Create a task' })
+  @ApiErrors(ErrorCode.TASK_NAME_TAKEN, ErrorCode.TASK_EGRESS_FORBIDDEN, ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP, ErrorCode.TENANT_QUOTA_EXCEEDED, ErrorCode.SECRETS_NOT_CONFIGURED)
   @ApiCreatedResponse({ type: TaskResponse })
   @RequirePermission('tasks:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateTaskDto): Promise<TaskResponse> {
@@ -25,7 +33,7 @@ export class TasksController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List tasks, newest first' })
+  @ApiOperation({ operationId: 'listTasks', summary: 'List tasks, newest first' })
   @ApiOkResponse({ type: TaskPage })
   @RequirePermission('tasks:read')
   async list(@Ctx() ctx: RequestContext, @Query() q: ListQueryDto): Promise<Page<TaskResponse>> {
@@ -34,10 +42,113 @@ export class TasksController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'Get a task' })
+  @ApiOperation({ operationId: 'getTask', summary: 'Get a task' })
+  @ApiErrors(ErrorCode.TASK_NOT_FOUND)
+  @ApiResponseHeaders('ETag')
   @ApiOkResponse({ type: TaskResponse })
   @RequirePermission('tasks:read')
-  async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<TaskResponse> {
-    return TaskResponse.from(await this.tasks.get(ctx, id));
+  async get(@Ctx() ctx: RequestContext, @Param('id') id: string, @Res({ passthrough: true }) res: Response): Promise<TaskResponse> {
+    const task = await this.tasks.get(ctx, id);
+    res.setHeader('ETag', etagOf(task.version));
+    return TaskResponse.from(task);
+  }
+
+  @Patch(':id')
+  @ApiOperation({
+    operationId: 'updateTask',
+    summary: 'Change a task (fields given replace, retry merged); an effective change is a new version',
+  })
+  @ApiIfMatch()
+  @ApiErrors(
+    ErrorCode.TASK_NOT_FOUND,
+    ErrorCode.TASK_VERSION_MISMATCH,
+    ErrorCode.TASK_NAME_TAKEN,
+    ErrorCode.TASK_EGRESS_FORBIDDEN,
+    ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP,
+    ErrorCode.SECRETS_NOT_CONFIGURED,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
+  @ApiResponseHeaders('ETag')
+  @ApiOkResponse({ type: TaskResponse })
+  @RequirePermission('tasks:write')
+  async update(
+    @Ctx() ctx: RequestContext,
+    @Param('id') id: string,
+    @Body() dto: UpdateTaskDto,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<TaskResponse> {
+    const task = await this.tasks.update(ctx, id, dto, ifMatch);
+    res.setHeader('ETag', etagOf(task.version));
+    return TaskResponse.from(task);
+  }
+
+  @Get(':id/versions')
+  @ApiOperation({ operationId: 'listTaskVersions', summary: "A task's versions, newest first: who changed which fields, when" })
+  @ApiErrors(ErrorCode.TASK_NOT_FOUND)
+  @ApiOkResponse({ type: TaskVersionPage })
+  @RequirePermission('tasks:read')
+  async versions(@Ctx() ctx: RequestContext, @Param('id') id: string, @Query() q: ListQueryDto): Promise<Page<TaskVersionResponse>> {
+    return mapPage(await this.tasks.versions(ctx, id, q.limit ?? 50, q.cursor), TaskVersionResponse.from);
+  }
+
+  @Post(':id/disable')
+  @HttpCode(200)
+  @ApiOperation({
+    operationId: 'disableTask',
+    summary: 'Disable a task: runs refused, its schedules held paused (fires reported as task_disabled)',
+  })
+  @ApiIfMatch()
+  @ApiErrors(ErrorCode.TASK_NOT_FOUND, ErrorCode.TASK_VERSION_MISMATCH, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiResponseHeaders('ETag')
+  @ApiOkResponse({ type: TaskResponse })
+  @RequirePermission('tasks:write')
+  async disable(
+    @Ctx() ctx: RequestContext,
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<TaskResponse> {
+    const task = await this.tasks.setEnabled(ctx, id, false, ifMatch);
+    res.setHeader('ETag', etagOf(task.version));
+    return TaskResponse.from(task);
+  }
+
+  @Post(':id/enable')
+  @HttpCode(200)
+  @ApiOperation({ operationId: 'enableTask', summary: 'Enable a disabled task; its schedules fire again from their next time' })
+  @ApiIfMatch()
+  @ApiErrors(ErrorCode.TASK_NOT_FOUND, ErrorCode.TASK_VERSION_MISMATCH, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiResponseHeaders('ETag')
+  @ApiOkResponse({ type: TaskResponse })
+  @RequirePermission('tasks:write')
+  async enable(
+    @Ctx() ctx: RequestContext,
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<TaskResponse> {
+    const task = await this.tasks.setEnabled(ctx, id, true, ifMatch);
+    res.setHeader('ETag', etagOf(task.version));
+    return TaskResponse.from(task);
+  }
+
+  @Delete(':id')
+  @ApiOperation({
+    operationId: 'deleteTask',
+    summary: 'Delete a task (409 TASK_IN_USE while schedules use it, unless cascade=true deletes them too); its runs stay',
+  })
+  @ApiQuery({ name: 'cascade', required: false, type: Boolean, description: 'Also delete the schedules that use the task.' })
+  @ApiIfMatch()
+  @ApiErrors(ErrorCode.TASK_NOT_FOUND, ErrorCode.TASK_VERSION_MISMATCH, ErrorCode.TASK_IN_USE, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiOkResponse({ type: TaskDeletedResponse })
+  @RequirePermission('tasks:write')
+  async remove(
+    @Ctx() ctx: RequestContext,
+    @Param('id') id: string,
+    @Query() q: DeleteTaskQueryDto,
+    @Headers('if-match') ifMatch: string | undefined,
+  ): Promise<TaskDeletedResponse> {
+    return this.tasks.remove(ctx, id, { cascade: q.cascade === 'true', ifMatch });
   }
 }

@@ -102,7 +102,8 @@ export class FireResponse {
   @ApiPropertyOptional({ nullable: true, type: String }) runStatus!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, description: 'When the fire started its run.' }) startedAt!: string | null;
   @ApiPropertyOptional({ nullable: true, type: Number, description: 'startedAt − scheduledAt.' }) latenessMs!: number | null;
-  @ApiPropertyOptional({ nullable: true, enum: ['paused', 'overlap_skip', 'outside_catchup_window', 'excluded'] }) reason!: string | null;
+  @ApiPropertyOptional({ nullable: true, enum: ['paused', 'task_disabled', 'overlap_skip', 'outside_catchup_window', 'excluded'] })
+  reason!: string | null;
 
   static from(f: FireRecord): FireResponse {
     return { ...f };
