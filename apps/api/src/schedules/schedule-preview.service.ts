@@ -9,6 +9,7 @@ import { msNumberToTs, tsToMs } from '@temporalio/common/lib/time';
 import { ApiError, ErrorCode } from '../common/api-error';
 import { GRPC, grpcCode } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
+import { specMatchingTimes } from './spec-matcher';
 
 /** A saved schedule (by its Temporal id) or a spec not saved yet. */
 export type PreviewTarget = { temporalScheduleId: string } | { spec: ScheduleSpec };
@@ -23,6 +24,25 @@ export interface PreviewFire {
    * `repeated_hour`: its local time happens twice that day.
    */
   dst?: 'after_gap' | 'repeated_hour';
+  /** The engine fires this local wall time twice (once in each pass of a repeated hour). */
+  repeated?: true;
+  /** The engine fires here though no rule of the spec matches this local time; the rule that explains it. */
+  unmatched?: DifferenceRule;
+}
+
+/**
+ * Why the engine and the spec's wall-clock reading differ: `repeated_hour`
+ * near clocks going back, `skipped_hour` near clocks going forward (both
+ * stated per zone in docs/schedules.md); `unexplained` for anything else,
+ * which no test has seen.
+ */
+export type DifferenceRule = 'repeated_hour' | 'skipped_hour' | 'unexplained';
+
+/** A time the spec matches on the wall clock that the engine will not fire. */
+export interface PreviewMissingFire {
+  at: string;
+  local: string;
+  rule: DifferenceRule;
 }
 
 export interface PreviewTransition extends DstTransition {
@@ -37,6 +57,10 @@ export interface SchedulePreview {
   fires: PreviewFire[];
   /** Offset changes in [from, last fire]. */
   dstTransitions: PreviewTransition[];
+  /** Whether the fires were compared with the spec's wall-clock matches (not with jitter). */
+  compared: boolean;
+  /** Times in [from, last fire] the spec matches that the engine will not fire. */
+  missing: PreviewMissingFire[];
 }
 
 export interface MatchingTimesOptions {
@@ -131,11 +155,20 @@ export class SchedulePreviewService {
     const knownUntilWall = times.length < count ? Number.POSITIVE_INFINITY : (fires.at(-1)?.wall ?? Number.NEGATIVE_INFINITY);
     const fromWall = new FireInZone(from.getTime(), zone).wall;
     const described = transitions.map((t) => describeTransition(t, fires, { fromWall, knownUntilWall }));
+    const { compared, missing } = compareWithSpec(spec, fires, from.getTime(), last?.getTime() ?? from.getTime(), transitions);
     return {
       timezone: zone,
       from: from.toISOString(),
-      fires: fires.map((f) => ({ at: new Date(f.ms).toISOString(), local: f.local, ...(f.dst ? { dst: f.dst } : {}) })),
+      fires: fires.map((f) => ({
+        at: new Date(f.ms).toISOString(),
+        local: f.local,
+        ...(f.dst ? { dst: f.dst } : {}),
+        ...(f.repeated ? { repeated: true as const } : {}),
+        ...(f.unmatched ? { unmatched: f.unmatched } : {}),
+      })),
       dstTransitions: described,
+      compared,
+      missing,
     };
   }
 
@@ -233,6 +266,8 @@ class FireInZone {
   readonly offset: number;
   readonly local: string;
   dst?: 'after_gap' | 'repeated_hour';
+  repeated?: true;
+  unmatched?: DifferenceRule;
 
   constructor(
     readonly ms: number,
@@ -242,6 +277,45 @@ class FireInZone {
     this.wall = ms + this.offset * 60_000;
     this.local = localIsoString(new Date(ms), zone);
   }
+}
+
+/**
+ * The rule a difference at `ms` falls under: within an hour (plus the change's
+ * length) of an offset change, on the side the engine's handling reaches.
+ */
+export function differenceRuleAt(ms: number, transitions: readonly DstTransition[]): DifferenceRule {
+  for (const t of transitions) {
+    const at = Date.parse(t.at);
+    const span = Math.abs(offsetMinutesOf(t.offsetAfter) - offsetMinutesOf(t.offsetBefore)) * 60_000;
+    if (t.kind === 'overlap' && ms >= at - span - HOUR_MS && ms < at + span + HOUR_MS) return 'repeated_hour';
+    if (t.kind === 'gap' && ms >= at - HOUR_MS && ms < at + span + HOUR_MS) return 'skipped_hour';
+  }
+  return 'unexplained';
+}
+
+/** Flags fires the engine repeats or adds, and lists what it leaves out, against the spec's own wall-clock matches. */
+function compareWithSpec(
+  spec: ScheduleSpec,
+  fires: FireInZone[],
+  fromMs: number,
+  toMs: number,
+  transitions: readonly DstTransition[],
+): { compared: boolean; missing: PreviewMissingFire[] } {
+  const byWall = new Map<number, number>();
+  for (const f of fires) byWall.set(f.wall, (byWall.get(f.wall) ?? 0) + 1);
+  for (const f of fires) if ((byWall.get(f.wall) ?? 0) > 1) f.repeated = true;
+  const matched = fires.length ? specMatchingTimes(spec, fromMs, toMs) : [];
+  if (!matched) return { compared: false, missing: [] };
+  // The transitions around the span too: a difference just inside the span can come from a change just outside it.
+  const zone = spec.timezone ?? 'UTC';
+  const near = [...transitions, ...dstTransitions(zone, new Date(fromMs - 3 * HOUR_MS), new Date(toMs + 3 * HOUR_MS))];
+  const engine = new Set(fires.map((f) => f.ms));
+  const spec_ = new Set(matched);
+  for (const f of fires) if (!spec_.has(f.ms)) f.unmatched = differenceRuleAt(f.ms, near);
+  const missing = matched
+    .filter((ms) => !engine.has(ms))
+    .map((ms) => ({ at: new Date(ms).toISOString(), local: localIsoString(new Date(ms), zone), rule: differenceRuleAt(ms, near) }));
+  return { compared: true, missing };
 }
 
 const wallOf = (localMinute: string): number => Date.parse(`${localMinute}:00Z`);

@@ -1,5 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import type { PreviewFire, PreviewTransition, SchedulePreview } from '../schedule-preview.service';
+import type { DifferenceRule, PreviewFire, PreviewMissingFire, PreviewTransition, SchedulePreview } from '../schedule-preview.service';
+
+const RULES: DifferenceRule[] = ['repeated_hour', 'skipped_hour', 'unexplained'];
+const RULES_TEXT =
+  '`repeated_hour`: within an hour (plus the change) of clocks going back; `skipped_hour`: of clocks going forward; ' +
+  '`unexplained`: anything else (never seen in the differential test). What the engine does in each case, per zone: docs/schedules.md.';
 
 /** One time the schedule fires, as Temporal computes it. */
 export class PreviewFireResponse implements PreviewFire {
@@ -16,6 +21,26 @@ export class PreviewFireResponse implements PreviewFire {
       '`repeated_hour`: its local time happens twice that day (clocks fell back); `local` tells which pass by its offset.',
   })
   dst?: 'after_gap' | 'repeated_hour';
+
+  @ApiPropertyOptional({
+    enum: [true],
+    description:
+      'Set when the engine fires this local wall time twice: another fire in this preview has the same local time (a repeated hour).',
+  })
+  repeated?: true;
+
+  @ApiPropertyOptional({
+    enum: RULES,
+    description: `Set when the engine fires here although no rule of the spec matches this local time (an engine-only fire), naming the rule that explains it. ${RULES_TEXT}`,
+  })
+  unmatched?: DifferenceRule;
+}
+
+/** A time the spec matches on the wall clock that the engine will not fire. */
+export class PreviewMissingFireResponse implements PreviewMissingFire {
+  @ApiProperty({ example: '2026-10-25T00:30:00.000Z', description: 'The instant, UTC ISO 8601.' }) at!: string;
+  @ApiProperty({ example: '2026-10-25T02:30:00+02:00', description: "On the wall clock of the schedule's time zone." }) local!: string;
+  @ApiProperty({ enum: RULES, example: 'repeated_hour', description: RULES_TEXT }) rule!: DifferenceRule;
 }
 
 /** A change of the zone's UTC offset between `from` and the last fire, and what it did to this schedule. */
@@ -50,4 +75,18 @@ export class SchedulePreviewResponse implements SchedulePreview {
 
   @ApiProperty({ type: [PreviewTransitionResponse], description: 'Offset changes between `from` and the last fire listed.' })
   dstTransitions!: PreviewTransitionResponse[];
+
+  @ApiProperty({
+    description:
+      "Whether `fires` were compared with the spec's own wall-clock matches (POSIX reading: a time matches when its local reading does). " +
+      'False with `jitterSeconds` (fires are shifted at random), so `unmatched` and `missing` are then not computed.',
+  })
+  compared!: boolean;
+
+  @ApiProperty({
+    type: [PreviewMissingFireResponse],
+    description:
+      'Times between `from` and the last fire listed that the spec matches on the wall clock but the engine will not fire (e.g. one pass of a repeated hour).',
+  })
+  missing!: PreviewMissingFireResponse[];
 }
