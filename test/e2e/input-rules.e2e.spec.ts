@@ -1,5 +1,6 @@
 /* The input rules (docs/api.md "Input rules"): every attack found by the black-box run of issue 10 gets
  * a 4xx in the error format naming the field, and nothing is written. */
+import { connect } from 'node:net';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
@@ -360,4 +361,41 @@ test('a schedule and calendar still use their bounds: count above 1000 in previe
   expect(res.status).toBe(400);
   expect(res.body.error.details.map((d: { field: string }) => d.field)).toContain('count');
   expect(calendarId).toBeTruthy();
+});
+
+/** Sends bytes fetch() refuses to send (a control character in a header) and returns the raw answer. */
+function rawRequest(head: Buffer): Promise<string> {
+  const { hostname, port } = new URL(stack.baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(head));
+    let answer = '';
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer in 10 s')));
+    socket.on('data', (chunk) => (answer += chunk));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+test.each([
+  ['a NUL in Idempotency-Key', 'idempotency-key: a\u0000b'],
+  ['an escape in x-api-key', 'x-api-key: \u001b[31m'],
+  ['a DEL in If-Match', 'if-match: "1\u007f"'],
+])('%s → 400 MALFORMED_REQUEST in the error format, nothing written', async (_name, header) => {
+  const before = await snapshot();
+  const answer = await rawRequest(
+    Buffer.from(
+      `POST /v1/tasks/${taskId}/runs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n${header}\r\n\r\n{}`,
+      'latin1',
+    ),
+  );
+  expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+  const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+  expect(body.error).toMatchObject({ code: 'MALFORMED_REQUEST', details: [{ field: 'headers', message: expect.any(String) }] });
+  expect(await snapshot()).toEqual(before);
+});
+
+test('headers over the size limit → 431 HEADERS_TOO_LARGE in the error format', async () => {
+  const answer = await rawRequest(Buffer.from(`GET /v1/tasks HTTP/1.1\r\nhost: x\r\nx-filler: ${'a'.repeat(20_000)}\r\n\r\n`));
+  expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+  expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error.code).toBe('HEADERS_TOO_LARGE');
 });

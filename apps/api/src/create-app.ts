@@ -13,7 +13,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { ApiError, ErrorCode } from './common/api-error';
 import { errorBody, toApiError } from './common/api-error.filter';
-import { checkBody, checkQuery, requireJsonBody } from './common/input-middleware';
+import { answerClientError, checkBody, checkQuery, requireJsonBody } from './common/input-middleware';
 import { buildOpenApiDocument } from './common/openapi';
 import { validationDetails } from './common/validation';
 
@@ -65,6 +65,9 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
     }),
   );
   app.enableShutdownHooks();
+  // Requests Node's HTTP parser refuses (control characters in a header, headers too large) never reach
+  // Express; answer them in the error format too instead of Node's bare 400.
+  app.getHttpServer().on('clientError', answerClientError);
 
   const document = buildOpenApiDocument(app);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });

@@ -2,8 +2,10 @@
  * The HTTP edge of the input rules (see input-rules.ts): Express middleware that runs before routing,
  * so every route gets the same content-type, body and query checks.
  */
+import type { Duplex } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
 import { ApiError, ErrorCode } from './api-error';
+import { errorBody } from './api-error.filter';
 import { MAX_BODY_DEPTH, MAX_BODY_VALUES, jsonProblem } from './input-rules';
 
 /** RFC 9112: a request has a body when it says how long it is (and that is not 0) or that it is chunked. */
@@ -43,4 +45,26 @@ export function checkQuery(req: Request, _res: Response, next: NextFunction): vo
   const problem = jsonProblem(req.query, '', { maxDepth: 3, maxValues: 200 });
   if (problem) return next(new ApiError(ErrorCode.VALIDATION_FAILED, `query string: ${problem.message}`, [problem]));
   next();
+}
+
+/**
+ * The answer to a request Node's HTTP parser refused before Express saw it (e.g. a control character in a
+ * header value, which RFC 9110 forbids), in the API's error format; listener of the server's `clientError`.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const apiError =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ApiError(ErrorCode.HEADERS_TOO_LARGE, 'the request headers are too large')
+      : new ApiError(ErrorCode.MALFORMED_REQUEST, 'the request is not valid HTTP (a header name or value holds a character HTTP forbids)', [
+          { field: 'headers', message: 'header values must not contain control characters other than tab' },
+        ]);
+  const body = JSON.stringify(errorBody(apiError));
+  socket.end(
+    `HTTP/1.1 ${apiError.status} ${apiError.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
