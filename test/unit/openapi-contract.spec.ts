@@ -9,7 +9,7 @@ import { createOpenApiDocument } from '../../apps/api/src/openapi-document';
 type Json = Record<string, any>;
 
 let document: OpenAPIObject;
-let operations: ReturnType<typeof operationsOf>;
+let operations: { path: string; method: string; op: Json }[];
 const ERROR_REF = '#/components/schemas/Error';
 
 /** Follows one local $ref. */
@@ -67,7 +67,7 @@ test('every operation documents its errors with the Error schema and the statuse
     if (!isPublic) expected.push('401', '403', '429');
     if (path.includes('{id}')) expected.push('404');
     if (op.requestBody) expected.push('400', '413', '415');
-    if ((op.parameters ?? []).some((p) => p.in === 'query')) expected.push('400');
+    if ((op.parameters ?? []).some((p: Json) => p.in === 'query')) expected.push('400');
     for (const s of expected) if (!statuses.includes(s)) problems.push(`${label(o)}: no ${s}`);
     // Each documented error status is the status of a code it names (or the generic 404 of an unknown id).
     for (const s of errors) {
@@ -109,7 +109,10 @@ test('task reads and writes give an ETag; task writes take If-Match', () => {
   for (const id of ['updateTask', 'disableTask', 'enableTask', 'deleteTask']) {
     const op = byId(id);
     if (!op) continue;
-    expect({ id, ifMatch: (op.parameters ?? []).some((p) => p.name === 'If-Match' && p.in === 'header') }).toEqual({ id, ifMatch: true });
+    expect({ id, ifMatch: (op.parameters ?? []).some((p: Json) => p.name === 'If-Match' && p.in === 'header') }).toEqual({
+      id,
+      ifMatch: true,
+    });
     expect({ id, has412: '412' in op.responses }).toEqual({ id, has412: true });
   }
 });
@@ -168,6 +171,6 @@ test('bounds and formats follow the validators', () => {
   expect(schema('CreateScheduleDto').properties.taskId).toEqual(expect.objectContaining({ type: 'string', format: 'uuid' }));
   expect(schema('TaskResponse').properties.createdAt).toEqual(expect.objectContaining({ format: 'date-time' }));
   const listRuns = operations.find((o) => o.op.operationId === 'listRuns')!.op;
-  const limit = listRuns.parameters!.find((p) => p.name === 'limit')!;
+  const limit = listRuns.parameters.find((p: Json) => p.name === 'limit')!;
   expect(limit.schema).toEqual(expect.objectContaining({ type: 'integer', minimum: 1, maximum: 200 }));
 });
