@@ -423,7 +423,7 @@ test(
     const triggeredAt = Date.now();
     const fired = await api('POST', `/v1/schedules/${s.id}/trigger`, {});
     // The answer is the run the fire started, like POST /v1/tasks/{id}/runs answers.
-    expect([fired.status, fired.body.error]).toEqual([202, undefined]);
+    expect([fired.status, fired.body.error?.code]).toEqual([202, undefined]);
     expect(fired.body).toMatchObject({ trigger: 'schedule', scheduleId: s.id, taskId, taskVersion: 1 });
     expect(fired.headers.get('location')).toBe(`/v1/runs/${fired.body.id}`);
     const [first] = await eventually(
@@ -449,7 +449,7 @@ test(
     expect(stats.skippedOverlap).toBeGreaterThanOrEqual(1);
 
     const allowed = await api('POST', `/v1/schedules/${s.id}/trigger`, { overlap: 'allow_all' });
-    expect([allowed.status, allowed.body.error]).toEqual([202, undefined]);
+    expect([allowed.status, allowed.body.error?.code]).toEqual([202, undefined]);
     expect(allowed.body.id).not.toBe(fired.body.id);
     const runs = await eventually(
       () => runsOf(s.id),
