@@ -2,6 +2,9 @@
  * workers): each must succeed with the operation's documented success status and headers. Swagger UI's
  * "Try it out" sends these examples, so a failing example is a broken page. The document is the one served at
  * /docs-json, and it must equal the one the build dumps (built the same way, without any connection). */
+import Ajv from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
 import { EXAMPLE_IDS } from '../../apps/api/src/common/openapi-examples';
 import { operationsOf } from '../../apps/api/src/common/openapi';
 import { createOpenApiDocument } from '../../apps/api/src/openapi-document';
@@ -45,6 +48,30 @@ test('/docs-json is the document the build dumps', async () => {
   expect(document).toEqual(JSON.parse(JSON.stringify(await createOpenApiDocument())));
 });
 
+/** OpenAPI 3.0 schemas as JSON Schema: `nullable` becomes a null type; examples and discriminators are dropped. */
+function toJsonSchema(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(toJsonSchema);
+  if (!node || typeof node !== 'object') return node;
+  const { nullable, example, discriminator, ...rest } = node as Json;
+  void example;
+  void discriminator;
+  const out: Json = Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, k === 'examples' ? undefined : toJsonSchema(v)]));
+  if (!nullable) return out;
+  if (typeof out.type === 'string' && !out.allOf && !out.oneOf) {
+    return { ...out, type: [out.type, 'null'], ...(out.enum ? { enum: [...out.enum, null] } : {}) };
+  }
+  return { anyOf: [out, { type: 'null' }] };
+}
+
+/** A validator of response bodies against the document's schemas. */
+function responseValidator(): (schema: Json) => ValidateFunction {
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  addFormats(ajv);
+  ajv.addFormat('double', true);
+  ajv.addSchema({ $id: 'openapi', components: { schemas: toJsonSchema(document.components.schemas) } });
+  return (schema) => ajv.compile(JSON.parse(JSON.stringify(toJsonSchema(schema)).replaceAll('"#/components/', '"openapi#/components/')));
+}
+
 /** The example with its placeholder ids replaced by the resources created above. */
 function resolve(value: unknown): unknown {
   const byExampleId: Record<string, string> = { [EXAMPLE_IDS.task]: ids.tasks, [EXAMPLE_IDS.calendar]: ids.calendars };
@@ -66,6 +93,7 @@ test('every request example succeeds with its documented status and headers', as
   expect(withBody.length).toBeGreaterThan(10);
   const results: string[] = [];
   const failures: string[] = [];
+  const validatorOf = responseValidator();
   let executed = 0;
   for (const { path, method, op } of withBody) {
     const media = (op.requestBody as Json).content?.['application/json'];
@@ -85,6 +113,11 @@ test('every request example succeeds with its documented status and headers', as
       for (const header of Object.keys(response.headers ?? {})) {
         if (header === 'Idempotent-Replayed') continue;
         if (!res.headers.get(header)) failures.push(`${where}: no ${header} header`);
+      }
+      const schema = response.content?.['application/json']?.schema as Json | undefined;
+      if (schema) {
+        const validate = validatorOf(schema);
+        if (!validate(res.body)) failures.push(`${where}: body does not match its schema: ${JSON.stringify(validate.errors)}`);
       }
       const location = res.headers.get('location');
       if (success === '201' && location !== `${path.replace(/\/$/, '')}/${res.body.id}`) failures.push(`${where}: Location ${location}`);
