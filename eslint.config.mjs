@@ -33,7 +33,7 @@ const NODE_BUILTINS = [
 ];
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', 'node_modules/**', '.data/**', 'coverage/**'] },
+  { ignores: ['**/dist/**', 'node_modules/**', '.data/**', 'coverage/**', 'test/generated/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
