@@ -385,3 +385,58 @@ test(
   },
   TIMEOUT_MS,
 );
+
+test(
+  'changes need tasks:write, a cascade also schedules:write; a schedule created during a delete is never left behind',
+  async () => {
+    const newKey = async (body: Record<string, unknown>): Promise<string> => {
+      const res = await api('POST', '/v1/api-keys', { name: `k-${randomBytes(3).toString('hex')}`, ...body });
+      expect(res.status).toBe(201);
+      return res.body.key;
+    };
+    const readonly = await newKey({ role: 'readonly' });
+    const tasksOnly = await newKey({ role: 'custom', permissions: ['tasks:read', 'tasks:write'] });
+    const task = await createTask({ name: 'guarded', shell: { command: 'true' } });
+    expect((await api('GET', `/v1/tasks/${task.id}/versions`, undefined, undefined, readonly)).status).toBe(200);
+    for (const [method, path] of [
+      ['PATCH', `/v1/tasks/${task.id}`],
+      ['POST', `/v1/tasks/${task.id}/disable`],
+      ['DELETE', `/v1/tasks/${task.id}`],
+    ]) {
+      const res = await api(method, path, method === 'PATCH' ? { priority: 3 } : undefined, undefined, readonly);
+      expect([method, res.status, res.body.error.code]).toEqual([method, 403, 'FORBIDDEN']);
+    }
+    const s = await api('POST', '/v1/schedules', { name: 'guarded-s', taskId: task.id, spec: { cron: ['0 0 1 1 *'] } });
+    expect(s.status).toBe(201);
+    const cascade = await api('DELETE', `/v1/tasks/${task.id}?cascade=true`, undefined, undefined, tasksOnly);
+    expect([cascade.status, cascade.body.error.code]).toEqual([403, 'FORBIDDEN']);
+    expect((await api('GET', `/v1/schedules/${s.body.id}`)).status).toBe(200);
+    expect((await api('DELETE', `/v1/tasks/${task.id}?cascade=yes`)).status).toBe(400);
+    expect((await api('DELETE', `/v1/tasks/${task.id}?cascade=true`)).body.deletedSchedules).toEqual([
+      { id: s.body.id, name: 'guarded-s' },
+    ]);
+
+    // A schedule create racing a plain delete: either the schedule exists and the delete was refused, or the task is gone and
+    // the create was refused; never a schedule of a deleted task.
+    for (let round = 0; round < 4; round++) {
+      const t = await createTask({ name: `racing-${round}`, shell: { command: 'true' } });
+      const [created, deleted] = await Promise.all([
+        api('POST', '/v1/schedules', { name: `racing-${round}`, taskId: t.id, spec: { cron: ['0 0 1 1 *'] } }),
+        api('DELETE', `/v1/tasks/${t.id}`),
+      ]);
+      const outcome = [created.status, deleted.status];
+      expect([
+        [201, 409],
+        [422, 200],
+      ]).toContainEqual(outcome);
+      const [{ n }] = await stack.db.query(
+        `SELECT count(*)::int AS n FROM schedules s JOIN tasks t ON t.id = s.task_id
+          WHERE s.task_id = $1 AND s.deleted_at IS NULL AND t.deleted_at IS NOT NULL`,
+        [t.id],
+      );
+      expect(n).toBe(0);
+      if (created.status === 201) expect((await api('DELETE', `/v1/schedules/${created.body.id}`)).status).toBe(204);
+    }
+  },
+  TIMEOUT_MS,
+);

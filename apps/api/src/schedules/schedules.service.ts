@@ -195,6 +195,14 @@ export class SchedulesService {
       remainingActions: dto.policies?.remainingActions ?? null,
     };
     return this.db.transaction(async (tx) => {
+      // A share lock on the task, taken first as every task change does: a concurrent task delete, disable or
+      // PATCH either finishes before (and is seen here) or waits for this schedule and then includes it.
+      const current = await tx
+        .getRepository(TaskEntity)
+        .findOne({ where: { id: task.id, deletedAt: IsNull() }, lock: { mode: 'pessimistic_read' } });
+      if (!current) throw invalid(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
+      if (!current.enabled)
+        throw invalid(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
       const calendars = await this.calendarsOf(tx, ctx.tenantId, dto.spec.excludeCalendarIds ?? []);
       const repo = tx.getRepository(ScheduleEntity);
       const id = randomUUID();
