@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { applyDecorators } from '@nestjs/common';
 import type { INestApplication } from '@nestjs/common';
 import { ApiExtension, ApiHeader, DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -117,6 +118,7 @@ const STATUS_TEXT: Record<number, string> = {
   429: 'Too many requests for this key or tenant; wait Retry-After seconds.',
   500: 'An unexpected error; nothing was changed by it. Quote the request id.',
   503: 'Temporal is unavailable; nothing was changed, try again.',
+  504: 'Temporal did not answer in time; the outcome is named by the code.',
 };
 
 const ALL_CODES = Object.values(ErrorCode);
@@ -201,7 +203,7 @@ function addErrorResponses(path: string, op: Operation): void {
   for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
     const shown = list.filter((c) => c !== ErrorCode.ROUTE_NOT_FOUND);
     op.responses[String(status)] = {
-      description: `${STATUS_TEXT[status]}${shown.length ? ` Codes: ${shown.join(', ')}.` : ''}`,
+      description: `${STATUS_TEXT[status] ?? `${STATUS_CODES[status]}.`}${shown.length ? ` Codes: ${shown.join(', ')}.` : ''}`,
       headers: { 'x-request-id': ref('RequestId', 'headers'), ...(status === 429 ? { 'Retry-After': ref('RetryAfter', 'headers') } : {}) },
       content: { 'application/json': { schema: ref('Error') } },
     };
@@ -213,6 +215,7 @@ function addSuccessHeaders(op: Operation): void {
   delete op[RESPONSE_HEADERS];
   for (const [status, response] of Object.entries(op.responses)) {
     if (!status.startsWith('2')) continue;
+    if (!response.description) response.description = STATUS_CODES[Number(status)] ?? status;
     const names: (keyof typeof HEADERS)[] = ['RequestId', ...(status === '201' ? (['Location'] as const) : []), ...extra];
     response.headers = Object.fromEntries([...new Set(names)].map((n) => [HEADERS[n].name, ref(n, 'headers')]));
   }
@@ -445,6 +448,9 @@ function finishContract(document: OpenAPIObject): OpenAPIObject {
     }
     addSuccessHeaders(op);
     addErrorResponses(path, op);
+    for (const response of Object.values(op.responses)) {
+      response.headers = { 'x-request-id': ref('RequestId', 'headers'), ...(response.headers as Json | undefined) };
+    }
     const media = (op.requestBody?.content as Record<string, Json> | undefined)?.['application/json'];
     const examples = op.operationId ? REQUEST_EXAMPLES[op.operationId] : undefined;
     if (media && examples) media.examples = structuredClone(examples);

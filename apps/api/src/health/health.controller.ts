@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { ApiPublic } from '../common/openapi';
 import { Connection } from '@temporalio/client';
 import type { Response } from 'express';
@@ -8,6 +8,20 @@ import { Public } from '../auth/public.decorator';
 import { TEMPORAL_CONNECTION } from '../infra/tokens';
 
 type Check = { ok: boolean; error?: string };
+
+const CHECK_SCHEMA = {
+  type: 'object',
+  required: ['ok'],
+  properties: { ok: { type: 'boolean' }, error: { type: 'string', description: 'Why the dependency did not answer.' } },
+};
+const readiness = (status: string) => ({
+  type: 'object',
+  required: ['status', 'checks'],
+  properties: {
+    status: { type: 'string', enum: [status] },
+    checks: { type: 'object', required: ['postgres', 'temporal'], properties: { postgres: CHECK_SCHEMA, temporal: CHECK_SCHEMA } },
+  },
+});
 
 async function check(fn: () => Promise<unknown>, timeoutMs = 2000): Promise<Check> {
   let timer: NodeJS.Timeout | undefined;
@@ -39,12 +53,15 @@ export class HealthController {
   @Get('health')
   @HttpCode(200)
   @ApiOperation({ operationId: 'getHealth', summary: 'Liveness: the process is up' })
+  @ApiOkResponse({ schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } } })
   health(): { status: 'ok' } {
     return { status: 'ok' };
   }
 
   @Get('ready')
   @ApiOperation({ operationId: 'getReadiness', summary: 'Readiness: PostgreSQL and Temporal answer (503 otherwise)' })
+  @ApiOkResponse({ description: 'PostgreSQL and Temporal answer.', schema: readiness('ready') })
+  @ApiServiceUnavailableResponse({ description: 'A dependency does not answer; checks says which.', schema: readiness('not_ready') })
   async ready(@Res({ passthrough: true }) res: Response) {
     const [postgres, temporal] = await Promise.all([
       check(() => this.db.query('SELECT 1')),
