@@ -25,6 +25,8 @@ export interface TestStack {
   apiKey: string;
   db: DataSource;
   temporal: NativeConnection;
+  /** The in-process API, for tests that drive one of its services directly (e.g. the schedule reconciler). */
+  app: INestApplication;
   request(
     method: string,
     path: string,
@@ -128,6 +130,7 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
   };
 
   return {
+    app,
     config,
     baseUrl,
     apiKey,

@@ -69,6 +69,13 @@ describe('cron refusals name the field and say what to write instead', () => {
     expect(() => validateScheduleSpec({ cron: ['0 9 * * *', '0 0 ? * *'] })).toThrow(/^spec\.cron\[1\]: .*day-of-month/);
   });
 
+  test('an interval offset must be less than the interval, naming the field', () => {
+    expect(() => validateScheduleSpec({ intervals: [{ everySeconds: 60 }, { everySeconds: 900, offsetSeconds: 900 }] })).toThrow(
+      /^spec\.intervals\[1\]\.offsetSeconds: offsetSeconds \(900\) must be less than everySeconds \(900\)$/,
+    );
+    expect(() => validateScheduleSpec({ intervals: [{ everySeconds: 900, offsetSeconds: 899 }] })).not.toThrow();
+  });
+
   test('calendar years outside Temporal’s 2000–2100 are refused naming the field', () => {
     for (const year of ['1999', '2101', '1970-2030', '9999']) {
       expect(() => validateScheduleSpec({ calendars: [{ hour: '9' }, { year, hour: '9' }] })).toThrow(

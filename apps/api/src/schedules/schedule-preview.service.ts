@@ -280,15 +280,21 @@ class FireInZone {
 }
 
 /**
- * The rule a difference at `ms` falls under: within an hour (plus the change's
- * length) of an offset change, on the side the engine's handling reaches.
+ * The rule a difference at `ms` falls under (docs/schedules.md, "Time zones
+ * and daylight saving"): clocks going back, within [T − d − 1h, T + d + 1h) of
+ * the change at T by d; clocks going forward, within [T − 1h, T + d + 1h), or
+ * anywhere in the rest of the local day when the skipped time holds its
+ * midnight (Temporal then reads that day's weekday as the day before).
  */
-export function differenceRuleAt(ms: number, transitions: readonly DstTransition[]): DifferenceRule {
+export function differenceRuleAt(ms: number, transitions: readonly DstTransition[], zone: string): DifferenceRule {
   for (const t of transitions) {
     const at = Date.parse(t.at);
     const span = Math.abs(offsetMinutesOf(t.offsetAfter) - offsetMinutesOf(t.offsetBefore)) * 60_000;
     if (t.kind === 'overlap' && ms >= at - span - HOUR_MS && ms < at + span + HOUR_MS) return 'repeated_hour';
     if (t.kind === 'gap' && ms >= at - HOUR_MS && ms < at + span + HOUR_MS) return 'skipped_hour';
+    if (t.kind === 'gap' && ms >= at && ms < at + DAY_MS && t.localStart.slice(11) === '00:00') {
+      if (localIsoString(new Date(ms), zone).slice(0, 10) === t.localEnd.slice(0, 10)) return 'skipped_hour';
+    }
   }
   return 'unexplained';
 }
@@ -311,10 +317,10 @@ function compareWithSpec(
   const near = [...transitions, ...dstTransitions(zone, new Date(fromMs - 3 * HOUR_MS), new Date(toMs + 3 * HOUR_MS))];
   const engine = new Set(fires.map((f) => f.ms));
   const spec_ = new Set(matched);
-  for (const f of fires) if (!spec_.has(f.ms)) f.unmatched = differenceRuleAt(f.ms, near);
+  for (const f of fires) if (!spec_.has(f.ms)) f.unmatched = differenceRuleAt(f.ms, near, zone);
   const missing = matched
     .filter((ms) => !engine.has(ms))
-    .map((ms) => ({ at: new Date(ms).toISOString(), local: localIsoString(new Date(ms), zone), rule: differenceRuleAt(ms, near) }));
+    .map((ms) => ({ at: new Date(ms).toISOString(), local: localIsoString(new Date(ms), zone), rule: differenceRuleAt(ms, near, zone) }));
   return { compared: true, missing };
 }
 

@@ -5,7 +5,8 @@ import { ScheduleEntity } from '@task-scheduler/db';
 import { Client, ScheduleNotFoundError } from '@temporalio/client';
 import { DataSource, IsNull } from 'typeorm';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
-import { TASK_DISABLED_NOTE, TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
+import { EGRESS_FORBIDDEN_NOTE, TASK_DISABLED_NOTE, TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
+import type { DesiredSchedule } from './schedule-translator';
 import { SchedulesService } from './schedules.service';
 
 /** Advisory-lock key: one API process reconciles at a time. */
@@ -22,8 +23,10 @@ export interface ReconcileReport {
   created: string[];
   updated: string[];
   pauseFixed: string[];
-  /** Paused by Temporal after a failed run (pauseOnFailure): taken into the row. */
+  /** Paused in Temporal (its UI or CLI, or pauseOnFailure after a failed run): taken into the row. */
   adoptedPause: string[];
+  /** Resumed in Temporal (its UI or CLI): taken into the row. */
+  adoptedResume: string[];
   deletedOrphans: string[];
   errors: string[];
 }
@@ -80,6 +83,7 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
         updated: [],
         pauseFixed: [],
         adoptedPause: [],
+        adoptedResume: [],
         deletedOrphans: [],
         errors: [],
       };
@@ -121,12 +125,14 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
         }
       }
       const repaired = report.created.length + report.updated.length + report.pauseFixed.length + report.deletedOrphans.length;
-      if (repaired + report.adoptedPause.length + report.errors.length > 0) this.logger.log({ report }, 'schedules reconciled');
+      if (repaired + report.adoptedPause.length + report.adoptedResume.length + report.errors.length > 0)
+        this.logger.log({ report }, 'schedules reconciled');
       return report;
     });
   }
 
-  private async reconcileOne(tx: import('typeorm').EntityManager, row: ScheduleEntity, report: ReconcileReport): Promise<void> {
+  private async reconcileOne(tx: import('typeorm').EntityManager, listedRow: ScheduleEntity, report: ReconcileReport): Promise<void> {
+    let row = listedRow;
     let description;
     try {
       description = await this.schedules.handle(row).describe();
@@ -137,7 +143,12 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
       report.created.push(row.id);
       return;
     }
-    const desired = await this.schedules.desiredOf(tx, row);
+    let desired = await this.schedules.desiredOf(tx, row);
+    // A pause or resume made in Temporal is taken into the row first, so that an update below does not undo it.
+    if (description.state.paused !== effectivePause(desired).paused && (await this.adoptPause(tx, desired, description.state, report))) {
+      row = await tx.getRepository(ScheduleEntity).findOneByOrFail({ id: row.id });
+      desired = await this.schedules.desiredOf(tx, row);
+    }
     const want = effectivePause(desired);
     const memo = (description.action as { memo?: Record<string, unknown> }).memo;
     const memoVersion = memo?.scheduleVersion;
@@ -160,17 +171,44 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
       return;
     }
     if (description.state.paused === want.paused) return;
-    const pausedForTenant = description.state.note === TENANT_SUSPENDED_NOTE || description.state.note === TASK_DISABLED_NOTE;
-    if (description.state.paused && row.policies.pauseOnFailure && !desired.tenantSuspended && !pausedForTenant) {
-      // Temporal paused it after a failed run, as the policy asks: that is the schedule's state now.
-      const note = description.state.note ?? 'paused after a failed run';
-      await tx.getRepository(ScheduleEntity).update({ id: row.id }, { paused: true, pauseNote: note });
-      await this.schedules.event(tx, row, 'paused', note, { cause: 'failure' });
-      report.adoptedPause.push(row.id);
-      return;
-    }
+    // Left: a pause of ours Temporal still has (the tenant is active again, the task enabled), or a resume in
+    // Temporal while the tenant is suspended, the task disabled or egress forbidden, which must not start runs.
     await this.schedules.sync(tx, row, { desired });
-    await this.schedules.event(tx, row, 'repaired', `pause state set to ${want.paused ? 'paused' : 'running'}`);
+    const why = want.paused ? `paused again: resumed in Temporal, but ${want.note ?? 'paused'}` : 'pause state set to running';
+    await this.schedules.event(tx, row, 'repaired', why);
     report.pauseFixed.push(row.id);
+  }
+
+  /**
+   * Takes a pause or resume made in Temporal into the row, with an event
+   * saying so (`cause`: `failure` for Temporal's pauseOnFailure pause,
+   * `temporal` for one made in its UI or CLI; the note is Temporal's). Returns
+   * false when it is not the schedule's own to change: a pause note of ours
+   * (tenant, task, egress) Temporal kept, or a resume while such a pause is due.
+   */
+  private async adoptPause(
+    tx: import('typeorm').EntityManager,
+    desired: DesiredSchedule,
+    state: { paused: boolean; note?: string },
+    report: ReconcileReport,
+  ): Promise<boolean> {
+    const row = desired.schedule;
+    const ourNotes = [TENANT_SUSPENDED_NOTE, TASK_DISABLED_NOTE, EGRESS_FORBIDDEN_NOTE];
+    if (state.paused) {
+      if (desired.tenantSuspended || ourNotes.includes(state.note ?? '')) return false;
+      const failure = /^paused(,| due to) workflow /.test(state.note ?? '') || (row.policies.pauseOnFailure === true && !state.note);
+      const note = state.note || (failure ? 'paused after a failed run' : 'paused in Temporal');
+      await tx.getRepository(ScheduleEntity).update({ id: row.id }, { paused: true, pauseNote: note });
+      await this.schedules.event(tx, row, 'paused', note, { cause: failure ? 'failure' : 'temporal' });
+      report.adoptedPause.push(row.id);
+      return true;
+    }
+    // Resumed in Temporal: the row's own pause ends, unless something else keeps it paused.
+    const forced = effectivePause({ ...desired, schedule: { ...row, paused: false } as ScheduleEntity }).paused;
+    if (forced || !row.paused) return false;
+    await tx.getRepository(ScheduleEntity).update({ id: row.id }, { paused: false, pauseNote: null });
+    await this.schedules.event(tx, row, 'resumed', state.note || null, { cause: 'temporal' });
+    report.adoptedResume.push(row.id);
+    return true;
   }
 }

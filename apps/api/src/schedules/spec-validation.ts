@@ -29,6 +29,16 @@ export function validateScheduleSpec(spec: ScheduleSpecDto, path = 'spec'): Omit
   if (!stored.cron && !stored.intervals && !stored.calendars) {
     throw invalid(ErrorCode.SCHEDULE_SPEC_EMPTY, path, 'give at least one of cron, intervals or calendars');
   }
+  stored.intervals?.forEach((iv, i) => {
+    // Temporal refuses it as "phase cannot be greater than Interval", naming no field.
+    if ((iv.offsetSeconds ?? 0) >= iv.everySeconds) {
+      throw invalid(
+        ErrorCode.VALIDATION_FAILED,
+        `${path}.intervals[${i}].offsetSeconds`,
+        `offsetSeconds (${iv.offsetSeconds}) must be less than everySeconds (${iv.everySeconds})`,
+      );
+    }
+  });
   if (!isValidTimeZone(stored.timezone as string)) {
     throw invalid(
       ErrorCode.SCHEDULE_INVALID_TIMEZONE,
