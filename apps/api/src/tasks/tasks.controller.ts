@@ -45,6 +45,7 @@ export class TasksController {
   @ApiOperation({ operationId: 'getTask', summary: 'Get a task' })
   @ApiErrors(ErrorCode.TASK_NOT_FOUND)
   @ApiResponseHeaders('ETag')
+  @ApiResponseHeaders('ETag')
   @ApiOkResponse({ type: TaskResponse })
   @RequirePermission('tasks:read')
   async get(@Ctx() ctx: RequestContext, @Param('id') id: string, @Res({ passthrough: true }) res: Response): Promise<TaskResponse> {
