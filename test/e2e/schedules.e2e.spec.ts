@@ -60,7 +60,7 @@ describe('bad input', () => {
         [daily({ cron: ['* * *'] }), 400, 'SCHEDULE_INVALID_CRON', 'spec.cron[0]'],
         [daily({ timezone: 'Mars/Olympus_Mons' }), 400, 'SCHEDULE_INVALID_TIMEZONE', 'spec.timezone'],
         [daily({ startAt: '2027-01-02T00:00:00Z', endAt: '2027-01-01T00:00:00Z' }), 400, 'SCHEDULE_INVALID_RANGE', 'spec.endAt'],
-        [{ ...daily(), spec: { intervals: [{ everySeconds: 0 }] } }, 400, 'VALIDATION_FAILED', 'spec.intervals.0.everySeconds'],
+        [{ ...daily(), spec: { intervals: [{ everySeconds: 0 }] } }, 400, 'VALIDATION_FAILED', 'spec.intervals[0].everySeconds'],
         [{ ...daily(), spec: { timezone: 'UTC' } }, 422, 'SCHEDULE_SPEC_EMPTY', 'spec'],
         [daily({ exclude: [{ hour: '*', minute: '*', second: '*' }] }), 422, 'SCHEDULE_NEVER_FIRES', 'spec'],
         [daily({ calendars: [{ hour: '25' }] }), 400, 'SCHEDULE_INVALID_CALENDAR', 'spec.calendars[0].hour'],
