@@ -176,4 +176,8 @@ test('bounds and formats follow the validators', () => {
   const listRuns = operations.find((o) => o.op.operationId === 'listRuns')!.op;
   const limit = listRuns.parameters.find((p: Json) => p.name === 'limit')!;
   expect(limit.schema).toEqual(expect.objectContaining({ type: 'integer', minimum: 1, maximum: 200 }));
+  const param = (name: string) => listRuns.parameters.find((p: Json) => p.name === name).schema;
+  expect(param('cursor')).toEqual(expect.objectContaining({ type: 'string', maxLength: 512 }));
+  expect(param('taskId')).toEqual(expect.objectContaining({ type: 'string', format: 'uuid' }));
+  expect(param('from')).toEqual(expect.objectContaining({ type: 'string', format: 'date-time' }));
 });

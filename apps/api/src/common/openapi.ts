@@ -278,8 +278,32 @@ function applyValidators(schema: Schema, rules: ValidationMetadata[]): void {
         target.format = 'uri';
         break;
       case 'isIn':
-        if (!target.enum && Array.isArray(arg)) target.enum = arg;
+        // Only where the values have the declared type (a boolean query parameter is validated as 'true'/'false').
+        if (!target.enum && Array.isArray(arg) && arg.every((v) => typeof v === (target.type ?? typeof v))) target.enum = arg;
         break;
+    }
+  }
+}
+
+/**
+ * Query parameters get the rules of the query DTO property of the same name (classes named `…Query` or
+ * `…QueryDto`); a name whose rules differ between those classes is left as declared.
+ */
+function applyQueryValidators(document: OpenAPIObject, validators: Map<string, ValidationMetadata[]>): void {
+  const byName = new Map<string, ValidationMetadata[][]>();
+  for (const [className, rules] of validators) {
+    if (!/Query(Dto)?$/.test(className)) continue;
+    for (const name of new Set(rules.map((r) => r.propertyName))) {
+      byName.set(name, [...(byName.get(name) ?? []), rules.filter((r) => r.propertyName === name)]);
+    }
+  }
+  const signature = (rules: ValidationMetadata[]) =>
+    JSON.stringify(rules.map((r) => [r.name, r.each, r.constraints]).sort((a, b) => String(a[0]).localeCompare(String(b[0]))));
+  for (const { op } of operationsOf(document)) {
+    for (const param of op.parameters ?? []) {
+      const sets = param.in === 'query' ? byName.get(param.name as string) : undefined;
+      if (!sets || new Set(sets.map(signature)).size !== 1 || !param.schema) continue;
+      applyValidators({ properties: { [param.name as string]: param.schema as Json } }, sets[0]);
     }
   }
 }
@@ -440,6 +464,7 @@ function finishContract(document: OpenAPIObject): OpenAPIObject {
     Object.entries(HEADERS).map(([key, { description, schema }]) => [key, { description, schema: structuredClone(schema) as Json }]),
   );
 
+  applyQueryValidators(document, validators);
   for (const { path, op } of operationsOf(document)) {
     // Every operation takes either credential, except those marked @ApiPublic (which say so with an empty list).
     op.security = op[PUBLIC] ? [] : [{ 'api-key': [] }, { bearer: [] }];
