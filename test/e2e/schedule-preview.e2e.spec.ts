@@ -220,6 +220,8 @@ describe('schedule previews against Temporal', () => {
         { at: '2026-01-01T03:00:00.000Z', local: '2026-01-01T03:00:00+00:00' },
       ],
       dstTransitions: [],
+      compared: true,
+      missing: [],
     });
   });
 
@@ -286,8 +288,22 @@ describe('schedule previews against Temporal', () => {
   });
 
   test.each([
-    ['an out-of-range cron field', { cron: ['61 * * * *'] }, /^Temporal rejected the schedule spec: .*[Mm]inute/],
-    ['a cron with too few fields', { cron: ['* *'] }, /^Temporal rejected the schedule spec: /],
+    ['an out-of-range cron field', { cron: ['61 * * * *'] }, /^spec\.cron\[0\]: "61 \* \* \* \*": minute field "61": 61 is out of range/],
+    ['a cron with too few fields', { cron: ['* *'] }, /^spec\.cron\[0\]: "\* \*": has 2 fields/],
+  ])('the product refuses %s before Temporal sees it: SCHEDULE_INVALID_CRON', (_, input, message) => {
+    const err = (() => {
+      try {
+        return temporalSpecOf(input, [], { path: 'spec' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ code: ErrorCode.SCHEDULE_INVALID_CRON });
+    expect((err as ApiError).message).toMatch(message);
+  });
+
+  test.each([
     ['an unknown time zone', { cron: ['0 9 * * *'], timezone: 'Mars/Olympus_Mons' }, /^Temporal rejected the schedule spec: .*time zone/],
   ])('Temporal rejects %s: SCHEDULE_REJECTED', async (_, input, message) => {
     const err = await previews.matchingTimes({ spec: specOf(input) }, new Date(), 5).catch((e: unknown) => e);

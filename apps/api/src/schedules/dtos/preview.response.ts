@@ -23,6 +23,7 @@ export class PreviewFireResponse implements PreviewFire {
   dst?: 'after_gap' | 'repeated_hour';
 
   @ApiPropertyOptional({
+    type: Boolean,
     enum: [true],
     description:
       'Set when the engine fires this local wall time twice: another fire in this preview has the same local time (a repeated hour).',
