@@ -448,9 +448,13 @@ test(
     const stats = (await api('GET', `/v1/schedules/${s.id}`)).body.stats;
     expect(stats.skippedOverlap).toBeGreaterThanOrEqual(1);
 
+    // A task change reaches the schedule's next fire; the run already going keeps its version.
+    expect((await api('PATCH', `/v1/tasks/${taskId}`, { shell: { command: 'sleep', args: ['59'] } })).body.version).toBe(2);
     const allowed = await api('POST', `/v1/schedules/${s.id}/trigger`, { overlap: 'allow_all' });
     expect([allowed.status, allowed.body.error?.code]).toEqual([202, undefined]);
     expect(allowed.body.id).not.toBe(fired.body.id);
+    expect(allowed.body.taskVersion).toBe(2);
+    expect((await api('GET', `/v1/runs/${fired.body.id}`)).body.taskVersion).toBe(1);
     const runs = await eventually(
       () => runsOf(s.id),
       (rs) => rs.length === 2,

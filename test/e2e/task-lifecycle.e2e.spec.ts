@@ -230,8 +230,8 @@ test(
     );
     expect(v1.every((r) => r.taskVersion === 1)).toBe(true);
 
-    const patchedAt = Date.now();
     expect((await api('PATCH', `/v1/tasks/${task.id}`, { shell: { script: 'echo v2' } })).body.version).toBe(2);
+    const patchedAt = Date.now(); // Temporal's action had the new version before the PATCH answered
     expect(((await temporalSchedule(sid).describe()).action as any).memo).toMatchObject({ taskVersion: 2 });
     const withV2 = await eventually(
       () => scheduledRuns(task.id),
@@ -241,7 +241,7 @@ test(
     const firstV2 = withV2.find((r) => r.taskVersion === 2);
     expect((await stack.waitForRun(firstV2.id, undefined, 30_000, a.apiKey)).stdout).toBe('v2\n');
     // Fires after the change never ran the old version.
-    for (const r of withV2) if (Date.parse(r.queuedAt) > patchedAt + 1_000) expect(r.taskVersion).toBe(2);
+    for (const r of withV2) if (Date.parse(r.scheduledAt) > patchedAt + 1_000) expect(r.taskVersion).toBe(2);
 
     // Disable: manual runs and schedule triggers refused; the schedule is held paused in Temporal, its own flag unchanged.
     const disabled = await api('POST', `/v1/tasks/${task.id}/disable`, undefined, { 'if-match': '"2"' });
