@@ -155,6 +155,24 @@ test('Swagger UI renders every operation from a non-localhost origin, with no er
   expect(requests.filter((u) => !u.startsWith(`${origin}/`))).toEqual([]);
 });
 
+test('the CSP still refuses an inline script on the page, and the test sees the violation', async () => {
+  const observed = await openPage();
+  await openDocs(observed);
+  await observed.page.evaluate(`(() => {
+    const s = document.createElement('script');
+    s.textContent = 'window.inlineRan = true';
+    document.body.appendChild(s);
+  })()`);
+  expect(await observed.page.evaluate('window.inlineRan === true')).toBe(false);
+  const deadline = Date.now() + 10_000;
+  for (let i = 0; i < 100 && Date.now() < deadline && !observed.problems.some((p) => p.startsWith('CSP violation: script-src')); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(observed.problems.filter((p) => p.startsWith('CSP violation'))).toEqual([
+    expect.stringMatching(/^CSP violation: script-src(-elem)? inline$/),
+  ]);
+});
+
 test('"Try it out" on GET /v1/me works with an API key entered in the Authorize dialog', async () => {
   const observed = await openPage();
   const { page, problems } = observed;
