@@ -373,11 +373,22 @@ test(
     const untouched = await api('GET', `/v1/tasks/${task.id}`);
     expect([untouched.body.version, untouched.body.description, untouched.body.enabled]).toEqual([1, null, true]);
 
+    // null clears description and alerts, and nothing else.
+    const hook = { webhookUrl: 'https://alerts.example.com/hook' };
+    const set = await api('PATCH', `/v1/tasks/${task.id}`, { description: 'temporary', alerts: hook });
+    expect(set.body).toMatchObject({ version: 2, description: 'temporary', alerts: hook });
+    const cleared = await api('PATCH', `/v1/tasks/${task.id}`, { description: null, alerts: null });
+    expect(cleared.body).toMatchObject({ version: 3, description: null, alerts: null });
+    for (const field of ['metadata', 'tags', 'retry', 'shell', 'executor', 'timeoutSeconds']) {
+      const res = await api('PATCH', `/v1/tasks/${task.id}`, { [field]: null });
+      expect([field, res.status, res.body.error?.code]).toEqual([field, 400, 'VALIDATION_FAILED']);
+    }
+
     const run = await api('POST', `/v1/tasks/${task.id}/runs`);
     await stack.waitForRun(run.body.id, (r) => FINAL_RUN_STATUSES.includes(r.status), 30_000, a.apiKey);
     const deleted = await api('DELETE', `/v1/tasks/${task.id}`);
     expect([deleted.status, deleted.body]).toEqual([200, { id: task.id, deletedSchedules: [] }]);
-    expect((await api('GET', `/v1/runs/${run.body.id}`)).body).toMatchObject({ id: run.body.id, status: 'succeeded', taskVersion: 1 });
+    expect((await api('GET', `/v1/runs/${run.body.id}`)).body).toMatchObject({ id: run.body.id, status: 'succeeded', taskVersion: 3 });
     expect((await api('POST', `/v1/runs/${run.body.id}/retry`)).status).toBe(404);
     const again = await createTask({ name: 'private', shell: { command: 'true' } });
     expect(again.version).toBe(1);
