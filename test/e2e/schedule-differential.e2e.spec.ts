@@ -201,13 +201,20 @@ describe('previews against a brute-force wall-clock matcher', () => {
     const examples = new Map<string, string>();
     let fires = 0;
     let repeated = 0;
+    // Summed over concurrent cases: where the time goes, for the runtime bound.
+    let temporalMs = 0;
+    let referenceMs = 0;
     const failures: string[] = [];
     await inBatches(cases, 8, async (c) => {
       const spec = temporalSpecOf({ cron: c.cron, intervals: c.intervals, timezone: c.zone }, []);
+      const t0 = Date.now();
       const p = await previews.preview({ spec }, spec, new Date(c.from), c.count);
+      const t1 = Date.now();
+      temporalMs += t1 - t0;
       const label = `${JSON.stringify(c.cron ?? c.intervals)} ${c.zone} from ${iso(c.from)}`;
       try {
         const o = check(c, p);
+        referenceMs += Date.now() - t1;
         fires += o.fires;
         repeated += o.repeated;
         for (const d of o.differences) {
@@ -222,7 +229,8 @@ describe('previews against a brute-force wall-clock matcher', () => {
       }
     });
     const lines = [
-      `[differential] ${cases.length} specs, ${fires} fires compared, ${repeated} fires flagged repeated`,
+      `[differential] ${cases.length} specs, ${fires} fires compared, ${repeated} fires flagged repeated ` +
+        `(previews ${temporalMs} ms, reference and checks ${referenceMs} ms)`,
       ...[...tally].sort().map(([k, n]) => `  ${k}: ${n}`),
       '  by zone:',
       ...[...byZone].sort().map(([k, n]) => `    ${k}: ${n}`),

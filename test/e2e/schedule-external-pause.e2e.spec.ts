@@ -135,4 +135,25 @@ describe('pause and resume made in Temporal', () => {
     const report = await reconcile();
     expect([report.adoptedPause, report.adoptedResume, report.pauseFixed].flat()).not.toContain(s.id);
   });
+
+  test('a schedule Temporal holds in the old encoding (Temporal cron strings) is re-sent as calendar rules', async () => {
+    const res = await api('POST', '/v1/schedules', { name: `old-${Date.now()}`, taskId, spec: { cron: ['0 10 * * MON#2'] } });
+    expect(res.status).toBe(201);
+    const handle = client.schedule.getHandle(res.body.temporalScheduleId);
+    // What the product sent before: the cron string as is, and a memo without specEncoding.
+    await handle.update((prev) => {
+      const memo = { ...((prev.action as { memo?: Record<string, unknown> }).memo ?? {}) };
+      delete memo.specEncoding;
+      return { ...prev, spec: { cronExpressions: ['0 10 * * MON#2'], timezone: 'UTC' }, action: { ...prev.action, memo } } as never;
+    });
+    const mondays = async () =>
+      (await api('GET', `/v1/schedules/${res.body.id}/preview?count=3&from=2027-01-01T00:00:00Z`)).body.fires.map(
+        (f: { at: string }) => f.at,
+      );
+    // Temporal read everything after `#` as a comment: every Monday.
+    expect(await mondays()).toEqual(['2027-01-04T10:00:00.000Z', '2027-01-11T10:00:00.000Z', '2027-01-18T10:00:00.000Z']);
+    expect((await reconcile()).updated).toContain(res.body.id);
+    expect(await mondays()).toEqual(['2027-01-11T10:00:00.000Z', '2027-02-08T10:00:00.000Z', '2027-03-08T10:00:00.000Z']);
+    expect((await events(res.body.id)).at(-1)).toMatchObject({ kind: 'repaired', note: expect.stringMatching(/^updated: spec re-sent/) });
+  });
 });

@@ -5,7 +5,7 @@ import { ScheduleEntity } from '@task-scheduler/db';
 import { Client, ScheduleNotFoundError } from '@temporalio/client';
 import { DataSource, IsNull } from 'typeorm';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
-import { EGRESS_FORBIDDEN_NOTE, TASK_DISABLED_NOTE, TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
+import { EGRESS_FORBIDDEN_NOTE, SPEC_ENCODING, TASK_DISABLED_NOTE, TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
 import { SchedulesService } from './schedules.service';
 
@@ -167,6 +167,13 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
         'repaired',
         `updated: Temporal had task version ${String(memo?.taskVersion)}, the task ${desired.task.version}`,
       );
+      report.updated.push(row.id);
+      return;
+    }
+    // Saved before crons were read by the product: Temporal's reading differs (`MON#2` fired every Monday).
+    if (memo?.specEncoding !== SPEC_ENCODING) {
+      await this.schedules.sync(tx, row, { desired });
+      await this.schedules.event(tx, row, 'repaired', `updated: spec re-sent in encoding ${SPEC_ENCODING} (crons as calendar rules)`);
       report.updated.push(row.id);
       return;
     }

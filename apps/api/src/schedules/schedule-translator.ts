@@ -97,6 +97,13 @@ export function calendarSpecOf(rule: CalendarRule, path: string): CalendarSpec {
   return spec;
 }
 
+/**
+ * How the spec is encoded for Temporal, kept in the action's memo: 2 = crons
+ * sent as structured calendars (cron-spec.ts). Schedules saved with Temporal
+ * cron strings (where `MON#2` meant every Monday) are re-sent by the reconciler.
+ */
+export const SPEC_ENCODING = 2;
+
 /** A cron rule (from cron-spec) as a Temporal structured calendar. */
 function cronCalendarSpecOf(c: CronCalendar, comment: string): CalendarSpec {
   const numbers = (values: number[]) => runsOf(values).map((r) => ({ start: r.start, end: r.end, step: 1 }));
@@ -231,7 +238,7 @@ function body(config: AppConfig, d: DesiredSchedule): Omit<ScheduleUpdateOptions
         { key: SA.trigger, value: 'schedule' },
       ]),
       // The reconciler compares these with the rows to find schedules Temporal holds an old version (of either) of.
-      memo: { scheduleVersion: schedule.version, taskVersion: task.version, taskName: task.name },
+      memo: { scheduleVersion: schedule.version, taskVersion: task.version, taskName: task.name, specEncoding: SPEC_ENCODING },
     },
     policies: {
       overlap: overlapOf(schedule.policies.overlap),
