@@ -8,6 +8,7 @@ import addFormats from 'ajv-formats';
 import { EXAMPLE_IDS } from '../../apps/api/src/common/openapi-examples';
 import { operationsOf } from '../../apps/api/src/common/openapi';
 import { createOpenApiDocument } from '../../apps/api/src/openapi-document';
+import { randomUUID } from 'node:crypto';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
@@ -127,4 +128,50 @@ test('every request example succeeds with its documented status and headers', as
   // Reported for the closing note of the contract work.
   process.stdout.write(`openapi examples executed: ${executed}\n${results.join('\n')}\n`);
   expect(executed).toBeGreaterThanOrEqual(withBody.length);
+});
+
+/** The codes an error response's description names ("… Codes: A, B."). */
+const codesOf = (response: Json | undefined): string[] => /Codes: ([A-Z_, ]+)\./.exec(String(response?.description))?.[1].split(', ') ?? [];
+
+test('documented errors are real: 401 without a key, 404 for an unknown id, 400 for an unknown field', async () => {
+  const validatorOf = responseValidator();
+  const isError = validatorOf({ $ref: '#/components/schemas/Error' });
+  const failures: string[] = [];
+  let sent = 0;
+  const expectError = (where: string, res: { status: number; body: any; headers: Headers }, status: string, op: Json) => {
+    sent++;
+    if (String(res.status) !== status) return failures.push(`${where}: ${res.status} instead of ${status}: ${JSON.stringify(res.body)}`);
+    if (!isError(res.body)) failures.push(`${where}: not an Error body: ${JSON.stringify(res.body)}`);
+    if (!res.headers.get('x-request-id') || res.body.error.requestId !== res.headers.get('x-request-id'))
+      failures.push(`${where}: request id`);
+    const named = codesOf(op.responses[status]);
+    if (status !== '404' || named.length) {
+      if (!named.includes(res.body.error.code))
+        failures.push(`${where}: ${res.body.error.code} is not among the documented ${named.join(', ')}`);
+    }
+  };
+  for (const { path, method, op } of operationsOf(document as never) as { path: string; method: string; op: Json }[]) {
+    const example = Object.values((op.requestBody?.content?.['application/json']?.examples ?? {}) as Record<string, { value: unknown }>)[0];
+    const body = op.requestBody ? resolve(example?.value ?? {}) : undefined;
+    const where = (what: string) => `${op.operationId} ${what}`;
+    // Credentials are checked before anything else: no resource is needed for the 401.
+    if (op.security.length) {
+      expectError(
+        where('without a key'),
+        await stack.request(method.toUpperCase(), path.replace(/\{\w+\}/g, randomUUID()), { body, apiKey: null }),
+        '401',
+        op,
+      );
+    }
+    if (path.includes('{id}')) {
+      const unknown = path.replace('{id}', randomUUID());
+      expectError(where('unknown id'), await stack.request(method.toUpperCase(), unknown, { body }), '404', op);
+    }
+    if (op.requestBody) {
+      const wrong = { ...(body as Json), notAField: 1 };
+      expectError(where('unknown field'), await stack.request(method.toUpperCase(), concretePath(path), { body: wrong }), '400', op);
+    }
+  }
+  expect(failures).toEqual([]);
+  process.stdout.write(`openapi error checks sent: ${sent}\n`);
 });

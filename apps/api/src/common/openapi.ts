@@ -130,7 +130,7 @@ function errorSchemas(): Record<string, Json> {
       description: 'One problem, for example one invalid field. Some codes add properties of their own (named in the message).',
       required: ['message'],
       properties: {
-        field: { type: 'string', description: 'Dotted path of the field in the request, e.g. `shell.limits.memoryMb`.', example: 'name' },
+        field: { type: 'string', description: 'Path of the field in the request, e.g. `shell.limits.memoryMb` or `shell.args[2]`.', example: 'name' },
         message: { type: 'string', example: 'name must be 1-128 characters' },
       },
       additionalProperties: true,
