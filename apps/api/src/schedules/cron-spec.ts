@@ -265,8 +265,8 @@ function parse(expr: string): CronCalendar[] {
   const names = fields.length === 6 ? CRON_FIELD_NAMES : CRON_FIELD_NAMES.slice(1);
   fields.forEach((f, i) => {
     const name = names[i];
-    if (!/^[\w*,\-/#?]+$/.test(f)) fail(name, f, 'has characters no cron field takes');
     refuseForeign(name, f);
+    if (!/^[\w*,\-/#]+$/.test(f)) fail(name, f, 'has characters no cron field takes');
   });
   const second = parseList('second', sec);
   const minute = parseList('minute', min);
@@ -308,6 +308,11 @@ function parse(expr: string): CronCalendar[] {
       if (inMonths.length === 0 || (d !== '*' && d.length === 0)) continue;
       out.push({ ...base, dayOfMonth: d, month: inMonths, dayOfWeek: b.days, ...(c.year ? { year: c.year } : {}) });
     }
+  }
+  if (out.length === 0) {
+    throw new CronError(
+      `matches no day: its day-of-month ${JSON.stringify(dom)} and day-of-week ${JSON.stringify(dow)} never fall together`,
+    );
   }
   return out;
 }
