@@ -14,6 +14,8 @@ export class PollerResponse {
   lastSeenAt!: string | null;
 
   @ApiProperty({
+    type: 'number',
+    format: 'double',
     description:
       'The task-dispatch rate limit (tasks per second) the poller asked Temporal for, not a measured rate; 100000 when the worker sets none.',
   })
