@@ -25,7 +25,13 @@ export class TasksController {
 
   @Post()
   @ApiOperation({ operationId: 'createTask', summary: 'Create a task' })
-  @ApiErrors(ErrorCode.TASK_NAME_TAKEN, ErrorCode.TASK_EGRESS_FORBIDDEN, ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP, ErrorCode.TENANT_QUOTA_EXCEEDED, ErrorCode.SECRETS_NOT_CONFIGURED)
+  @ApiErrors(
+    ErrorCode.TASK_NAME_TAKEN,
+    ErrorCode.TASK_EGRESS_FORBIDDEN,
+    ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP,
+    ErrorCode.TENANT_QUOTA_EXCEEDED,
+    ErrorCode.SECRETS_NOT_CONFIGURED,
+  )
   @ApiCreatedResponse({ type: TaskResponse })
   @RequirePermission('tasks:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateTaskDto): Promise<TaskResponse> {
