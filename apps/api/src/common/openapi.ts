@@ -130,7 +130,11 @@ function errorSchemas(): Record<string, Json> {
       description: 'One problem, for example one invalid field. Some codes add properties of their own (named in the message).',
       required: ['message'],
       properties: {
-        field: { type: 'string', description: 'Path of the field in the request, e.g. `shell.limits.memoryMb` or `shell.args[2]`.', example: 'name' },
+        field: {
+          type: 'string',
+          description: 'Path of the field in the request, e.g. `shell.limits.memoryMb` or `shell.args[2]`.',
+          example: 'name',
+        },
         message: { type: 'string', example: 'name must be 1-128 characters' },
       },
       additionalProperties: true,
@@ -268,6 +272,12 @@ function applyValidators(schema: Schema, rules: ValidationMetadata[]): void {
       case 'arrayMinSize':
         prop.minItems = arg;
         break;
+      case 'matches': {
+        // A JSON Schema pattern is an ECMA-262 regex without flags: only unflagged ones carry over.
+        const re = arg instanceof RegExp ? arg : typeof arg === 'string' ? new RegExp(arg) : undefined;
+        if (re && !re.flags && target.type === 'string' && !target.pattern) target.pattern = re.source;
+        break;
+      }
       case 'isUuid':
         target.format = 'uuid';
         break;
