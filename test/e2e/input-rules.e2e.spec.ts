@@ -237,6 +237,21 @@ const attacks: Attack[] = [
   },
   { name: 'null script', method: 'POST', path: () => '/v1/tasks', body: { ...shellTask, shell: { script: null } }, field: 'shell.script' },
   { name: 'null description', method: 'POST', path: () => '/v1/tasks', body: { ...shellTask, description: null }, field: 'description' },
+  { name: 'null tags in a task PATCH', method: 'PATCH', path: () => `/v1/tasks/${taskId}`, body: { tags: null }, field: 'tags' },
+  {
+    name: 'null script in a task PATCH',
+    method: 'PATCH',
+    path: () => `/v1/tasks/${taskId}`,
+    body: { shell: { script: null } },
+    field: 'shell.script',
+  },
+  {
+    name: 'null holidays in a calendar PATCH',
+    method: 'PATCH',
+    path: () => `/v1/calendars/${calendarId}`,
+    body: { holidays: null },
+    field: 'holidays',
+  },
   // prototype keys and unbounded numbers
   {
     name: '__proto__ key',

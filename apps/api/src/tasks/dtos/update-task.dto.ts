@@ -10,9 +10,12 @@ import { AlertSpecDto, CreateTaskDto } from './create-task.dto';
  * `metadata` replace the stored value whole; `retry` is merged field by field.
  * `enabled` is not here: disable and enable have their own routes. `null`
  * clears `description` and `alerts` and is refused for every other field
- * (by the service: the mapped type lets `null` through class-validator).
+ * (by the validation of every field, and again by the service).
  */
-export class UpdateTaskDto extends PartialType(OmitType(CreateTaskDto, ['enabled', 'description', 'alerts'] as const)) {
+export class UpdateTaskDto extends PartialType(OmitType(CreateTaskDto, ['enabled', 'description', 'alerts'] as const), {
+  // Optional without letting null through (common/validation.ts): null is refused by the DTO itself.
+  skipNullProperties: false,
+}) {
   @ApiPropertyOptional({ maxLength: 2000, nullable: true, type: String, description: '`null` clears it.' })
   @Nullable()
   @IsString()
