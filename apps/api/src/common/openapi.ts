@@ -402,9 +402,8 @@ function discriminateExecutor(schemas: Record<string, Schema>, name: string, she
   const task = schemas[name];
   // Only where executor is required: a partial update may change fields without naming the executor.
   if (!task?.properties?.executor || task.oneOf || !task.required?.includes('executor')) return;
-  const { executor, shell, http, ...common } = task.properties;
-  void shell;
-  void http;
+  const executor = task.properties.executor;
+  const common = Object.fromEntries(Object.entries(task.properties).filter(([key]) => !['executor', 'shell', 'http'].includes(key)));
   const required = (task.required ?? []).filter((r) => r !== 'executor');
   const variant = (kind: 'shell' | 'http', spec: Json): Schema => ({
     type: 'object',
