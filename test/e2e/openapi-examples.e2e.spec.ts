@@ -175,3 +175,37 @@ test('documented errors are real: 401 without a key, 404 for an unknown id, 400 
   expect(failures).toEqual([]);
   process.stdout.write(`openapi error checks sent: ${sent}\n`);
 });
+
+test('the headers the document promises: ETag and If-Match, Idempotent-Replayed, Retry-After', async () => {
+  const ops = operationsOf(document as never) as { path: string; method: string; op: Json }[];
+  const op = (id: string) => ops.find((o) => o.op.operationId === id)!.op;
+
+  const read = await stack.request('GET', `/v1/tasks/${ids.tasks}`);
+  expect(Object.keys(op('getTask').responses['200'].headers)).toContain('ETag');
+  expect(read.headers.get('etag')).toMatch(/^".+"$/);
+  const stale = await stack.request('PATCH', `/v1/tasks/${ids.tasks}`, { body: { priority: 5 }, headers: { 'if-match': '"999999"' } });
+  expect(stale.status).toBe(412);
+  expect(codesOf(op('updateTask').responses['412'])).toContain(stale.body.error.code);
+  const fresh = await stack.request('PATCH', `/v1/tasks/${ids.tasks}`, {
+    body: { priority: 5 },
+    headers: { 'if-match': read.headers.get('etag')! },
+  });
+  expect(fresh.status).toBe(200);
+  expect(fresh.headers.get('etag')).not.toBe(read.headers.get('etag'));
+
+  const key = { 'idempotency-key': `examples-${Date.now()}` };
+  const first = await stack.request('POST', `/v1/tasks/${ids.tasks}/runs`, { body: {}, headers: key });
+  const again = await stack.request('POST', `/v1/tasks/${ids.tasks}/runs`, { body: {}, headers: key });
+  expect([first.status, again.status]).toEqual([202, 202]);
+  expect([first.headers.get('idempotent-replayed'), again.headers.get('idempotent-replayed')]).toEqual([null, 'true']);
+  expect(again.headers.get('location')).toBe(`/v1/runs/${first.body.id}`);
+
+  // A tenant allowed one request a minute: the second answers 429 with Retry-After, as documented.
+  const slow = await stack.createTenant(`examples-slow-${Date.now()}`, { rateLimitPerMinute: 1 });
+  await stack.request('GET', '/v1/tasks', { apiKey: slow.apiKey });
+  const limited = await stack.request('GET', '/v1/tasks', { apiKey: slow.apiKey });
+  expect(limited.status).toBe(429);
+  expect(Object.keys(op('listTasks').responses['429'].headers)).toContain('Retry-After');
+  expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  expect(codesOf(op('listTasks').responses['429'])).toContain(limited.body.error.code);
+});
