@@ -58,6 +58,17 @@ describe('bad input', () => {
       const cases: [Record<string, unknown>, number, string, string][] = [
         [daily({ cron: ['61 * * * *'] }), 400, 'SCHEDULE_INVALID_CRON', 'spec.cron[0]'],
         [daily({ cron: ['* * *'] }), 400, 'SCHEDULE_INVALID_CRON', 'spec.cron[0]'],
+        [daily({ cron: ['0 9 * * *', '0 0 ? * MON'] }), 400, 'SCHEDULE_INVALID_CRON', 'spec.cron[1]'],
+        [daily({ cron: ['0 0 L-3 * *'] }), 400, 'SCHEDULE_INVALID_CRON', 'spec.cron[0]'],
+        [daily({ cron: ['@daily'] }), 400, 'SCHEDULE_INVALID_CRON', 'spec.cron[0]'],
+        [daily({ cron: ['0 0 1 uar *'] }), 400, 'SCHEDULE_INVALID_CRON', 'spec.cron[0]'],
+        [daily({ calendars: [{ year: '1999' }] }), 400, 'SCHEDULE_INVALID_CALENDAR', 'spec.calendars[0].year'],
+        [
+          { ...daily(), spec: { intervals: [{ everySeconds: 900, offsetSeconds: 900 }] } },
+          400,
+          'VALIDATION_FAILED',
+          'spec.intervals[0].offsetSeconds',
+        ],
         [daily({ timezone: 'Mars/Olympus_Mons' }), 400, 'SCHEDULE_INVALID_TIMEZONE', 'spec.timezone'],
         [daily({ startAt: '2027-01-02T00:00:00Z', endAt: '2027-01-01T00:00:00Z' }), 400, 'SCHEDULE_INVALID_RANGE', 'spec.endAt'],
         [{ ...daily(), spec: { intervals: [{ everySeconds: 0 }] } }, 400, 'VALIDATION_FAILED', 'spec.intervals[0].everySeconds'],
