@@ -17,6 +17,8 @@ interface Operation {
   path: string;
   params: { name: string; in: 'path' | 'query' | 'header'; required?: boolean; schema?: Schema }[];
   body?: Schema;
+  /** The document's request examples of the operation. */
+  examples: unknown[];
 }
 interface Caller {
   name: 'A' | 'B' | 'platform';
@@ -140,6 +142,7 @@ function operations(): Operation[] {
         path,
         params: [...(item.parameters ?? []), ...(op.parameters ?? [])].map(resolve) as Operation['params'],
         body: op.requestBody?.content?.['application/json']?.schema,
+        examples: Object.values<Schema>(op.requestBody?.content?.['application/json']?.examples ?? {}).map((e) => e.value),
       });
     }
   }
@@ -247,6 +250,18 @@ function valueOf(schema: Schema | undefined, caller: Caller, mode: 'valid' | 'bo
   }
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A documented example with its ids (placeholders in the document) replaced by real ones of any tenant. */
+function fromExample(example: unknown, caller: Caller): fc.Arbitrary<unknown> {
+  if (typeof example === 'string' && UUID.test(example)) return fc.constantFrom(...knownUuids(caller));
+  if (Array.isArray(example)) return fc.tuple(...example.map((e) => fromExample(e, caller)));
+  if (example && typeof example === 'object') {
+    return fc.record(Object.fromEntries(Object.entries(example).map(([k, v]) => [k, fromExample(v, caller)])));
+  }
+  return fc.constant(example);
+}
+
 /** Every path of a JSON value (objects and arrays included), for mutations. */
 function paths(v: unknown, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
   out.push(at);
@@ -275,7 +290,11 @@ const MUTATIONS: Record<string, (json: string) => string> = {
 };
 
 /** A body broken in one place: a value replaced by something its schema does not allow, or the text mangled. */
-function invalidBody(schema: Schema, caller: Caller): fc.Arbitrary<{ kind: string; body: string }> {
+function invalidBody(schema: Schema, examples: unknown[], caller: Caller): fc.Arbitrary<{ kind: string; body: string }> {
+  // Broken in one place, starting from a generated value or from a documented example (which gets further).
+  const start = examples.length
+    ? fc.oneof(valueOf(schema, caller, 'valid'), ...examples.map((e) => fromExample(e, caller)))
+    : valueOf(schema, caller, 'valid');
   const replacements = fc.constantFrom<[string, unknown]>(
     ['null', null],
     ['nul', NUL_AND_FRIENDS[0]],
@@ -291,16 +310,16 @@ function invalidBody(schema: Schema, caller: Caller): fc.Arbitrary<{ kind: strin
     ['nested-1000', JSON.parse(deep(1_000))],
     ['constructor-key', JSON.parse('{"constructor":{"prototype":1}}')],
   );
-  const replaced = fc.tuple(valueOf(schema, caller, 'valid'), fc.nat(), replacements).map(([v, pick, [kind, value]]) => {
+  const replaced = fc.tuple(start, fc.nat(), replacements).map(([v, pick, [kind, value]]) => {
     const all = paths(v);
     const at = all[pick % all.length]!;
     return { kind: `body:${kind}`, body: JSON.stringify(setAt(v, at, value)) };
   });
-  const unknownField = valueOf(schema, caller, 'valid').map((v) => ({
+  const unknownField = start.map((v) => ({
     kind: 'body:unknown-field',
     body: JSON.stringify(v && typeof v === 'object' && !Array.isArray(v) ? { ...v, zzUnknown: 1 } : { zzUnknown: 1 }),
   }));
-  const mangled = fc.tuple(valueOf(schema, caller, 'valid'), fc.constantFrom(...Object.keys(MUTATIONS))).map(([v, m]) => ({
+  const mangled = fc.tuple(start, fc.constantFrom(...Object.keys(MUTATIONS))).map(([v, m]) => ({
     kind: `text:${m}`,
     body: MUTATIONS[m]!(JSON.stringify(v ?? {})),
   }));
@@ -348,10 +367,12 @@ function caseOf(op: Operation, caller: Caller): fc.Arbitrary<Case> {
   const variants: fc.WeightedArbitrary<Case>[] = [];
   if (op.body) {
     variants.push({ arbitrary: json('valid', valueOf(op.body, caller, 'valid')), weight: 4 });
+    if (op.examples.length)
+      variants.push({ arbitrary: json('example', fc.oneof(...op.examples.map((e) => fromExample(e, caller)))), weight: 2 });
     variants.push({ arbitrary: json('boundary', valueOf(op.body, caller, 'boundary')), weight: 2 });
     variants.push({
       arbitrary: fc
-        .tuple(base, invalidBody(op.body, caller))
+        .tuple(base, invalidBody(op.body, op.examples, caller))
         .map(([b, x]): Case => ({ ...b, kind: x.kind, body: x.body, contentType: 'application/json' })),
       weight: 6,
     });
@@ -557,8 +578,14 @@ test('every operation of the OpenAPI document, fuzzed as two tenants and the pla
     ([id, t]) =>
       `${id.padEnd(24)} ${String(t.cases).padStart(4)} cases  statuses ${JSON.stringify(t.statuses)}  kinds ${Object.keys(t.kinds).length}`,
   );
+  const sum = (pick: (t: Tally) => Record<string | number, number>) => {
+    const out: Record<string, number> = {};
+    for (const t of tally.values()) for (const [k, n] of Object.entries(pick(t))) out[k] = (out[k] ?? 0) + n;
+    return out;
+  };
   console.log(
-    `API fuzz (seed ${SEED}): ${total} cases over ${tally.size} operations (${notRecorded} schedule triggers not recorded: no workers) in ${Math.round((Date.now() - started) / 1000)} s\n${lines.join('\n')}`,
+    `API fuzz (seed ${SEED}): ${total} cases over ${tally.size} operations (${notRecorded} schedule triggers not recorded: no workers) in ${Math.round((Date.now() - started) / 1000)} s\n` +
+      `statuses ${JSON.stringify(sum((t) => t.statuses))}\nkinds ${JSON.stringify(sum((t) => t.kinds))}\n${lines.join('\n')}`,
   );
   expect(failures.slice(0, 25)).toEqual([]);
   expect(tally.size).toBe(ops.length);
