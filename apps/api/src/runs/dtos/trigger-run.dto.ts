@@ -1,5 +1,5 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsDefined, IsString } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsDefined, IsString, MaxLength } from 'class-validator';
 import { Optional } from '../../common/validation';
 import { IsEnvMap, IsHeaderMap } from '../../tasks/dtos/create-task.dto';
 
@@ -15,6 +15,7 @@ export class TriggerRunDto {
   @IsArray()
   @ArrayMaxSize(1000)
   @IsString({ each: true })
+  @MaxLength(32_768, { each: true })
   args?: string[];
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'http: URL placeholder values.' })

@@ -100,6 +100,7 @@ export class ShellSpecDto {
   @IsArray()
   @ArrayMaxSize(1000)
   @IsString({ each: true })
+  @MaxLength(32_768, { each: true })
   args?: string[];
 
   @ApiPropertyOptional({ description: 'Script run with /bin/sh -c. Give either command or script.', example: 'echo hello' })
