@@ -181,3 +181,13 @@ test('bounds and formats follow the validators', () => {
   expect(param('taskId')).toEqual(expect.objectContaining({ type: 'string', format: 'uuid' }));
   expect(param('from')).toEqual(expect.objectContaining({ type: 'string', format: 'date-time' }));
 });
+
+test('every operation says who may call it, and every tag is described', () => {
+  const silent = operations.filter((o) => !/permission|credential|token/i.test(String(o.op.description ?? ''))).map(label);
+  expect(silent).toEqual([]);
+  const defined = new Map((document.tags ?? []).map((t) => [t.name, t.description]));
+  const used = [...new Set(operations.flatMap((o) => (o.op.tags as string[]) ?? []))];
+  expect(used.filter((t) => !defined.get(t) || defined.get(t) === t)).toEqual([]);
+  const createTask = operations.find((o) => o.op.operationId === 'createTask')!.op;
+  expect(createTask.description).toContain('`tasks:write`');
+});

@@ -1,4 +1,5 @@
-import { SetMetadata } from '@nestjs/common';
+import { SetMetadata, applyDecorators } from '@nestjs/common';
+import { ApiPermission } from '../common/openapi';
 import type { ApiKeyRole } from '@task-scheduler/db';
 
 /** Every permission a route can require. Custom keys carry an explicit subset. */
@@ -42,6 +43,6 @@ export function permissionsOf(role: ApiKeyRole, custom: string[], platformAdmin 
 export const ANY_AUTHENTICATED = 'authenticated';
 
 export const REQUIRED_PERMISSION = 'requiredPermission';
-/** The permission a route needs; a key without it gets 403 FORBIDDEN naming it. */
+/** The permission a route needs; a key without it gets 403 FORBIDDEN naming it. The OpenAPI document states it too. */
 export const RequirePermission = (permission: Permission | typeof PLATFORM_PERMISSION | typeof ANY_AUTHENTICATED) =>
-  SetMetadata(REQUIRED_PERMISSION, permission);
+  applyDecorators(SetMetadata(REQUIRED_PERMISSION, permission), ApiPermission(permission));

@@ -39,6 +39,12 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
 const ERROR_CODES = 'x-error-codes';
 const RESPONSE_HEADERS = 'x-response-headers';
 const PUBLIC = 'x-public';
+const PERMISSION = 'x-required-permission';
+
+/** Records the permission a route needs, for the operation's description (the auth guard's `@RequirePermission` uses it). */
+export function ApiPermission(permission: string): MethodDecorator & ClassDecorator {
+  return ApiExtension(PERMISSION, permission);
+}
 
 /** Documents operations that need no credentials (use with the auth guard's `@Public()`). */
 export function ApiPublic(): ClassDecorator & MethodDecorator {
@@ -176,6 +182,7 @@ type Operation = Json & {
   [ERROR_CODES]?: ErrorCode[];
   [RESPONSE_HEADERS]?: (keyof typeof HEADERS)[];
   [PUBLIC]?: boolean;
+  [PERMISSION]?: string;
 };
 
 const METHODS = ['get', 'put', 'post', 'patch', 'delete'] as const;
@@ -450,6 +457,38 @@ function openObjects(node: unknown): void {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** The description of each tag (group of operations); a tag without one is named by itself. */
+const TAGS: Record<string, string> = {
+  alerts: "The tenant's default alert webhook, for tasks without alerts of their own.",
+  'api-keys': 'API keys of the tenant: create (the key is shown once), list, revoke.',
+  audit: 'The audit log: every change and every refused change, read-only.',
+  calendars: 'Business calendars (holidays, weekly windows) that schedules exclude.',
+  health: 'Liveness and readiness probes; no credentials.',
+  me: 'The caller: tenant, credential, role, permissions, limits and usage.',
+  runs: 'Runs of tasks: start, list, inspect, cancel, retry, dead letters.',
+  schedules: 'Schedules (Temporal Schedules) that run a task: spec, policies, previews, fires, backfill.',
+  tasks: 'Tasks (what to run: a shell command or an HTTP request), their versions, disable, delete.',
+  tenants: 'Tenants and their limits (platform admin).',
+  workers: "The workers polling this deployment's task queues.",
+};
+
+/** States who may call the operation: the permission it needs, or that it needs none. */
+function describeAccess(op: Operation): void {
+  const permission = op[PERMISSION];
+  delete op[PERMISSION];
+  const access =
+    op.security?.length === 0
+      ? 'Needs no credentials.'
+      : permission === 'authenticated'
+        ? op.description
+          ? undefined // the operation says so itself
+          : 'Any valid API key or token may call it.'
+        : permission
+          ? `Needs the \`${permission}\` permission${permission === 'tenants:admin' ? ' (the platform admin key only)' : ''}.`
+          : undefined;
+  if (access) op.description = op.description ? `${String(op.description)}\n\n${access}` : access;
+}
+
 function finishContract(document: OpenAPIObject): OpenAPIObject {
   const components = (document.components ??= {});
   const schemas = (components.schemas ??= {}) as Record<string, Schema>;
@@ -489,7 +528,11 @@ function finishContract(document: OpenAPIObject): OpenAPIObject {
     const examples = op.operationId ? REQUEST_EXAMPLES[op.operationId] : undefined;
     if (media && examples) media.examples = structuredClone(examples);
     delete op[PUBLIC];
+    describeAccess(op);
   }
+  document.tags = [...new Set(operationsOf(document).flatMap(({ op }) => (op.tags as string[] | undefined) ?? []))]
+    .sort()
+    .map((name) => ({ name, description: TAGS[name] ?? name }));
   integersByDefault(document);
   openObjects(components.schemas);
   return document;
