@@ -7,6 +7,8 @@
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
+import { apiKeyFromString, generateApiKey } from '@task-scheduler/core';
+import { ApiKeyEntity } from '@task-scheduler/db';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
@@ -52,14 +54,25 @@ beforeAll(async () => {
   // No workers: runs started by the fuzzer stay queued, so no shell task ever executes. The reconciler is
   // off so that nothing but the fuzzer's requests writes to the database while it runs.
   stack = await startStack('api-fuzz', { workers: false, env: { SCHEDULE_RECONCILE_SECONDS: '0' } });
-  const [defaultTenant] = await stack.db.query(`SELECT id FROM tenants WHERE slug = 'default'`);
   const a = await stack.createTenant(`fuzz-a-${Date.now()}`, { maxTasks: 100_000, maxConcurrentRuns: 100_000 });
   const b = await stack.createTenant(`fuzz-b-${Date.now()}`, { maxTasks: 100_000, maxConcurrentRuns: 100_000 });
   tenantC = (await stack.createTenant(`fuzz-c-${Date.now()}`)).tenantId;
+  // The platform admin works in a tenant of its own, not the default tenant other suites write to meanwhile.
+  const p = await stack.createTenant(`fuzz-platform-${Date.now()}`, { maxTasks: 100_000, maxConcurrentRuns: 100_000 });
+  const platformKey = apiKeyFromString(generateApiKey().key);
+  await stack.db.getRepository(ApiKeyEntity).insert({
+    tenantId: p.tenantId,
+    name: 'fuzz platform admin',
+    prefix: platformKey.prefix,
+    secretHash: platformKey.secretHash,
+    role: 'admin',
+    permissions: [],
+    platformAdmin: true,
+  });
   callers = [
     { name: 'A', ...a, ids: {} },
     { name: 'B', ...b, ids: {} },
-    { name: 'platform', tenantId: defaultTenant.id, apiKey: stack.apiKey, ids: {} },
+    { name: 'platform', tenantId: p.tenantId, apiKey: platformKey.key, ids: {} },
   ];
   for (const c of callers) c.ids = await seed(c);
   const docRes = await stack.request('GET', '/docs-json', { apiKey: null });
