@@ -371,6 +371,25 @@ test('details is an array of objects with message for every code', async () => {
   expect(foreign.body.error.details).toEqual([expect.objectContaining({ field: 'tenantId', message: expect.any(String) })]);
 });
 
+test('codes about one input name it: INVALID_CURSOR, IDEMPOTENCY_KEY_INVALID, an unsupported charset', async () => {
+  const cursor = await request('GET', '/v1/tasks?cursor=garbage');
+  expect(cursor.body.error).toMatchObject({ code: 'INVALID_CURSOR', details: [expect.objectContaining({ field: 'cursor' })] });
+  const key = await request('POST', `/v1/tasks/${taskId}/runs`, { body: {}, headers: { 'idempotency-key': ' ' } });
+  expect(key.body.error).toMatchObject({
+    code: 'IDEMPOTENCY_KEY_INVALID',
+    details: [expect.objectContaining({ field: 'Idempotency-Key' })],
+  });
+  const charset = await request('POST', '/v1/calendars', {
+    body: { name: 'cs' },
+    headers: { 'content-type': 'application/json; charset=latin1' },
+  });
+  expect(charset.status).toBe(415);
+  expect(charset.body.error).toMatchObject({
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    details: [expect.objectContaining({ field: 'content-type' })],
+  });
+});
+
 test('a schedule and calendar still use their bounds: count above 1000 in preview', async () => {
   const res = await request('GET', `/v1/schedules/${scheduleId}/preview?count=1001`);
   expect(res.status).toBe(400);

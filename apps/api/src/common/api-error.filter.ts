@@ -15,7 +15,9 @@ export function toApiError(err: unknown): ApiError {
   if (e?.type === 'entity.parse.failed') return new ApiError(ErrorCode.MALFORMED_JSON, 'request body is not valid JSON');
   if (e?.type === 'entity.too.large') return new ApiError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body is too large');
   if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') {
-    return new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'request body encoding is not supported');
+    return new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'request body encoding is not supported', [
+      { field: 'content-type', message: 'the body must be UTF-8 JSON without content-encoding' },
+    ]);
   }
   if (err instanceof HttpException) {
     const status = err.getStatus();

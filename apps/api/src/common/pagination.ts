@@ -18,7 +18,9 @@ export function decodeCursor(raw: string | undefined): Cursor | null {
   } catch {
     // fall through
   }
-  throw new ApiError(ErrorCode.INVALID_CURSOR, 'cursor is not one this API returned');
+  throw new ApiError(ErrorCode.INVALID_CURSOR, 'cursor is not one this API returned', [
+    { field: 'cursor', message: 'pass back the nextCursor of a page, unchanged' },
+  ]);
 }
 
 export interface Page<T> {

@@ -88,7 +88,9 @@ export class RunsService {
   async trigger(ctx: RequestContext, taskId: string, opts: TriggerOptions = {}): Promise<TriggerResult> {
     const { idempotencyKey } = opts;
     if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-      throw new ApiError(ErrorCode.IDEMPOTENCY_KEY_INVALID, 'Idempotency-Key must be 1-255 visible ASCII characters');
+      throw new ApiError(ErrorCode.IDEMPOTENCY_KEY_INVALID, 'Idempotency-Key must be 1-255 visible ASCII characters', [
+        { field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' },
+      ]);
     }
     const task = await this.tasks.get(ctx, taskId);
     const overrides = opts.overrides ?? {};
