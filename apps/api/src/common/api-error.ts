@@ -147,6 +147,11 @@ export class ApiError extends Error {
   }
 }
 
+/** An error about one input field: the message names the field, and `details` carries it for clients. */
+export function fieldError(code: ErrorCode, field: string, message: string): ApiError {
+  return new ApiError(code, `${field}: ${message}`, [{ field, message }]);
+}
+
 export interface ErrorBody {
   error: { code: string; message: string; details?: ErrorDetail[]; requestId?: string };
 }
