@@ -2,7 +2,8 @@
  * UI or CLI do) is adopted by the reconciler into the row, with a schedule
  * event naming Temporal as its cause and carrying Temporal's note; it is not
  * reverted. While the tenant is suspended, a resume made in Temporal is undone
- * instead (it must not start runs). Real API (in process, the reconciler's
+ * instead (it must not start runs), and a pause state the API wrote to Temporal
+ * in a request whose commit then failed is set back to the row's. Real API (in process, the reconciler's
  * timer off: each pass is run by the test), Temporal dev server, PostgreSQL. */
 import { Client, Connection } from '@temporalio/client';
 import { ScheduleReconciler } from '../../apps/api/src/schedules/schedule-reconciler';
@@ -134,6 +135,57 @@ describe('pause and resume made in Temporal', () => {
     expect((await client.schedule.getHandle(s.temporalScheduleId).describe()).state.paused).toBe(false);
     const report = await reconcile();
     expect([report.adoptedPause, report.adoptedResume, report.pauseFixed].flat()).not.toContain(s.id);
+  });
+
+  test('a pause or resume the API made in Temporal but failed to commit is reverted to the row, not adopted', async () => {
+    const s = await createSchedule();
+    const handle = client.schedule.getHandle(s.temporalScheduleId);
+    // The request's last write (its pause or resume event) fails, after Temporal took the change: the commit fails.
+    const failEvents = () =>
+      stack.db.query(
+        `CREATE OR REPLACE FUNCTION fail_schedule_event() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.schedule_id = '${s.id}' AND NEW.kind IN ('paused', 'resumed') THEN RAISE EXCEPTION 'injected'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER fail_schedule_event BEFORE INSERT ON schedule_events FOR EACH ROW EXECUTE FUNCTION fail_schedule_event()`,
+      );
+    const allowEvents = () => stack.db.query(`DROP TRIGGER IF EXISTS fail_schedule_event ON schedule_events`);
+    const rowPaused = async () => (await stack.db.query(`SELECT paused FROM schedules WHERE id = $1`, [s.id]))[0].paused;
+    try {
+      await failEvents();
+      expect((await api('POST', `/v1/schedules/${s.id}/pause`, { note: 'never committed' })).status).toBe(500);
+      expect(await rowPaused()).toBe(false);
+      // The failed request did reach Temporal.
+      expect((await handle.describe()).state).toMatchObject({ paused: true, note: 'never committed' });
+      const report = await reconcile();
+      expect(report.adoptedPause).not.toContain(s.id);
+      expect(report.pauseFixed).toContain(s.id);
+      expect(await rowPaused()).toBe(false);
+      expect((await handle.describe()).state.paused).toBe(false);
+      expect((await events(s.id)).at(-1)).toMatchObject({ kind: 'repaired', note: 'pause state set to running' });
+
+      await allowEvents();
+      expect((await api('POST', `/v1/schedules/${s.id}/pause`, { note: 'api pause' })).status).toBe(200);
+      await failEvents();
+      expect((await api('POST', `/v1/schedules/${s.id}/resume`, {})).status).toBe(500);
+      expect(await rowPaused()).toBe(true);
+      expect((await handle.describe()).state.paused).toBe(false);
+      const second = await reconcile();
+      expect(second.adoptedResume).not.toContain(s.id);
+      expect(second.pauseFixed).toContain(s.id);
+      expect(await rowPaused()).toBe(true);
+      expect((await handle.describe()).state).toMatchObject({ paused: true, note: 'api pause' });
+      expect((await events(s.id)).at(-1)).toMatchObject({
+        kind: 'repaired',
+        note: 'paused again: api pause (Temporal held a resume the API wrote but did not commit)',
+      });
+    } finally {
+      await allowEvents();
+    }
+    // A change made in Temporal afterwards is still adopted (the memo followed the repairs).
+    await handle.unpause('resumed in the UI');
+    expect((await reconcile()).adoptedResume).toContain(s.id);
+    await handle.pause('paused in the UI');
+    expect((await reconcile()).adoptedPause).toContain(s.id);
+    expect((await api('GET', `/v1/schedules/${s.id}`)).body).toMatchObject({ paused: true, note: 'paused in the UI' });
   });
 
   test('a schedule Temporal holds in the old encoding (Temporal cron strings) is re-sent as calendar rules', async () => {

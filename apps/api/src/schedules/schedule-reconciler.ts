@@ -144,44 +144,50 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
       return;
     }
     let desired = await this.schedules.desiredOf(tx, row);
+    const memo = (description.action as { memo?: Record<string, unknown> }).memo;
+    // The pause state the API last wrote (see the memo in schedule-translator.ts): Temporal still holding it means
+    // nobody changed it in Temporal since; a row that disagrees then lost a commit after Temporal took the change.
+    const apiWroteState = typeof memo?.apiPaused === 'boolean' && memo.apiPaused === description.state.paused;
     // A pause or resume made in Temporal is taken into the row first, so that an update below does not undo it.
-    if (description.state.paused !== effectivePause(desired).paused && (await this.adoptPause(tx, desired, description.state, report))) {
-      row = await tx.getRepository(ScheduleEntity).findOneByOrFail({ id: row.id });
-      desired = await this.schedules.desiredOf(tx, row);
+    let adopted = false;
+    if (description.state.paused !== effectivePause(desired).paused && !apiWroteState) {
+      adopted = await this.adoptPause(tx, desired, description.state, report);
+      if (adopted) {
+        row = await tx.getRepository(ScheduleEntity).findOneByOrFail({ id: row.id });
+        desired = await this.schedules.desiredOf(tx, row);
+      }
     }
     const want = effectivePause(desired);
-    const memo = (description.action as { memo?: Record<string, unknown> }).memo;
-    const memoVersion = memo?.scheduleVersion;
-    if (memoVersion !== row.version) {
+    const stale =
+      memo?.scheduleVersion !== row.version
+        ? `updated: Temporal had version ${String(memo?.scheduleVersion)}, the row ${row.version}`
+        : // A task change whose resync did not reach Temporal: its fires would still run the old task version.
+          memo?.taskVersion !== desired.task.version
+          ? `updated: Temporal had task version ${String(memo?.taskVersion)}, the task ${desired.task.version}`
+          : // Saved before crons were read by the product: Temporal's reading differs (`MON#2` fired every Monday).
+            memo?.specEncoding !== SPEC_ENCODING
+            ? `updated: spec re-sent in encoding ${SPEC_ENCODING} (crons as calendar rules)`
+            : null;
+    if (stale) {
       await this.schedules.sync(tx, row, { desired });
-      await this.schedules.event(tx, row, 'repaired', `updated: Temporal had version ${String(memoVersion)}, the row ${row.version}`);
+      await this.schedules.event(tx, row, 'repaired', stale);
       report.updated.push(row.id);
       return;
     }
-    // A task change whose resync did not reach Temporal: its fires would still run the old task version.
-    if (memo?.taskVersion !== desired.task.version) {
-      await this.schedules.sync(tx, row, { desired });
-      await this.schedules.event(
-        tx,
-        row,
-        'repaired',
-        `updated: Temporal had task version ${String(memo?.taskVersion)}, the task ${desired.task.version}`,
-      );
-      report.updated.push(row.id);
+    if (description.state.paused === want.paused) {
+      // Adopted: the memo learns the state too, so the next change in Temporal is again told apart from the API's.
+      if (adopted && memo?.apiPaused !== want.paused) await this.schedules.sync(tx, row, { desired });
       return;
     }
-    // Saved before crons were read by the product: Temporal's reading differs (`MON#2` fired every Monday).
-    if (memo?.specEncoding !== SPEC_ENCODING) {
-      await this.schedules.sync(tx, row, { desired });
-      await this.schedules.event(tx, row, 'repaired', `updated: spec re-sent in encoding ${SPEC_ENCODING} (crons as calendar rules)`);
-      report.updated.push(row.id);
-      return;
-    }
-    if (description.state.paused === want.paused) return;
-    // Left: a pause of ours Temporal still has (the tenant is active again, the task enabled), or a resume in
-    // Temporal while the tenant is suspended, the task disabled or egress forbidden, which must not start runs.
+    // Left: a pause state the API wrote whose commit failed; a pause of ours Temporal still has (the tenant is active
+    // again, the task enabled); or a resume in Temporal while the tenant is suspended, the task disabled or egress
+    // forbidden, which must not start runs.
     await this.schedules.sync(tx, row, { desired });
-    const why = want.paused ? `paused again: resumed in Temporal, but ${want.note ?? 'paused'}` : 'pause state set to running';
+    const why = !want.paused
+      ? 'pause state set to running'
+      : apiWroteState
+        ? `paused again: ${want.note ?? 'paused'} (Temporal held a resume the API wrote but did not commit)`
+        : `paused again: resumed in Temporal, but ${want.note ?? 'paused'}`;
     await this.schedules.event(tx, row, 'repaired', why);
     report.pauseFixed.push(row.id);
   }

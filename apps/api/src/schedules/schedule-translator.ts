@@ -238,7 +238,16 @@ function body(config: AppConfig, d: DesiredSchedule): Omit<ScheduleUpdateOptions
         { key: SA.trigger, value: 'schedule' },
       ]),
       // The reconciler compares these with the rows to find schedules Temporal holds an old version (of either) of.
-      memo: { scheduleVersion: schedule.version, taskVersion: task.version, taskName: task.name, specEncoding: SPEC_ENCODING },
+      // `apiPaused`: the pause state the API itself wrote, beside it. Temporal's UI, CLI and pauseOnFailure change
+      // the state but not the memo, so a state that differs from it was changed in Temporal (and is adopted), while
+      // one equal to it that the row does not share comes from an API change whose commit failed (and is reverted).
+      memo: {
+        scheduleVersion: schedule.version,
+        taskVersion: task.version,
+        taskName: task.name,
+        specEncoding: SPEC_ENCODING,
+        apiPaused: effectivePause(d).paused,
+      },
     },
     policies: {
       overlap: overlapOf(schedule.policies.overlap),
