@@ -11,7 +11,7 @@ import { temporalSpecOf } from '../../apps/api/src/schedules/schedule-translator
 import { specMatchingTimes } from '../../apps/api/src/schedules/spec-matcher';
 import { validateScheduleSpec } from '../../apps/api/src/schedules/spec-validation';
 import { anyCron, dayCron } from '../support/cron-arbitrary';
-import { wallClockMatches } from '../support/wall-clock-cron';
+import { cronMatcher, wallClockMatches } from '../support/wall-clock-cron';
 
 function refusal(expr: string): ApiError {
   try {
@@ -198,5 +198,59 @@ describe('what the product makes of a cron means what the cron text means (brute
       { numRuns: 40, seed: 10_005 },
     );
     process.stdout.write(`[cron-spec] 40 generated day rules compared, ${times} matching times\n`);
+  });
+});
+
+/** Whether the day fields of `expr` match any day of 2001–2028: one full 28-year cycle of weekdays and leap years. */
+function firesInACycle(expr: string): boolean {
+  const f = expr.trim().split(/\s+/);
+  const [dom, mon, dow] = f.slice(-3);
+  const days = cronMatcher(`0 0 ${dom} ${mon} ${dow}`);
+  for (let ms = Date.UTC(2001, 0, 1); ms < Date.UTC(2029, 0, 1); ms += 86_400_000) {
+    const t = new Date(ms);
+    const w = { y: t.getUTCFullYear(), mo: t.getUTCMonth() + 1, d: t.getUTCDate(), h: 0, mi: 0, dow: t.getUTCDay() };
+    if (days.minute(w)) return true;
+  }
+  return false;
+}
+
+describe('a cron is refused exactly when its day fields can never match (brute force over a 28-year cycle)', () => {
+  test.each(['0 0 30 2 *', '0 0 31 4,6,9,11 *', '0 0 31 2 MON#5', '0 0 30,31 FEB *', '0 0 31 4 *'])('%s is refused', (expr) => {
+    expect(refusal(expr).message).toMatch(/matches no day/);
+    expect(firesInACycle(expr)).toBe(false);
+  });
+  test.each(['0 0 29 2 *', '0 0 31 2,3 *', '0 0 30 4,6,9,11 *', '0 0 * 2 MON#5', '0 0 29-31 2 SUN'])('%s is taken', (expr) => {
+    expect(cronCalendarsOf(expr, 'spec.cron[0]').length).toBeGreaterThan(0);
+    expect(firesInACycle(expr)).toBe(true);
+  });
+  // Late days, short months and fifth weekdays: the combinations near the edge.
+  const edgeCron = fc
+    .tuple(
+      fc.constantFrom('*', '1', '28', '29', '30', '31', '29,30', '30,31', '29-31', 'L', '15,L', '1-7', '8-14'),
+      fc.constantFrom('*', '2', 'FEB', '4', '4,6,9,11', '2,4', '1-3', '9-11', '2,6'),
+      fc.constantFrom('*', 'MON', 'SUN#5', 'MON#5', 'FRI#4', 'SAT#1', '5L', 'SUNL', 'MON,FRI', 'TUE#3'),
+    )
+    .map(([dom, mon, dow]) => `0 12 ${dom} ${mon} ${dow}`);
+  test('generated day fields: accepted ⇔ some day of the cycle matches', () => {
+    let accepted = 0;
+    let refused = 0;
+    fc.assert(
+      fc.property(fc.oneof(edgeCron, dayCron), (expr) => {
+        let taken: boolean;
+        try {
+          cronCalendarsOf(expr, 'spec.cron[0]');
+          taken = true;
+        } catch (err) {
+          if (!(err instanceof ApiError) || !/matches no day/.test(err.message)) throw err;
+          taken = false;
+        }
+        if (taken) accepted++;
+        else refused++;
+        expect({ expr, taken }).toEqual({ expr, taken: firesInACycle(expr) });
+      }),
+      { numRuns: 300, seed: 10_010 },
+    );
+    process.stdout.write(`[cron-spec] day fields: ${accepted} accepted, ${refused} refused, each checked over 2001–2028\n`);
+    expect(refused).toBeGreaterThan(10);
   });
 });

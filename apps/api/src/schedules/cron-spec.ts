@@ -298,7 +298,8 @@ function parse(expr: string): CronCalendar[] {
     };
     if (!b.byLength && !dayOfMonth.last) {
       const d = days(31);
-      if (d !== '*' && d.length === 0) continue;
+      // A day no allowed month has (`30 2`, `31 4,6,9,11`) never comes; d is sorted, its first day is the earliest.
+      if (d !== '*' && !LENGTH_CLASSES.some((c) => d.length > 0 && d[0] <= c.length && c.months.some((m) => months.includes(m)))) continue;
       out.push({ ...base, dayOfMonth: d, month: months, dayOfWeek: b.days });
       continue;
     }
