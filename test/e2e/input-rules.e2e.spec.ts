@@ -11,12 +11,13 @@ let scheduleId: string;
 let calendarId: string;
 
 const NUL = '\u0000';
+const CORS_ORIGIN = 'http://client.example';
 const shellTask = { name: 'ok-task', executor: 'shell', shell: { command: 'true' } };
 const spec = { cron: ['0 3 * * *'] };
 
 beforeAll(async () => {
   // Workers are not needed: refused requests start nothing, accepted runs may stay queued.
-  stack = await startStack('input-rules', { workers: false });
+  stack = await startStack('input-rules', { workers: false, env: { CORS_ORIGINS: CORS_ORIGIN } });
   own = await stack.createTenant(`input-${Date.now()}`);
   const task = await request('POST', '/v1/tasks', { body: { ...shellTask, name: 'base' } });
   expect(task.status).toBe(201);
@@ -377,7 +378,7 @@ test('codes about one input name it: INVALID_CURSOR, IDEMPOTENCY_KEY_INVALID, an
   const key = await request('POST', `/v1/tasks/${taskId}/runs`, { body: {}, headers: { 'idempotency-key': ' ' } });
   expect(key.body.error).toMatchObject({
     code: 'IDEMPOTENCY_KEY_INVALID',
-    details: [expect.objectContaining({ field: 'Idempotency-Key' })],
+    details: [expect.objectContaining({ field: 'idempotency-key' })],
   });
   const charset = await request('POST', '/v1/calendars', {
     body: { name: 'cs' },
@@ -432,4 +433,80 @@ test('headers over the size limit → 431 HEADERS_TOO_LARGE in the error format'
   const answer = await rawRequest(Buffer.from(`GET /v1/tasks HTTP/1.1\r\nhost: x\r\nx-filler: ${'a'.repeat(20_000)}\r\n\r\n`));
   expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
   expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error.code).toBe('HEADERS_TOO_LARGE');
+});
+
+test('an opaque JSON payload is bounded by bytes, not by its number of values: a ~60 KB array body is stored', async () => {
+  const body = Array.from({ length: 15_000 }, (_, i) => i % 1000); // 15,000 values, ~57 KB
+  expect(JSON.stringify(body).length).toBeGreaterThan(50_000);
+  const task = await request('POST', '/v1/tasks', {
+    body: { name: 'big-body', executor: 'http', http: { url: 'http://127.0.0.1:9/hook', method: 'POST', body } },
+  });
+  expect(task.status).toBe(201);
+  expect(task.body.http.body).toEqual(body);
+  const run = await request('POST', `/v1/tasks/${task.body.id}/runs`, { body: { body: body.slice().reverse() } });
+  expect(run.status).toBe(202);
+  // Depth still is bounded inside an opaque payload.
+  const deep = await request('POST', '/v1/tasks', {
+    rawBody: `{"name":"deep-body","executor":"http","http":{"url":"http://127.0.0.1:9/","body":${'['.repeat(40)}${']'.repeat(40)}}}`,
+  });
+  expect(deep.status).toBe(400);
+  expect(deep.body.error.details.map((d: { field: string }) => d.field)).toContain('http');
+});
+
+test('http.body null is refused with a message saying how to send JSON null', async () => {
+  const before = await snapshot();
+  const res = await request('POST', '/v1/tasks', {
+    body: { name: 'null-body', executor: 'http', http: { url: 'http://127.0.0.1:9/', body: null } },
+  });
+  expect(res.status).toBe(400);
+  expect(res.body.error.details).toContainEqual(
+    expect.objectContaining({ field: 'http.body', message: expect.stringContaining('"null"') }),
+  );
+  expect(await snapshot()).toEqual(before);
+});
+
+test('a PATCH may say application/merge-patch+json; other methods and other +json types get 415', async () => {
+  const patch = (method: string, path: string, type: string, body: unknown) =>
+    fetch(`${stack.baseUrl}${path}`, { method, headers: { 'x-api-key': own.apiKey, 'content-type': type }, body: JSON.stringify(body) });
+  const merged = await patch('PATCH', `/v1/calendars/${calendarId}`, 'application/merge-patch+json', { description: 'merged' });
+  expect(merged.status).toBe(200);
+  expect(((await merged.json()) as { description: string }).description).toBe('merged');
+  const before = await snapshot();
+  for (const [method, path, type] of [
+    ['POST', '/v1/calendars', 'application/merge-patch+json'],
+    ['PATCH', `/v1/calendars/${calendarId}`, 'application/json-patch+json'],
+    ['PATCH', `/v1/calendars/${calendarId}`, 'application/vnd.example+json'],
+  ]) {
+    const res = await patch(method!, path!, type!, method === 'POST' ? { name: 'mp' } : { description: 'no' });
+    expect(res.status).toBe(415);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  }
+  expect(await snapshot()).toEqual(before);
+});
+
+test('CORS: a preflight allows If-Match and a bearer token; scripts may read ETag, Location and x-request-id', async () => {
+  const preflight = await fetch(`${stack.baseUrl}/v1/tasks/${taskId}`, {
+    method: 'OPTIONS',
+    headers: {
+      origin: CORS_ORIGIN,
+      'access-control-request-method': 'PATCH',
+      'access-control-request-headers': 'authorization, content-type, if-match, idempotency-key',
+    },
+  });
+  expect(preflight.status).toBe(204);
+  expect(preflight.headers.get('access-control-allow-origin')).toBe(CORS_ORIGIN);
+  const allowed = (preflight.headers.get('access-control-allow-headers') ?? '').split(',').map((h) => h.trim().toLowerCase());
+  expect(allowed).toEqual(expect.arrayContaining(['authorization', 'content-type', 'if-match', 'idempotency-key', 'x-api-key']));
+
+  const read = await fetch(`${stack.baseUrl}/v1/tasks/${taskId}`, { headers: { origin: CORS_ORIGIN, 'x-api-key': own.apiKey } });
+  expect(read.status).toBe(200);
+  expect(read.headers.get('etag')).toMatch(/^"\d+"$/);
+  const exposed = (read.headers.get('access-control-expose-headers') ?? '').split(',').map((h) => h.trim().toLowerCase());
+  expect(exposed).toEqual(expect.arrayContaining(['etag', 'location', 'retry-after', 'idempotent-replayed', 'x-request-id']));
+
+  // An origin that is not listed gets no CORS headers.
+  const foreign = await fetch(`${stack.baseUrl}/v1/tasks/${taskId}`, {
+    headers: { origin: 'http://evil.example', 'x-api-key': own.apiKey },
+  });
+  expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
 });

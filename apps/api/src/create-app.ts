@@ -13,7 +13,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { ApiError, ErrorCode } from './common/api-error';
 import { errorBody, toApiError } from './common/api-error.filter';
-import { answerClientError, checkBody, checkQuery, requireJsonBody } from './common/input-middleware';
+import { JSON_MEDIA_TYPES, answerClientError, checkBody, checkQuery, requireJsonBody } from './common/input-middleware';
 import { buildOpenApiDocument } from './common/openapi';
 import { validationDetails } from './common/validation';
 
@@ -30,11 +30,19 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
   else app.useLogger(false);
 
   app.disable('x-powered-by');
+  // No automatic weak ETag (and 304 on If-None-Match) on every GET: ETags are the task versions routes set on purpose.
+  app.set('etag', false);
   // Helmet's default CSP, less `upgrade-insecure-requests`: over plain HTTP from any origin but localhost it sent
   // Swagger UI's own scripts and styles to https (a blank page). Behind TLS every same-origin URL is https already.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  // A browser client on another origin may send every request header the API reads and read every response
+  // header it documents (docs/api.md, "CORS"); browsers hide the others from scripts.
   if (config.CORS_ORIGINS.length)
-    app.enableCors({ origin: config.CORS_ORIGINS, allowedHeaders: ['content-type', 'x-api-key', 'idempotency-key', 'x-request-id'] });
+    app.enableCors({
+      origin: config.CORS_ORIGINS,
+      allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'idempotency-key', 'if-match', 'x-request-id'],
+      exposedHeaders: ['etag', 'location', 'retry-after', 'idempotent-replayed', 'x-request-id'],
+    });
   // Every response names its request id, the key to the matching log lines. A caller's own id is kept when sane.
   app.use((req: Request & { id?: string }, res: Response, next: NextFunction) => {
     const given = req.headers['x-request-id'];
@@ -44,7 +52,7 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
   });
   // The input rules (common/input-rules.ts), before routing: every route gets them, none can opt out.
   app.use(requireJsonBody);
-  app.use(express.json({ limit: config.BODY_LIMIT_BYTES, strict: true }));
+  app.use(express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: JSON_MEDIA_TYPES }));
   app.use(checkBody);
   app.use(checkQuery);
   // Body-parser failures happen before any route; answer them in the API's error format.

@@ -2,11 +2,12 @@
  * The HTTP edge of the input rules (see input-rules.ts): Express middleware that runs before routing,
  * so every route gets the same content-type, body and query checks.
  */
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
 import { ApiError, ErrorCode } from './api-error';
 import { errorBody } from './api-error.filter';
-import { MAX_BODY_DEPTH, MAX_BODY_VALUES, jsonProblem } from './input-rules';
+import { MAX_BODY_DEPTH, jsonProblem } from './input-rules';
 
 /** RFC 9112: a request has a body when it says how long it is (and that is not 0) or that it is chunked. */
 function hasBody(req: Request): boolean {
@@ -14,14 +15,23 @@ function hasBody(req: Request): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/**
+ * The media types express.json parses. `application/merge-patch+json` (RFC 7396) is what every PATCH of the API
+ * already means (fields left out are kept, `null` clears a nullable field), so a PATCH may say so; on other
+ * methods it is refused. Other `+json` types are refused rather than read as plain JSON: `application/json-patch+json`
+ * (RFC 6902) is a list of operations, and reading it as a document would do something else than the client meant.
+ */
+export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'];
+
 /** A request with a body must say it is JSON: otherwise the body would be ignored and the request validated as empty. */
 export function requireJsonBody(req: Request, _res: Response, next: NextFunction): void {
-  if (!hasBody(req) || req.is('application/json')) return next();
+  if (!hasBody(req) || req.is('application/json') || (req.method === 'PATCH' && req.is('application/merge-patch+json'))) return next();
   const given = req.headers['content-type'];
+  const expected = req.method === 'PATCH' ? 'application/json or application/merge-patch+json' : 'application/json';
   const message = given
-    ? `request bodies must be application/json, not ${given.split(';')[0]!.trim().slice(0, 100)}`
-    : 'a request with a body needs the header content-type: application/json';
-  next(new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, message, [{ field: 'content-type', message: 'must be application/json' }]));
+    ? `request bodies must be ${expected}, not ${given.split(';')[0]!.trim().slice(0, 100)}`
+    : `a request with a body needs the header content-type: ${expected}`;
+  next(new ApiError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, message, [{ field: 'content-type', message: `must be ${expected}` }]));
 }
 
 /** A parsed body must be one JSON object that meets the input rules. */
@@ -35,14 +45,23 @@ export function checkBody(req: Request, _res: Response, next: NextFunction): voi
       ]),
     );
   }
-  const problem = jsonProblem(body, '', { maxDepth: MAX_BODY_DEPTH, maxValues: MAX_BODY_VALUES });
+  const problem = jsonProblem(body, '', { maxDepth: MAX_BODY_DEPTH });
   if (problem) return next(new ApiError(ErrorCode.VALIDATION_FAILED, problem.message, [problem]));
   next();
 }
 
-/** Query-string names and values follow the text rule too (`?cursor=%00`). */
+/**
+ * Bounds of a parsed query string. Express 5's default parser ("simple", node:querystring) gives a flat object
+ * whose values are strings, or arrays of strings for a repeated name: depth 2 at most. 3 leaves room if the
+ * parser is ever switched to "extended" (qs, `a[b]=1`). No route reads more than a dozen names, so 200 values
+ * in all (names, values and the containers) are ample and keep a hostile query string cheap to walk.
+ */
+export const MAX_QUERY_DEPTH = 3;
+export const MAX_QUERY_VALUES = 200;
+
+/** Query-string names and values follow the text rule too (`?cursor=%00`), within the bounds above. */
 export function checkQuery(req: Request, _res: Response, next: NextFunction): void {
-  const problem = jsonProblem(req.query, '', { maxDepth: 3, maxValues: 200 });
+  const problem = jsonProblem(req.query, '', { maxDepth: MAX_QUERY_DEPTH, maxValues: MAX_QUERY_VALUES });
   if (problem) return next(new ApiError(ErrorCode.VALIDATION_FAILED, `query string: ${problem.message}`, [problem]));
   next();
 }
@@ -62,9 +81,12 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
       : new ApiError(ErrorCode.MALFORMED_REQUEST, 'the request is not valid HTTP (a header name or value holds a character HTTP forbids)', [
           { field: 'headers', message: 'header values must not contain control characters other than tab' },
         ]);
-  const body = JSON.stringify(errorBody(apiError));
+  // A request id of its own, like every other answer (the caller's could not be read).
+  const requestId = randomUUID();
+  const body = JSON.stringify(errorBody(apiError, requestId));
   socket.end(
     `HTTP/1.1 ${apiError.status} ${apiError.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n` +
+      `connection: close\r\n\r\n${body}`,
   );
 }

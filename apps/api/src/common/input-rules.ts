@@ -4,7 +4,11 @@
  * - text is well-formed Unicode without control characters other than tab, line feed and carriage
  *   return: PostgreSQL cannot store U+0000 in text or jsonb nor an unpaired surrogate in jsonb, and the
  *   other control characters are refused too so that "text" means one thing everywhere;
- * - JSON bodies nest at most {@link MAX_BODY_DEPTH} levels and hold at most {@link MAX_BODY_VALUES} values;
+ * - JSON bodies nest at most {@link MAX_BODY_DEPTH} levels (class-transformer and class-validator recurse,
+ *   so depth is what could break the process); their size is bounded in bytes only, by `BODY_LIMIT_BYTES`
+ *   (express.json): opaque payloads such as `http.body` or a trigger's `body` may be a large JSON array, and
+ *   a count of values would refuse them although they are within the byte limit. The structured fields have
+ *   their own bounds (array sizes, string lengths, `metadata` in bytes); the walk here is linear in the body;
  * - no object key is `__proto__`, `constructor` or `prototype` (class-transformer drops or misreads them).
  *
  * The walk is iterative: class-transformer and class-validator recurse, so a body nested 10,000 levels
@@ -13,7 +17,6 @@
 import type { ErrorDetail } from './api-error';
 
 export const MAX_BODY_DEPTH = 32;
-export const MAX_BODY_VALUES = 10_000;
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 // C0 controls except \t \n \r, DEL, and UTF-16 surrogates that are not part of a pair.
@@ -43,7 +46,8 @@ export function pathOf(parent: string, key: string | number): string {
 
 export interface JsonBounds {
   maxDepth: number;
-  maxValues: number;
+  /** At most this many values in all (containers and scalars); no limit when left out. */
+  maxValues?: number;
 }
 
 /**
@@ -55,7 +59,7 @@ export function jsonProblem(value: unknown, root: string, bounds: JsonBounds): E
   let values = 0;
   while (stack.length > 0) {
     const [v, path, depth] = stack.pop()!;
-    if (++values > bounds.maxValues) {
+    if (bounds.maxValues !== undefined && ++values > bounds.maxValues) {
       return { field: root || 'body', message: `${root || 'the body'} holds more than ${bounds.maxValues} values` };
     }
     if (typeof v === 'string') {
@@ -86,7 +90,7 @@ export function jsonProblem(value: unknown, root: string, bounds: JsonBounds): E
   return undefined;
 }
 
-/** Depth (counting containers) and serialised size of a JSON value, computed without recursion; stops early past `maxDepth`. */
+/** Depth of a JSON value (counting containers), computed without recursion; stops early past `maxDepth`. */
 export function jsonDepth(value: unknown, maxDepth: number): number {
   const stack: [unknown, number][] = [[value, 0]];
   let deepest = 0;

@@ -34,6 +34,6 @@ export class TriggerRunDto {
 
   @ApiPropertyOptional({ description: 'http: replaces the request body (a string as is, anything else as JSON).' })
   @Optional()
-  @IsDefined({ message: 'body must not be null (leave it out to keep the task body)' })
+  @IsDefined({ message: 'body must not be null: leave it out to keep the task body; to send the JSON value null, give the string "null"' })
   body?: unknown;
 }

@@ -205,7 +205,10 @@ export class HttpSpecDto {
 
   @ApiPropertyOptional({ description: 'A string is sent as is; anything else as JSON.' })
   @Optional()
-  @IsDefined({ message: 'http.body must not be null (leave it out for no body)' })
+  // The executor sends no body for null (activities/src/http): refused rather than silently dropped.
+  @IsDefined({
+    message: 'http.body must not be null: leave it out for no body; to send the JSON value null, give the string "null" and a content-type: application/json header',
+  })
   body?: unknown;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'Default values of URL placeholders.' })
