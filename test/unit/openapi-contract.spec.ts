@@ -4,7 +4,9 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { ErrorCode, httpStatusOf } from '../../apps/api/src/common/api-error';
 import { operationsOf } from '../../apps/api/src/common/openapi';
+import { IS_NULLABLE } from '../../apps/api/src/common/validation';
 import { createOpenApiDocument } from '../../apps/api/src/openapi-document';
+import { getMetadataStorage } from 'class-validator';
 
 type Json = Record<string, any>;
 
@@ -190,4 +192,28 @@ test('every operation says who may call it, and every tag is described', () => {
   expect(used.filter((t) => !defined.get(t) || defined.get(t) === t)).toEqual([]);
   const createTask = operations.find((o) => o.op.operationId === 'createTask')!.op;
   expect(createTask.description).toContain('`tasks:write`');
+});
+
+test('nullability and the metadata bound come from the validation decorators', () => {
+  const schemas = document.components!.schemas as Record<string, Json>;
+  // Every @Nullable() property is nullable in the document (derived, not mirrored by hand)…
+  const storage = getMetadataStorage() as unknown as { validationMetadatas: Map<unknown, { name?: string; propertyName: string }[]> };
+  const nullable = [...storage.validationMetadatas.entries()].flatMap(([target, rules]) =>
+    typeof target === 'function' ? rules.filter((r) => r.name === IS_NULLABLE).map((r) => [target.name, r.propertyName] as const) : [],
+  );
+  expect(nullable.length).toBeGreaterThanOrEqual(3);
+  const documented = nullable.filter(([cls]) => schemas[cls]);
+  expect(documented.map(([cls, prop]) => [cls, prop, schemas[cls].properties?.[prop]?.nullable])).toEqual(
+    documented.map(([cls, prop]) => [cls, prop, true]),
+  );
+  // …and no other property of a validated (request) class is: that would promise null where validation refuses it.
+  const validated = new Set([...storage.validationMetadatas.keys()].map((t) => (typeof t === 'function' ? t.name : '')));
+  const extra = Object.entries(schemas).flatMap(([cls, s]) =>
+    Object.entries((s.properties ?? {}) as Record<string, Json>)
+      .filter(([prop, p]) => p.nullable && validated.has(cls) && !nullable.some(([c, n]) => c === cls && n === prop))
+      .map(([prop]) => `${cls}.${prop}`),
+  );
+  expect(extra).toEqual([]);
+  const metadata = JSON.stringify(schemas).match(/A JSON object at most 8 levels deep[^"]*16384 bytes/);
+  expect(metadata).not.toBeNull();
 });

@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Put } from '@nestjs/common';
-import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import type { AlertSpec } from '@task-scheduler/contracts';
 import { TenantEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
@@ -18,7 +18,6 @@ class AlertSettingsResponse {
  * `alerts` of its own.
  */
 @ApiTags('alerts')
-@ApiSecurity('api-key')
 @Controller('v1/alert-settings')
 export class AlertSettingsController {
   constructor(

@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, Param, Post, Query } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
 import { RequirePermission } from '../auth/permissions';
@@ -13,7 +13,6 @@ import { mapPage } from '../common/page.dto';
 import type { Page } from '../common/pagination';
 
 @ApiTags('api-keys')
-@ApiSecurity('api-key')
 @Controller('v1/api-keys')
 export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}

@@ -1,5 +1,5 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
@@ -10,7 +10,6 @@ import { AuditEventPage, AuditEventResponse, ListAuditEventsQueryDto } from './d
 
 /** Read-only view of the audit log; the API has no route that changes or deletes audit events. */
 @ApiTags('audit')
-@ApiSecurity('api-key')
 @Controller('v1/audit-events')
 export class AuditController {
   constructor(private readonly audit: AuditService) {}

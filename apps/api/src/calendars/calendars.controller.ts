@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
 import { RequirePermission } from '../auth/permissions';
@@ -12,7 +12,6 @@ import { CalendarPage, CalendarResponse, CreateCalendarDto, UpdateCalendarDto } 
 import { CalendarsService } from './calendars.service';
 
 @ApiTags('calendars')
-@ApiSecurity('api-key')
 @Controller('v1/calendars')
 export class CalendarsController {
   constructor(private readonly calendars: CalendarsService) {}

@@ -7,6 +7,7 @@ import { getMetadataStorage } from 'class-validator';
 import type { ValidationMetadata } from 'class-validator/types/metadata/ValidationMetadata';
 import { ErrorCode, httpStatusOf } from './api-error';
 import { REQUEST_EXAMPLES } from './openapi-examples';
+import { IS_BOUNDED_JSON_OBJECT, IS_NULLABLE } from './validation';
 
 /**
  * The API's OpenAPI document, built from the controllers and DTOs: served at /docs-json and dumped by the build
@@ -46,7 +47,7 @@ export function ApiPermission(permission: string): MethodDecorator & ClassDecora
   return ApiExtension(PERMISSION, permission);
 }
 
-/** Documents operations that need no credentials (use with the auth guard's `@Public()`). */
+/** Documents operations that need no credentials; applied by the auth guard's `@Public()`, which routes use instead. */
 export function ApiPublic(): ClassDecorator & MethodDecorator {
   return ApiExtension(PUBLIC, true);
 }
@@ -119,7 +120,8 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflicts with the current state.',
   412: 'The If-Match header names a version that is no longer current.',
   413: 'The request body is too large.',
-  415: 'The request body is not `application/json`.',
+  415: 'The request body is not `application/json` (nor, for a PATCH, `application/merge-patch+json`).',
+  431: 'The request headers are too large (over 16 KiB).',
   422: 'Understood, but refused by a rule of the API.',
   429: 'Too many requests for this key or tenant; wait Retry-After seconds.',
   500: 'An unexpected error; nothing was changed by it. Quote the request id.',
@@ -196,7 +198,9 @@ export function operationsOf(document: OpenAPIObject): { path: string; method: s
 
 /** The codes every operation of this shape can answer with, whatever it does. */
 function defaultCodes(path: string, op: Operation): ErrorCode[] {
-  const codes: ErrorCode[] = [ErrorCode.INTERNAL_ERROR];
+  // Any request can be refused by Node's HTTP parser before routing (common/input-middleware.ts, answerClientError):
+  // a control character in a header (400 MALFORMED_REQUEST) or headers over 16 KiB (431 HEADERS_TOO_LARGE).
+  const codes: ErrorCode[] = [ErrorCode.INTERNAL_ERROR, ErrorCode.MALFORMED_REQUEST, ErrorCode.HEADERS_TOO_LARGE];
   if (!op[PUBLIC]) codes.push(ErrorCode.UNAUTHENTICATED, ErrorCode.FORBIDDEN, ErrorCode.TENANT_SUSPENDED, ErrorCode.RATE_LIMITED);
   const query = (op.parameters ?? []).filter((p) => p.in === 'query' || p.in === 'header');
   if (op.requestBody || query.length) codes.push(ErrorCode.VALIDATION_FAILED);
@@ -250,6 +254,12 @@ function validatorsByClassName(): Map<string, ValidationMetadata[]> {
 function applyValidators(schema: Schema, rules: ValidationMetadata[]): void {
   for (const rule of rules) {
     const prop = schema.properties?.[rule.propertyName] as Schema | undefined;
+    if (prop && rule.name === IS_NULLABLE) {
+      // `@Nullable()`: null is a value. A bare $ref cannot carry `nullable` in OpenAPI 3.0: wrap it in allOf.
+      if (prop.$ref) schema.properties![rule.propertyName] = { allOf: [{ $ref: prop.$ref }], nullable: true };
+      else prop.nullable = true;
+      continue;
+    }
     if (!prop || prop.$ref || prop.allOf) continue;
     const target = (rule.each && prop.type === 'array' ? prop.items : prop) as Schema;
     const [arg] = rule.constraints ?? [];
@@ -294,6 +304,13 @@ function applyValidators(schema: Schema, rules: ValidationMetadata[]): void {
       case 'isUrl':
         target.format = 'uri';
         break;
+      case IS_BOUNDED_JSON_OBJECT: {
+        // JSON Schema has no keyword for depth or serialised size: the description states them.
+        const { maxDepth, maxBytes } = arg as { maxDepth: number; maxBytes: number };
+        const bound = `A JSON object at most ${maxDepth} levels deep (the object itself is level 1) and ${maxBytes} bytes long as JSON.`;
+        target.description = target.description ? `${target.description as string} ${bound}` : bound;
+        break;
+      }
       case 'isIn':
         // Only where the values have the declared type (a boolean query parameter is validated as 'true'/'false').
         if (!target.enum && Array.isArray(arg) && arg.every((v) => typeof v === (target.type ?? typeof v))) target.enum = arg;

@@ -4,7 +4,8 @@
  * `IsOptional` (the lint forbids it): `IsOptional` lets `null` through every other validator, which is
  * how `{"shell":{"script":null}}` once ran `/bin/sh -c null`.
  */
-import { ValidateIf, registerDecorator } from 'class-validator';
+import { applyDecorators } from '@nestjs/common';
+import { ValidateBy, ValidateIf, registerDecorator } from 'class-validator';
 import type { ValidationError, ValidationOptions } from 'class-validator';
 import type { ErrorDetail } from './api-error';
 import { jsonDepth, pathOf } from './input-rules';
@@ -14,13 +15,22 @@ export function Optional(): PropertyDecorator {
   return ValidateIf((_object: unknown, value: unknown) => value !== undefined);
 }
 
+/** The name of the marker {@link Nullable} leaves in class-validator's metadata; common/openapi.ts reads it. */
+export const IS_NULLABLE = 'isNullable';
+
 /**
  * The property may be left out or be `null`, which means "none" (e.g. clearing a limit in a PATCH);
- * any other value is validated. Say in the field's description what `null` does.
+ * any other value is validated. Say in the field's description what `null` does. The OpenAPI document marks the
+ * property `nullable` from this decorator (a marker rule that never fails), so no `@ApiProperty({ nullable })` is needed.
  */
 export function Nullable(): PropertyDecorator {
-  return ValidateIf((_object: unknown, value: unknown) => value !== undefined && value !== null);
+  return applyDecorators(
+    ValidateIf((_object: unknown, value: unknown) => value !== undefined && value !== null),
+    ValidateBy({ name: IS_NULLABLE, validator: { validate: () => true } }),
+  );
 }
+
+export const IS_BOUNDED_JSON_OBJECT = 'isBoundedJsonObject';
 
 /**
  * A free-form JSON object (e.g. metadata) at most `maxDepth` levels deep (the object itself is level 1)
@@ -29,9 +39,11 @@ export function Nullable(): PropertyDecorator {
 export function IsBoundedJsonObject(bounds: { maxDepth: number; maxBytes: number }, options?: ValidationOptions): PropertyDecorator {
   return (target, propertyName) =>
     registerDecorator({
-      name: 'isBoundedJsonObject',
+      name: IS_BOUNDED_JSON_OBJECT,
       target: target.constructor,
       propertyName: propertyName as string,
+      // Kept as the rule's constraint so that common/openapi.ts can state the bounds in the document.
+      constraints: [bounds],
       options,
       validator: {
         validate: (v: unknown) =>

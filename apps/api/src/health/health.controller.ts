@@ -1,6 +1,5 @@
 import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import { ApiPublic } from '../common/openapi';
 import { Connection } from '@temporalio/client';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
@@ -42,7 +41,6 @@ async function check(fn: () => Promise<unknown>, timeoutMs = 2000): Promise<Chec
 
 @ApiTags('health')
 @Public()
-@ApiPublic()
 @Controller()
 export class HealthController {
   constructor(

@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ANY_AUTHENTICATED, RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
@@ -7,7 +7,6 @@ import { MeResponse } from './dtos/me.response';
 import { MeService } from './me.service';
 
 @ApiTags('me')
-@ApiSecurity('api-key')
 @Controller('v1/me')
 export class MeController {
   constructor(private readonly me: MeService) {}

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors, ApiResponseHeaders } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
 import type { Response } from 'express';
@@ -15,7 +15,6 @@ import { TriggerRunDto } from './dtos/trigger-run.dto';
 import { RunsService } from './runs.service';
 
 @ApiTags('runs')
-@ApiSecurity('api-key')
 @Controller('v1')
 export class RunsController {
   constructor(private readonly runs: RunsService) {}

@@ -7,7 +7,6 @@ import {
   ApiOkResponse,
   ApiOperation,
   ApiPropertyOptional,
-  ApiSecurity,
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiErrors, ApiResponseHeaders } from '../common/openapi';
@@ -54,7 +53,6 @@ class FiresQueryDto {
 }
 
 @ApiTags('schedules')
-@ApiSecurity('api-key')
 @Controller('v1/schedules')
 export class SchedulesController {
   constructor(

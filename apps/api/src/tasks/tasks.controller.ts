@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiErrors, ApiIfMatch, ApiResponseHeaders } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
@@ -18,7 +18,6 @@ import { mapPage } from '../common/page.dto';
 import type { Page } from '../common/pagination';
 
 @ApiTags('tasks')
-@ApiSecurity('api-key')
 @Controller('v1/tasks')
 export class TasksController {
   constructor(private readonly tasks: TasksService) {}

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
 import { PLATFORM_PERMISSION, RequirePermission } from '../auth/permissions';
@@ -12,7 +12,6 @@ import { mapPage } from '../common/page.dto';
 import type { Page } from '../common/pagination';
 
 @ApiTags('tenants')
-@ApiSecurity('api-key')
 @Controller('v1/tenants')
 export class TenantsController {
   constructor(private readonly tenants: TenantsService) {}

@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
 import { RequirePermission } from '../auth/permissions';
@@ -7,7 +7,6 @@ import { WorkersResponse } from './dtos/worker.response';
 import { WorkersService } from './workers.service';
 
 @ApiTags('workers')
-@ApiSecurity('api-key')
 @Controller('v1')
 export class WorkersController {
   constructor(private readonly workers: WorkersService) {}

@@ -123,7 +123,7 @@ export class SchedulePoliciesDto {
   @IsBoolean()
   pauseOnFailure?: boolean;
 
-  @ApiPropertyOptional({ nullable: true, type: Number, description: 'Fire at most this many more times.' })
+  @ApiPropertyOptional({ type: Number, description: 'Fire at most this many more times.' })
   @Nullable()
   @IsInt()
   @Min(0)

@@ -16,7 +16,7 @@ export class UpdateTaskDto extends PartialType(OmitType(CreateTaskDto, ['enabled
   // Optional without letting null through (common/validation.ts): null is refused by the DTO itself.
   skipNullProperties: false,
 }) {
-  @ApiPropertyOptional({ maxLength: 2000, nullable: true, type: String, description: '`null` clears it.' })
+  @ApiPropertyOptional({ maxLength: 2000, type: String, description: '`null` clears it.' })
   @Nullable()
   @IsString()
   @MaxLength(2000)
@@ -24,7 +24,6 @@ export class UpdateTaskDto extends PartialType(OmitType(CreateTaskDto, ['enabled
 
   @ApiPropertyOptional({
     type: AlertSpecDto,
-    nullable: true,
     description: "Overrides the tenant's alert settings for this task; `null` goes back to them.",
   })
   @Nullable()
