@@ -66,7 +66,7 @@ describe('bad input', () => {
         [
           { ...daily(), spec: { intervals: [{ everySeconds: 900, offsetSeconds: 900 }] } },
           400,
-          'VALIDATION_FAILED',
+          'SCHEDULE_INVALID_INTERVAL',
           'spec.intervals[0].offsetSeconds',
         ],
         [daily({ timezone: 'Mars/Olympus_Mons' }), 400, 'SCHEDULE_INVALID_TIMEZONE', 'spec.timezone'],

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { dstTransitions, localIsoString, zoneOffsetMinutes } from '@task-scheduler/core';
@@ -109,8 +110,6 @@ function apiErrorOf(err: unknown, scheduleId: string, creating = false): unknown
   }
   return err;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Fire times of schedules as Temporal itself computes them (the

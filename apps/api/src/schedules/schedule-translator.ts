@@ -6,7 +6,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { CalendarSpec, ScheduleOptions, ScheduleSpec, ScheduleUpdateOptions } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { SEARCH_ATTRIBUTE_KEYS as SA } from '../common/temporal';
-import { ApiError, ErrorCode } from '../common/api-error';
+import { ApiError, ErrorCode, fieldError } from '../common/api-error';
 import { egressForbidden, runInputOf } from '../runs/run-input';
 import { TEMPORAL_MAX_YEAR, TEMPORAL_MIN_YEAR, cronCalendarsOf, runsOf, yearRanges } from './cron-spec';
 import type { CronCalendar } from './cron-spec';
@@ -51,9 +51,7 @@ const FIELD_BOUNDS: Record<CalendarField, { min: number; max: number; names?: re
   dayOfWeek: { min: 0, max: 6, names: DAYS },
 };
 
-function invalidCalendar(field: string, message: string): ApiError {
-  return new ApiError(ErrorCode.SCHEDULE_INVALID_CALENDAR, `${field}: ${message}`, [{ field, message }]);
-}
+const invalidCalendar = (field: string, message: string): ApiError => fieldError(ErrorCode.SCHEDULE_INVALID_CALENDAR, field, message);
 
 /** `*`, `5`, `MON`, `1-5`, `0-59/15`, `1,15,30` … → Temporal ranges. */
 function parseField(field: CalendarField, text: string, path: string): CalendarSpec[CalendarField] {

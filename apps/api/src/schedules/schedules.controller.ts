@@ -21,6 +21,7 @@ import { ListQueryDto } from '../common/list-query.dto';
 import { mapPage } from '../common/page.dto';
 import type { Page } from '../common/pagination';
 import { SchedulePreviewResponse } from './dtos/preview.response';
+import { validateScheduleSpec } from './spec-validation';
 import {
   BackfillScheduleDto,
   CreateScheduleDto,
@@ -68,7 +69,7 @@ export class SchedulesController {
 
   @Post()
   @ApiOperation({ operationId: 'createSchedule', summary: 'Create a schedule (and its Temporal Schedule)' })
-  @ApiErrors(ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiCreatedResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateScheduleDto): Promise<ScheduleResponse> {
@@ -78,7 +79,7 @@ export class SchedulesController {
   @Post('preview')
   @HttpCode(200)
   @ApiOperation({ operationId: 'previewScheduleSpec', summary: 'Preview the fire times of a spec before saving it' })
-  @ApiErrors(ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: SchedulePreviewResponse })
   @RequirePermission('schedules:read')
   async previewSpec(
@@ -86,7 +87,7 @@ export class SchedulesController {
     @Body() dto: PreviewSpecDto,
     @Query() q: PreviewQueryDto,
   ): Promise<SchedulePreviewResponse> {
-    const stored = this.schedules.validateSpec(dto, 'spec');
+    const stored = validateScheduleSpec(dto, 'spec');
     const calendars = await this.schedules.calendarsFor(ctx, dto.excludeCalendarIds ?? []);
     const spec = temporalSpecOf(stored, calendars);
     return this.previews.preview({ spec }, spec, q.from ? new Date(q.from) : new Date(), q.count ?? 10);
@@ -112,7 +113,7 @@ export class SchedulesController {
 
   @Patch(':id')
   @ApiOperation({ operationId: 'updateSchedule', summary: 'Change a schedule (spec replaced whole, policies merged)' })
-  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async update(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: UpdateScheduleDto): Promise<ScheduleResponse> {
@@ -177,7 +178,7 @@ export class SchedulesController {
   @Post(':id/backfill')
   @HttpCode(202)
   @ApiOperation({ operationId: 'backfillSchedule', summary: 'Run the fires of a past range (by default only those without a run)' })
-  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.TASK_DISABLED, ErrorCode.TASK_EGRESS_FORBIDDEN, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiAcceptedResponse({ type: BackfillResponse })
   @RequirePermission('runs:execute')
   async backfill(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: BackfillScheduleDto): Promise<BackfillResponse> {

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_CATCHUP_WINDOW_SECONDS, temporalScheduleId } from '@task-scheduler/contracts';
-import type { OverlapPolicy, SchedulePolicyInput, ScheduleSpecInput, ShellSpec } from '@task-scheduler/contracts';
+import type { OverlapPolicy, SchedulePolicyInput, ShellSpec } from '@task-scheduler/contracts';
 import { CalendarEntity, RunEntity, ScheduleEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError } from '@temporalio/client';
 import type { ScheduleDescription, ScheduleHandle, ScheduleSpec } from '@temporalio/client';
@@ -10,13 +11,13 @@ import { DataSource, In, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
-import { ApiError, ErrorCode } from '../common/api-error';
+import { ApiError, ErrorCode, fieldError } from '../common/api-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { isInvalidArgument, isUnavailable } from '../common/temporal';
-import type { BackfillScheduleDto, CreateScheduleDto, ScheduleSpecDto, UpdateScheduleDto } from './dtos/schedule.dto';
+import type { BackfillScheduleDto, CreateScheduleDto, UpdateScheduleDto } from './dtos/schedule.dto';
 import { egressForbidden } from '../runs/run-input';
 import { SchedulePreviewService } from './schedule-preview.service';
 import { validateScheduleSpec } from './spec-validation';
@@ -26,10 +27,6 @@ import type { DesiredSchedule } from './schedule-translator';
 /** The schedule's spec without jitter: fire times as run records carry them. */
 function nominalSpecOf(s: ScheduleEntity, calendars: readonly CalendarEntity[], opts: { withExclusions?: boolean } = {}): ScheduleSpec {
   return temporalSpecOf({ ...s.spec, jitterSeconds: undefined }, calendars, opts);
-}
-
-function invalid(code: ErrorCode, field: string, message: string): ApiError {
-  return new ApiError(code, `${field}: ${message}`, [{ field, message }]);
 }
 
 /** Runs `op` against Temporal, turning its refusals and outages into API errors. */
@@ -59,8 +56,6 @@ const TRIGGER_WAIT_MS = 10_000;
 const TRIGGER_POLL_MS = 200;
 /** The API's and Temporal's clocks may disagree a little; triggers of one schedule are two seconds apart. */
 const TRIGGER_CLOCK_SLACK_MS = 1_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Fires one backfill may start. */
 const MAX_BACKFILL_FIRES = 10_000;
@@ -113,11 +108,6 @@ export class SchedulesService {
     return `${base}/namespaces/${encodeURIComponent(this.config.TEMPORAL_NAMESPACE)}/schedules/${encodeURIComponent(schedule.temporalScheduleId)}`;
   }
 
-  /** Checks a spec field by field, with codes that name the field; returns the spec as stored (see spec-validation.ts). */
-  validateSpec(spec: ScheduleSpecDto, path = 'spec'): Omit<ScheduleSpecInput, 'excludeCalendarIds'> {
-    return validateScheduleSpec(spec, path);
-  }
-
   private async calendarsOf(
     tx: EntityManager,
     tenantId: string,
@@ -131,7 +121,7 @@ export class SchedulesService {
       ...(tx.queryRunner ? { lock: { mode: 'pessimistic_read' as const } } : {}),
     });
     ids.forEach((id, i) => {
-      if (!found.some((c) => c.id === id)) throw invalid(ErrorCode.CALENDAR_NOT_FOUND, `${path}[${i}]`, `calendar ${id} does not exist`);
+      if (!found.some((c) => c.id === id)) throw fieldError(ErrorCode.CALENDAR_NOT_FOUND, `${path}[${i}]`, `calendar ${id} does not exist`);
     });
     return ids.map((id) => found.find((c) => c.id === id) as CalendarEntity);
   }
@@ -159,7 +149,7 @@ export class SchedulesService {
   private async assertFires(d: DesiredSchedule): Promise<void> {
     const fires = await this.preview.firesAtLeastOnce(temporalSpecOf(d.schedule.spec, d.calendars));
     if (!fires) {
-      throw invalid(
+      throw fieldError(
         ErrorCode.SCHEDULE_NEVER_FIRES,
         'spec',
         'with its exclusions, start and end this schedule would never fire in the next five years',
@@ -182,12 +172,12 @@ export class SchedulesService {
   }
 
   async create(ctx: RequestContext, dto: CreateScheduleDto): Promise<ScheduleEntity> {
-    const spec = this.validateSpec(dto.spec);
+    const spec = validateScheduleSpec(dto.spec);
     const task = await this.db.getRepository(TaskEntity).findOneBy({ id: dto.taskId, tenantId: ctx.tenantId, deletedAt: IsNull() });
     // Another tenant's task answers exactly like a missing one.
-    if (!task) throw invalid(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
+    if (!task) throw fieldError(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
     if (!task.enabled)
-      throw invalid(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
+      throw fieldError(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
     const policies: SchedulePolicyInput = {
       overlap: dto.policies?.overlap ?? 'skip',
       catchupWindowSeconds: dto.policies?.catchupWindowSeconds ?? DEFAULT_CATCHUP_WINDOW_SECONDS,
@@ -200,9 +190,9 @@ export class SchedulesService {
       const current = await tx
         .getRepository(TaskEntity)
         .findOne({ where: { id: task.id, deletedAt: IsNull() }, lock: { mode: 'pessimistic_read' } });
-      if (!current) throw invalid(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
+      if (!current) throw fieldError(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
       if (!current.enabled)
-        throw invalid(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
+        throw fieldError(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
       const calendars = await this.calendarsOf(tx, ctx.tenantId, dto.spec.excludeCalendarIds ?? []);
       const repo = tx.getRepository(ScheduleEntity);
       const id = randomUUID();
@@ -284,7 +274,7 @@ export class SchedulesService {
   }
 
   async update(ctx: RequestContext, id: string, dto: UpdateScheduleDto): Promise<ScheduleEntity> {
-    const spec = dto.spec ? this.validateSpec(dto.spec) : undefined;
+    const spec = dto.spec ? validateScheduleSpec(dto.spec) : undefined;
     return this.db.transaction(async (tx) => {
       const current = await this.get(ctx, id, tx);
       const calendars = dto.spec ? await this.calendarsOf(tx, ctx.tenantId, dto.spec.excludeCalendarIds ?? []) : undefined;
@@ -527,15 +517,15 @@ export class SchedulesService {
   ): Promise<{ fires: number; alreadyRan: number; started: number }> {
     const start = new Date(dto.start);
     const end = new Date(dto.end);
-    if (end <= start) throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'end must be after start');
+    if (end <= start) throw fieldError(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'end must be after start');
     if (end.getTime() > Date.now())
-      throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'a backfill covers the past: end must not be in the future');
+      throw fieldError(ErrorCode.SCHEDULE_INVALID_RANGE, 'end', 'a backfill covers the past: end must not be in the future');
     const s = await this.get(ctx, id);
     await this.assertMayFire(this.db.manager, s);
     const calendars = await this.excludedCalendars(this.db.manager, s);
     const fires = await this.preview.matchingTimes({ spec: nominalSpecOf(s, calendars) }, start, MAX_BACKFILL_FIRES + 1, { until: end });
     if (fires.filter((t) => t <= end).length > MAX_BACKFILL_FIRES) {
-      throw invalid(
+      throw fieldError(
         ErrorCode.SCHEDULE_INVALID_RANGE,
         'end',
         `the range holds more than ${MAX_BACKFILL_FIRES} fires; backfill it in parts (the first part could end at ${fires[MAX_BACKFILL_FIRES - 1].toISOString()})`,
@@ -608,15 +598,10 @@ export class SchedulesService {
     if (truncated) until = unexcluded[unexcluded.length - 1];
     const byTime = new Map(runs.filter((r) => r.scheduledAt).map((r) => [(r.scheduledAt as Date).getTime(), r]));
     // A disabled task holds the schedule paused on its own, beside the schedule's own pause: two states, not one.
-    const pausedAt = (t: number): boolean => {
+    const pausedAt = (t: number, byTask: boolean): boolean => {
       let paused = false;
-      for (const e of events) if (e.at.getTime() <= t && e.cause !== 'task_disabled') paused = e.kind === 'paused';
+      for (const e of events) if (e.at.getTime() <= t && (e.cause === 'task_disabled') === byTask) paused = e.kind === 'paused';
       return paused;
-    };
-    const taskDisabledAt = (t: number): boolean => {
-      let disabled = false;
-      for (const e of events) if (e.at.getTime() <= t && e.cause === 'task_disabled') disabled = e.kind === 'paused';
-      return disabled;
     };
     // A run's end is recorded a moment before its workflow closes, and Temporal's scheduler learns of the close after that.
     const overlapping = (t: number): boolean =>
@@ -640,6 +625,17 @@ export class SchedulesService {
           latenessMs: null,
           reason: 'excluded',
         });
+      } else if (run && run.status === 'cancelled' && run.admittedAt === null && run.error?.startsWith('task_disabled:')) {
+        // The worker recorded the fire without running it: the task was disabled (see RunRecorder.ensureRun).
+        records.push({
+          scheduledAt: t.toISOString(),
+          outcome: 'missed',
+          runId: run.id,
+          runStatus: run.status,
+          startedAt: null,
+          latenessMs: null,
+          reason: 'task_disabled',
+        });
       } else if (run) {
         records.push({
           scheduledAt: t.toISOString(),
@@ -651,9 +647,9 @@ export class SchedulesService {
           reason: null,
         });
       } else if (now - ms > 5_000) {
-        const reason = taskDisabledAt(ms)
+        const reason = pausedAt(ms, true)
           ? 'task_disabled'
-          : pausedAt(ms)
+          : pausedAt(ms, false)
             ? 'paused'
             : (s.policies.overlap ?? 'skip') === 'skip' && overlapping(ms)
               ? 'overlap_skip'

@@ -1,12 +1,8 @@
 import type { ScheduleSpecInput } from '@task-scheduler/contracts';
 import { isValidTimeZone } from '@task-scheduler/core';
-import { ApiError, ErrorCode } from '../common/api-error';
+import { ErrorCode, fieldError } from '../common/api-error';
 import type { ScheduleSpecDto } from './dtos/schedule.dto';
 import { temporalSpecOf } from './schedule-translator';
-
-function invalid(code: ErrorCode, field: string, message: string): ApiError {
-  return new ApiError(code, `${field}: ${message}`, [{ field, message }]);
-}
 
 /**
  * Checks a spec field by field, with codes that name the field; returns the
@@ -27,27 +23,27 @@ export function validateScheduleSpec(spec: ScheduleSpecDto, path = 'spec'): Omit
     ...(spec.jitterSeconds ? { jitterSeconds: spec.jitterSeconds } : {}),
   };
   if (!stored.cron && !stored.intervals && !stored.calendars) {
-    throw invalid(ErrorCode.SCHEDULE_SPEC_EMPTY, path, 'give at least one of cron, intervals or calendars');
+    throw fieldError(ErrorCode.SCHEDULE_SPEC_EMPTY, path, 'give at least one of cron, intervals or calendars');
   }
   stored.intervals?.forEach((iv, i) => {
     // Temporal refuses it as "phase cannot be greater than Interval", naming no field.
     if ((iv.offsetSeconds ?? 0) >= iv.everySeconds) {
-      throw invalid(
-        ErrorCode.VALIDATION_FAILED,
+      throw fieldError(
+        ErrorCode.SCHEDULE_INVALID_INTERVAL,
         `${path}.intervals[${i}].offsetSeconds`,
         `offsetSeconds (${iv.offsetSeconds}) must be less than everySeconds (${iv.everySeconds})`,
       );
     }
   });
   if (!isValidTimeZone(stored.timezone as string)) {
-    throw invalid(
+    throw fieldError(
       ErrorCode.SCHEDULE_INVALID_TIMEZONE,
       `${path}.timezone`,
       `${JSON.stringify(stored.timezone)} is not an IANA time zone (e.g. Europe/Berlin)`,
     );
   }
   if (stored.startAt && stored.endAt && Date.parse(stored.endAt) <= Date.parse(stored.startAt)) {
-    throw invalid(ErrorCode.SCHEDULE_INVALID_RANGE, `${path}.endAt`, 'endAt must be after startAt');
+    throw fieldError(ErrorCode.SCHEDULE_INVALID_RANGE, `${path}.endAt`, 'endAt must be after startAt');
   }
   // Reads every cron expression, calendar and exclusion rule; errors name the field (`spec.cron[0]`, `spec.calendars[1].year`).
   temporalSpecOf(stored, [], { path });
