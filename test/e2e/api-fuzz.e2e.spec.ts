@@ -9,6 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { apiKeyFromString, generateApiKey } from '@task-scheduler/core';
 import { ApiKeyEntity } from '@task-scheduler/db';
+import { operationsOf } from '../../apps/api/src/common/openapi';
+import { ContractValidator } from '../support/openapi-contract';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
@@ -39,12 +41,17 @@ interface Case {
   contentType: string | null;
 }
 
-/** Generated cases per operation and caller (the platform admin gets fewer: most routes are tenant routes for it too). */
-const RUNS = { A: 16, B: 8, platform: 6 } as const;
+/**
+ * Generated cases per operation and caller: `FUZZ_RUNS` for tenant A (default 16), half as many for B, and about
+ * a third for the platform admin (most routes are tenant routes for it too).
+ */
+const RUNS_A = Math.max(1, Number(process.env.FUZZ_RUNS ?? 16));
+const RUNS = { A: RUNS_A, B: Math.max(1, Math.round(RUNS_A / 2)), platform: Math.max(1, Math.round(RUNS_A * 0.375)) } as const;
 const SEED = Number(process.env.FUZZ_SEED ?? 20261202);
 
 let stack: TestStack;
 let doc: Schema;
+let contract: ContractValidator;
 let callers: Caller[];
 let tenantC: string;
 let snapshotSql: string;
@@ -78,6 +85,7 @@ beforeAll(async () => {
   const docRes = await stack.request('GET', '/docs-json', { apiKey: null });
   expect(docRes.status).toBe(200);
   doc = docRes.body;
+  contract = new ContractValidator(docRes.body);
   snapshotSql = await buildSnapshotSql();
 });
 afterAll(async () => {
@@ -144,21 +152,16 @@ const only = (snap: Record<string, string>, tenantId: string) =>
 // ---------------------------------------------------------------------------------------------------------
 // The document
 
+/** The document's operations (the same list the document builder and the other contract tests use), as the fuzzer reads them. */
 function operations(): Operation[] {
-  const ops: Operation[] = [];
-  for (const [path, item] of Object.entries<Schema>(doc.paths)) {
-    for (const [method, op] of Object.entries<Schema>(item)) {
-      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
-      ops.push({
-        id: op.operationId ?? `${method} ${path}`,
-        method: method.toUpperCase(),
-        path,
-        params: [...(item.parameters ?? []), ...(op.parameters ?? [])].map(resolve) as Operation['params'],
-        body: op.requestBody?.content?.['application/json']?.schema,
-        examples: Object.values<Schema>(op.requestBody?.content?.['application/json']?.examples ?? {}).map((e) => e.value),
-      });
-    }
-  }
+  const ops: Operation[] = operationsOf(doc as never).map(({ path, method, op }: { path: string; method: string; op: Schema }) => ({
+    id: op.operationId ?? `${method} ${path}`,
+    method: method.toUpperCase(),
+    path,
+    params: [...(doc.paths[path].parameters ?? []), ...(op.parameters ?? [])].map(resolve) as Operation['params'],
+    body: op.requestBody?.content?.['application/json']?.schema,
+    examples: Object.values<Schema>(op.requestBody?.content?.['application/json']?.examples ?? {}).map((e) => e.value),
+  }));
   // Deletions last, so the resources the other operations address still exist when they run.
   return [...ops.filter((o) => o.method !== 'DELETE'), ...ops.filter((o) => o.method === 'DELETE')];
 }
@@ -442,7 +445,13 @@ function caseOf(op: Operation, caller: Caller): fc.Arbitrary<Case> {
 // ---------------------------------------------------------------------------------------------------------
 // Sending and checking
 
-async function send(op: Operation, caller: Caller, c: Case): Promise<{ status: number; text: string }> {
+interface Answer {
+  status: number;
+  text: string;
+  headers: Headers;
+}
+
+async function send(op: Operation, caller: Caller, c: Case): Promise<Answer> {
   let path = op.path.replace('{id}', c.id ?? '');
   // Query values that are percent-encodings on purpose (%00) go as they are; everything else is encoded.
   const encode = (v: string) => (/^(%[0-9A-F]{2}|[^%])*$/i.test(v) && v.includes('%') ? v : encodeURIComponent(v));
@@ -456,11 +465,11 @@ async function send(op: Operation, caller: Caller, c: Case): Promise<{ status: n
     // Bytes, not a string: fetch would add text/plain to a string body, and "no content-type" is a case.
     body: c.body === undefined ? undefined : new TextEncoder().encode(c.body),
   });
-  return { status: res.status, text: await res.text() };
+  return { status: res.status, text: await res.text(), headers: res.headers };
 }
 
 /** One HTTP/1.1 request over a socket, bytes as given (latin1 headers), `connection: close`. */
-function sendRaw(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+function sendRaw(method: string, path: string, headers: Record<string, string>, body?: string): Promise<Answer> {
   const { hostname, port } = new URL(stack.baseUrl);
   const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(body);
   const head =
@@ -479,6 +488,11 @@ function sendRaw(method: string, path: string, headers: Record<string, string>, 
       const answer = Buffer.concat(chunks).toString('utf8');
       const split = answer.indexOf('\r\n\r\n');
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
+      const received = new Headers();
+      for (const line of answer.slice(0, split).split('\r\n').slice(1)) {
+        const colon = line.indexOf(':');
+        if (colon > 0) received.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+      }
       let text = answer.slice(split + 4);
       if (/\r\ntransfer-encoding: chunked/i.test(answer.slice(0, split))) {
         let decoded = '';
@@ -491,30 +505,31 @@ function sendRaw(method: string, path: string, headers: Record<string, string>, 
         }
         text = decoded;
       }
-      resolve({ status, text });
+      resolve({ status, text, headers: received });
     });
   });
 }
 
-/** Why a 4xx body is not in the error format, or undefined. */
-function errorFormatProblem(text: string): string | undefined {
-  let body: any;
+/**
+ * Why an answer breaks the contract, or undefined: its status must be one the document lists for the operation,
+ * and its body (the Error schema for a 4xx) and documented headers must match (ContractValidator, the same check
+ * the typed client and the example test make).
+ */
+function contractProblem(op: Operation, res: Answer): string | undefined {
+  let body: unknown = null;
+  if (res.text) {
+    try {
+      body = JSON.parse(res.text);
+    } catch {
+      return 'body is not JSON';
+    }
+  }
   try {
-    body = JSON.parse(text);
-  } catch {
-    return 'not JSON';
+    const errors = contract.check(op.path, op.method, res.status, body, res.headers);
+    return errors.length ? errors.slice(0, 5).join('; ') : undefined;
+  } catch (err) {
+    return (err as Error).message; // a status the operation does not document
   }
-  const e = body?.error;
-  if (!e || typeof e.code !== 'string' || typeof e.message !== 'string' || e.message.length === 0) return 'no error.code/message';
-  if (!(doc.components.schemas.Error.properties.error.properties.code.enum as string[]).includes(e.code))
-    return `code ${e.code} not in the document`;
-  if (e.details === undefined) return undefined;
-  if (!Array.isArray(e.details)) return 'details is not an array';
-  for (const d of e.details) {
-    if (!d || typeof d !== 'object' || Array.isArray(d) || typeof d.message !== 'string') return 'a detail without message';
-    if (d.field !== undefined && typeof d.field !== 'string') return 'a detail with a non-string field';
-  }
-  return undefined;
 }
 
 /**
@@ -522,7 +537,7 @@ function errorFormatProblem(text: string): string | undefined {
  * is never recorded as a run, and the API answers 504 SCHEDULE_RUN_NOT_RECORDED after waiting for it (the
  * fuzzer runs without workers so that no task it wrote ever executes). Accepted for that operation only.
  */
-function withoutWorkers(op: Operation, res: { status: number; text: string }): boolean {
+function withoutWorkers(op: Operation, res: Answer): boolean {
   return op.path.endsWith('/trigger') && res.status === 504 && res.text.includes('"SCHEDULE_RUN_NOT_RECORDED"');
 }
 
@@ -568,9 +583,11 @@ test('every operation of the OpenAPI document, fuzzed as two tenants and the pla
         const label = `${caller.name} ${op.method} ${op.path} [${c.kind}] id=${c.id} query=${JSON.stringify(c.query)} headers=${JSON.stringify(c.headers)} content-type=${c.contentType} body=${(c.body ?? '').slice(0, 300)}`;
         if (withoutWorkers(op, res)) notRecorded++;
         else if (res.status >= 500) failures.push(`${res.status}: ${label} -> ${res.text.slice(0, 300)}`);
-        else if (res.status >= 400) {
-          const problem = errorFormatProblem(res.text);
+        else {
+          const problem = contractProblem(op, res);
           if (problem) failures.push(`${res.status} ${problem}: ${label} -> ${res.text.slice(0, 300)}`);
+        }
+        if (res.status >= 400 && res.status < 500) {
           const allowed = writtenByDesign(res.text);
           const changed = Object.keys({ ...before, ...after }).filter(
             (k) => before[k] !== after[k] && !allowed.some((t) => k.endsWith(`/${t}`)),
@@ -597,7 +614,7 @@ test('every operation of the OpenAPI document, fuzzed as two tenants and the pla
     return out;
   };
   console.log(
-    `API fuzz (seed ${SEED}): ${total} cases over ${tally.size} operations (${notRecorded} schedule triggers not recorded: no workers) in ${Math.round((Date.now() - started) / 1000)} s\n` +
+    `API fuzz (seed ${SEED}, FUZZ_RUNS=${RUNS_A}): ${total} cases over ${tally.size} operations (${notRecorded} schedule triggers not recorded: no workers) in ${Math.round((Date.now() - started) / 1000)} s\n` +
       `statuses ${JSON.stringify(sum((t) => t.statuses))}\nkinds ${JSON.stringify(sum((t) => t.kinds))}\n${lines.join('\n')}`,
   );
   expect(failures.slice(0, 25)).toEqual([]);
