@@ -24,7 +24,8 @@ RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 # Sources are copied one by one: there is no .dockerignore, and the host's
 # node_modules, dist/ (with stale .tsbuildinfo) and .data/ must stay out.
 COPY tsconfig.base.json tsconfig.json ./
-COPY scripts/bundle-workflows.mjs scripts/
+# `npm run build` runs these three; openapi-client.mjs skips itself here (no test/ in the image: nothing uses the types).
+COPY scripts/bundle-workflows.mjs scripts/openapi-dump.mjs scripts/openapi-client.mjs scripts/
 COPY libs/contracts/tsconfig.json libs/contracts/
 COPY libs/contracts/src libs/contracts/src
 COPY libs/config/tsconfig.json libs/config/
