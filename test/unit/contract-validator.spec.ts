@@ -50,7 +50,8 @@ test('a conforming body passes, with nullable fields null and a free-form map', 
 test('undeclared fields, missing required ones, wrong types and formats are refused', () => {
   fc.assert(
     fc.property(
-      fc.string({ minLength: 1 }).filter((k) => !['id', 'count', 'note', 'owner', 'labels', '__proto__'].includes(k)),
+      // Undeclared in both Thing and Owner (a key `name` is Owner's own field).
+      fc.string({ minLength: 1 }).filter((k) => !['id', 'count', 'note', 'owner', 'labels', 'name', '__proto__'].includes(k)),
       fc.jsonValue(),
       (key, value) => {
         expect(check(200, { ...thing, [key]: value })).not.toEqual([]);
