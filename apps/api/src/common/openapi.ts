@@ -255,9 +255,13 @@ function applyValidators(schema: Schema, rules: ValidationMetadata[]): void {
   for (const rule of rules) {
     const prop = schema.properties?.[rule.propertyName] as Schema | undefined;
     if (prop && rule.name === IS_NULLABLE) {
-      // `@Nullable()`: null is a value. A bare $ref cannot carry `nullable` in OpenAPI 3.0: wrap it in allOf.
-      if (prop.$ref) schema.properties![rule.propertyName] = { allOf: [{ $ref: prop.$ref }], nullable: true };
-      else prop.nullable = true;
+      // `@Nullable()`: null is a value. A bare $ref cannot carry `nullable` in OpenAPI 3.0: wrap it in allOf; and
+      // `nullable` needs a sibling `type`. A referenced schema is a DTO class, so an object (enums are inlined).
+      if (prop.$ref) schema.properties![rule.propertyName] = { type: 'object', allOf: [{ $ref: prop.$ref }], nullable: true };
+      else {
+        if (prop.allOf && !prop.type) prop.type = 'object';
+        prop.nullable = true;
+      }
       continue;
     }
     if (!prop || prop.$ref || prop.allOf) continue;
