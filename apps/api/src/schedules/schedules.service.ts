@@ -636,6 +636,17 @@ export class SchedulesService {
           latenessMs: null,
           reason: 'task_disabled',
         });
+      } else if (run && run.status === 'cancelled' && run.admittedAt === null && run.error?.startsWith('task_disabled:')) {
+        // The worker recorded the fire without running it: the task was disabled (see RunRecorder.ensureRun).
+        records.push({
+          scheduledAt: t.toISOString(),
+          outcome: 'missed',
+          runId: run.id,
+          runStatus: run.status,
+          startedAt: null,
+          latenessMs: null,
+          reason: 'task_disabled',
+        });
       } else if (run) {
         records.push({
           scheduledAt: t.toISOString(),
