@@ -68,13 +68,15 @@ describe('changedFields', () => {
 });
 
 describe('If-Match', () => {
-  test('no header or * always holds; otherwise only the current version (strong or weak, in a list) does', () => {
+  test('no header or * always holds; otherwise only the current version as a strong tag (alone or in a list) does', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 10_000 }), (current, other) => {
         expect(ifMatchHolds(undefined, current)).toBe(true);
         expect(ifMatchHolds('*', current)).toBe(true);
         expect(ifMatchHolds(etagOf(current), current)).toBe(true);
-        expect(ifMatchHolds(`W/${etagOf(current)}`, current)).toBe(true);
+        // Strong comparison (RFC 9110): a weak tag never matches, alone or in a list.
+        expect(ifMatchHolds(`W/${etagOf(current)}`, current)).toBe(false);
+        expect(ifMatchHolds(`W/${etagOf(current)}, ${etagOf(other)}`, current)).toBe(other === current);
         expect(ifMatchHolds(`${etagOf(other)}, ${etagOf(current)}`, current)).toBe(true);
         expect(ifMatchHolds(etagOf(other), current)).toBe(other === current);
         // Unquoted, or not a version at all: never matches.

@@ -56,8 +56,8 @@ export function changedFields(before: TaskDefinition, after: TaskDefinition): st
 /**
  * Parses `If-Match` against the task's version (its ETag is `"<version>"`).
  * Absent: no precondition. `*` matches any existing task; otherwise one of
- * the listed entity tags must be the current one (a weak `W/` prefix is
- * accepted: versions are compared as numbers). Returns whether it holds.
+ * the listed entity tags must be the current one. The comparison is strong
+ * (RFC 9110 §13.1.1): a weak tag `W/"…"` never matches. Returns whether it holds.
  */
 export function ifMatchHolds(header: string | undefined, version: number): boolean {
   if (header === undefined) return true;
@@ -65,7 +65,7 @@ export function ifMatchHolds(header: string | undefined, version: number): boole
   if (text === '*') return true;
   return text
     .split(',')
-    .map((t) => t.trim().replace(/^W\//, ''))
+    .map((t) => t.trim())
     .some((t) => t === `"${version}"`);
 }
 
