@@ -20,6 +20,7 @@ import { isInvalidArgument, isUnavailable } from '../common/temporal';
 import type { BackfillScheduleDto, CreateScheduleDto, UpdateScheduleDto } from './dtos/schedule.dto';
 import { egressForbidden } from '../runs/run-input';
 import { SchedulePreviewService } from './schedule-preview.service';
+import { specMatchingTimes } from './spec-matcher';
 import { validateScheduleSpec } from './spec-validation';
 import { createOptionsOf, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
@@ -56,6 +57,8 @@ const TRIGGER_WAIT_MS = 10_000;
 const TRIGGER_POLL_MS = 200;
 /** The API's and Temporal's clocks may disagree a little; triggers of one schedule are two seconds apart. */
 const TRIGGER_CLOCK_SLACK_MS = 1_000;
+/** Temporal takes a trigger well within this; a fire named after a spec time is only taken for it after it. */
+const TRIGGER_NATURAL_AFTER_MS = 3_000;
 
 /** Fires one backfill may start. */
 const MAX_BACKFILL_FIRES = 10_000;
@@ -405,9 +408,10 @@ export class SchedulesService {
    * Fires now and answers with the run the fire started. Temporal takes a
    * trigger asynchronously and tells no caller which workflow it started, so
    * the schedule is described before and after: the first action Temporal
-   * took after the call is this fire (triggers of one schedule are two seconds
-   * apart, so another trigger cannot be mistaken for it; a natural fire in the
-   * same moment could). Its workflow records the run first thing; both waits
+   * took after the call whose nominal time (in its workflow id) is not one the
+   * spec matches is this fire (triggers of one schedule are two seconds apart,
+   * so another trigger cannot be mistaken for it, nor can a natural fire in
+   * the same moment). Its workflow records the run first thing; both waits
    * are bounded. A fire the overlap policy skipped or buffered started no run:
    * that is `SCHEDULE_TRIGGER_NOT_STARTED`, not a success.
    */
@@ -457,6 +461,15 @@ export class SchedulesService {
       dropped: Number(String(d.raw.info?.bufferDropped ?? 0)),
     });
     const was = bufferOf(before);
+    // Temporal names each fire's workflow after its nominal time: a natural fire's is a time the spec matches, the
+    // trigger's is the moment Temporal took it. (Should the trigger land on a second the spec matches, the two are
+    // one workflow id: Temporal starts only one of them.)
+    const nominal = nominalSpecOf(s, await this.excludedCalendars(this.db.manager, s));
+    const prefix = `schedule-${s.id}-`;
+    const isNatural = (workflowId: string): boolean => {
+      const t = Date.parse(workflowId.slice(prefix.length));
+      return workflowId.startsWith(prefix) && !Number.isNaN(t) && (specMatchingTimes(nominal, t, t)?.includes(t) ?? false);
+    };
     const deadline = Date.now() + TRIGGER_WAIT_MS;
     for (let i = 0; i < TRIGGER_WAIT_MS / TRIGGER_POLL_MS && Date.now() < deadline; i++) {
       let d: ScheduleDescription;
@@ -471,7 +484,12 @@ export class SchedulesService {
       const fresh = d.info.recentActions
         .filter((a) => !known.has(a.action.workflow.workflowId) && a.scheduledAt.getTime() >= calledAt - TRIGGER_CLOCK_SLACK_MS)
         .sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
-      if (fresh.length > 0) return fresh[0].action.workflow.workflowId;
+      // Past TRIGGER_NATURAL_AFTER_MS, a fire named after a spec time is taken too: where the spec matches the very
+      // second Temporal took the trigger in (a schedule firing every second), the two fires are one workflow.
+      const triggered =
+        fresh.find((a) => !isNatural(a.action.workflow.workflowId)) ??
+        (Date.now() - calledAt > TRIGGER_NATURAL_AFTER_MS ? fresh[0] : undefined);
+      if (triggered) return triggered.action.workflow.workflowId;
       const running = d.info.runningActions.map((a) => a.workflow.workflowId).join(', ');
       const notStarted = (reason: string, message: string): ApiError =>
         new ApiError(ErrorCode.SCHEDULE_TRIGGER_NOT_STARTED, message, [{ field: 'overlap', message: reason, reason, overlap: policy }]);
@@ -624,17 +642,6 @@ export class SchedulesService {
           startedAt: null,
           latenessMs: null,
           reason: 'excluded',
-        });
-      } else if (run && run.status === 'cancelled' && run.admittedAt === null && run.error?.startsWith('task_disabled:')) {
-        // The worker recorded the fire without running it: the task was disabled (see RunRecorder.ensureRun).
-        records.push({
-          scheduledAt: t.toISOString(),
-          outcome: 'missed',
-          runId: run.id,
-          runStatus: run.status,
-          startedAt: null,
-          latenessMs: null,
-          reason: 'task_disabled',
         });
       } else if (run && run.status === 'cancelled' && run.admittedAt === null && run.error?.startsWith('task_disabled:')) {
         // The worker recorded the fire without running it: the task was disabled (see RunRecorder.ensureRun).
