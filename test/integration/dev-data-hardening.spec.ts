@@ -247,6 +247,16 @@ describe('the worker role', () => {
       });
       expect(fin.attempts).toBe(1);
       expect(await recorder.planAlert(runId)).toMatchObject({ kind: 'failure', url: 'https://alerts.example/hook' });
+
+      // A fire of a task disabled by now is recorded cancelled without running, also with the worker's narrow grants.
+      await owner.query(`UPDATE "${SCHEMA}".tasks SET enabled = false WHERE id = $1`, [taskId]);
+      const fireId = (await owner.query('SELECT gen_random_uuid() AS id')).rows[0].id as string;
+      const fire = { ...input, runId: fireId, trigger: 'schedule' as const };
+      expect(await recorder.ensureRun(fire, `run-${fireId}`, 'temporal-fire')).toEqual({ duplicateOf: fireId });
+      expect(await recorder.ensureRun(fire, `run-${fireId}`, 'temporal-fire')).toEqual({ duplicateOf: fireId }); // a retried activity
+      const refused = await owner.query(`SELECT status, error, admitted_at FROM "${SCHEMA}".runs WHERE id = $1`, [fireId]);
+      expect(refused.rows).toEqual([{ status: 'cancelled', error: expect.stringMatching(/^task_disabled: /), admitted_at: null }]);
+      await owner.query(`DELETE FROM "${SCHEMA}".runs WHERE id = $1`, [fireId]);
     } finally {
       await ds.destroy();
     }

@@ -66,8 +66,8 @@ export class RunRecorder {
    * `cancelled` with the error `task_disabled: …` or `task_deleted: …`, and
    * reported as a duplicate of itself: the workflow then runs nothing. This
    * holds when the schedule was unpaused from outside (Temporal UI) before
-   * the reconciler paused it again. The task row is read `FOR SHARE`, so a
-   * disable either waits for the fire's record or is seen by it.
+   * the reconciler paused it again. A fire checked while a disable is still
+   * being committed runs: it fired before the disable answered.
    */
   async ensureRun(
     input: TaskRunInput & { runId: string },
@@ -125,45 +125,44 @@ export class RunRecorder {
     temporalRunId: string,
     scheduledAt: string | null,
   ): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      const [run]: { error: string | null; skipped: boolean }[] = await tx.query(
-        `SELECT error, status = 'cancelled' AND admitted_at IS NULL AND (error LIKE 'task_disabled:%' OR error LIKE 'task_deleted:%') AS skipped
-           FROM runs WHERE id = $1`,
-        [input.runId],
-      );
-      if (run) return run.skipped; // recorded already: by the API, or by an earlier attempt of this activity
-      const [task]: { enabled: boolean; deleted: boolean }[] = await tx.query(
-        `SELECT enabled, deleted_at IS NOT NULL AS deleted FROM tasks WHERE id = $1 AND tenant_id = $2 FOR SHARE`,
-        [input.taskId, input.tenantId],
-      );
-      if (task && task.enabled && !task.deleted) return false;
-      const error =
-        !task || task.deleted
-          ? 'task_deleted: the task was deleted before this run started; nothing ran'
-          : 'task_disabled: the task was disabled when this run was due; nothing ran';
-      const inserted: unknown[] = await tx.query(
-        `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id, shard_count,
-                           priority, schedule_id, scheduled_at, error, finished_at)
-         VALUES ($1, $2, $3, $4, $5, 'cancelled', $6, $7, $8, $9, $10, $11, $12, now())
-         ON CONFLICT DO NOTHING RETURNING id`,
-        [
-          input.runId,
-          input.tenantId,
-          input.taskId,
-          input.taskVersion,
-          input.trigger,
-          workflowId,
-          temporalRunId,
-          input.shardCount ?? 1,
-          input.priority ?? 0,
-          input.scheduleId ?? null,
-          scheduledAt,
-          error,
-        ],
-      );
-      // Nothing inserted: another workflow holds this fire (a backfill); the caller's insert reports it.
-      return inserted.length > 0;
-    });
+    const [run]: { error: string | null; skipped: boolean }[] = await this.db.query(
+      `SELECT error, status = 'cancelled' AND admitted_at IS NULL AND (error LIKE 'task_disabled:%' OR error LIKE 'task_deleted:%') AS skipped
+         FROM runs WHERE id = $1`,
+      [input.runId],
+    );
+    if (run) return run.skipped; // recorded already: by the API, or by an earlier attempt of this activity
+    // No row lock: the worker's database role may read these columns of tasks, not lock or change its rows.
+    const [task]: { enabled: boolean; deleted: boolean }[] = await this.db.query(
+      `SELECT enabled, deleted_at IS NOT NULL AS deleted FROM tasks WHERE id = $1`,
+      [input.taskId],
+    );
+    if (task && task.enabled && !task.deleted) return false;
+    const error =
+      !task || task.deleted
+        ? 'task_deleted: the task was deleted before this run started; nothing ran'
+        : 'task_disabled: the task was disabled when this run was due; nothing ran';
+    const inserted: unknown[] = await this.db.query(
+      `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id, shard_count,
+                         priority, schedule_id, scheduled_at, error, finished_at)
+       VALUES ($1, $2, $3, $4, $5, 'cancelled', $6, $7, $8, $9, $10, $11, $12, now())
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [
+        input.runId,
+        input.tenantId,
+        input.taskId,
+        input.taskVersion,
+        input.trigger,
+        workflowId,
+        temporalRunId,
+        input.shardCount ?? 1,
+        input.priority ?? 0,
+        input.scheduleId ?? null,
+        scheduledAt,
+        error,
+      ],
+    );
+    // Nothing inserted: another workflow holds this fire (a backfill); the caller's insert reports it.
+    return inserted.length > 0;
   }
 
   /**

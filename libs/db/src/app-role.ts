@@ -38,7 +38,8 @@ export const API_ROLE_GRANTS: RoleGrants = { kind: 'all-tables', readOnlyTables:
 /**
  * The workers: what `RunRecorder` (activities/src/runs/run-recorder.ts) reads
  * and writes, nothing else. Run records, attempts, shards and alert state are
- * written; of tenants and tasks only the columns it joins on are readable, so
+ * written; of tenants and tasks only the columns it joins on are readable (and
+ * whether a task is enabled or deleted: a fire of such a task runs nothing), so
  * a worker's credentials reach neither API keys nor sealed task secrets.
  * `SELECT … FOR UPDATE` on alert_states needs its UPDATE privilege.
  */
@@ -50,7 +51,7 @@ export const WORKER_ROLE_GRANTS: RoleGrants = {
     { table: 'run_shards', privileges: ['SELECT', 'INSERT'] },
     { table: 'alert_states', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'tenants', privileges: ['SELECT'], columns: ['id', 'max_concurrent_runs', 'alert_settings'] },
-    { table: 'tasks', privileges: ['SELECT'], columns: ['id', 'name', 'alerts'] },
+    { table: 'tasks', privileges: ['SELECT'], columns: ['id', 'name', 'alerts', 'enabled', 'deleted_at'] },
   ],
 };
 
