@@ -1,6 +1,5 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, UseInterceptors } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
 import { ApiErrors, ApiIfMatch, ApiResponseHeaders } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
 import { RequirePermission } from '../auth/permissions';
@@ -11,7 +10,7 @@ import { CreateTaskDto } from './dtos/create-task.dto';
 import { TaskDeletedResponse, TaskVersionPage, TaskVersionResponse } from './dtos/task-version.response';
 import { UpdateTaskDto } from './dtos/update-task.dto';
 import { DeleteTaskQueryDto } from './dtos/delete-task.query';
-import { etagOf } from './task-definition';
+import { TaskEtagInterceptor } from './task-etag.interceptor';
 import { TaskPage, TaskResponse } from './dtos/task.response';
 import { TasksService } from './tasks.service';
 import { mapPage } from '../common/page.dto';
@@ -19,6 +18,7 @@ import type { Page } from '../common/pagination';
 
 @ApiTags('tasks')
 @Controller('v1/tasks')
+@UseInterceptors(TaskEtagInterceptor)
 export class TasksController {
   constructor(private readonly tasks: TasksService) {}
 
@@ -31,6 +31,7 @@ export class TasksController {
     ErrorCode.TENANT_QUOTA_EXCEEDED,
     ErrorCode.SECRETS_NOT_CONFIGURED,
   )
+  @ApiResponseHeaders('ETag')
   @ApiCreatedResponse({ type: TaskResponse })
   @RequirePermission('tasks:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateTaskDto): Promise<TaskResponse> {
@@ -50,13 +51,10 @@ export class TasksController {
   @ApiOperation({ operationId: 'getTask', summary: 'Get a task' })
   @ApiErrors(ErrorCode.TASK_NOT_FOUND)
   @ApiResponseHeaders('ETag')
-  @ApiResponseHeaders('ETag')
   @ApiOkResponse({ type: TaskResponse })
   @RequirePermission('tasks:read')
-  async get(@Ctx() ctx: RequestContext, @Param('id') id: string, @Res({ passthrough: true }) res: Response): Promise<TaskResponse> {
-    const task = await this.tasks.get(ctx, id);
-    res.setHeader('ETag', etagOf(task.version));
-    return TaskResponse.from(task);
+  async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<TaskResponse> {
+    return TaskResponse.from(await this.tasks.get(ctx, id));
   }
 
   @Patch(':id')
@@ -82,11 +80,8 @@ export class TasksController {
     @Param('id') id: string,
     @Body() dto: UpdateTaskDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
   ): Promise<TaskResponse> {
-    const task = await this.tasks.update(ctx, id, dto, ifMatch);
-    res.setHeader('ETag', etagOf(task.version));
-    return TaskResponse.from(task);
+    return TaskResponse.from(await this.tasks.update(ctx, id, dto, ifMatch));
   }
 
   @Get(':id/versions')
@@ -113,11 +108,8 @@ export class TasksController {
     @Ctx() ctx: RequestContext,
     @Param('id') id: string,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
   ): Promise<TaskResponse> {
-    const task = await this.tasks.setEnabled(ctx, id, false, ifMatch);
-    res.setHeader('ETag', etagOf(task.version));
-    return TaskResponse.from(task);
+    return TaskResponse.from(await this.tasks.setEnabled(ctx, id, false, ifMatch));
   }
 
   @Post(':id/enable')
@@ -132,11 +124,8 @@ export class TasksController {
     @Ctx() ctx: RequestContext,
     @Param('id') id: string,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
   ): Promise<TaskResponse> {
-    const task = await this.tasks.setEnabled(ctx, id, true, ifMatch);
-    res.setHeader('ETag', etagOf(task.version));
-    return TaskResponse.from(task);
+    return TaskResponse.from(await this.tasks.setEnabled(ctx, id, true, ifMatch));
   }
 
   @Delete(':id')
