@@ -18,6 +18,7 @@ export class TaskLifecycle1732800000000 implements MigrationInterface {
         tenant_id uuid NOT NULL REFERENCES tenants(id),
         task_id uuid NOT NULL REFERENCES tasks(id),
         version integer NOT NULL CHECK (version > 0),
+        -- TASK_VERSION_ACTIONS (libs/db task-version.entity.ts); a migration keeps the list it was written with.
         action text NOT NULL CHECK (action IN ('create', 'update', 'disable', 'enable', 'migrated')),
         changed_fields text[] NOT NULL DEFAULT '{}',
         definition jsonb NOT NULL,

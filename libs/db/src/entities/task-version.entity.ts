@@ -1,7 +1,11 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
 
-/** What changed a task version: its creation, a PATCH, disable/enable, or the migration that recorded existing tasks. */
-export type TaskVersionAction = 'create' | 'update' | 'disable' | 'enable' | 'migrated';
+/**
+ * What changed a task version: its creation, a PATCH, disable/enable, or the migration that recorded existing
+ * tasks. The one list: the entity and the API's response schema use it; the migration's CHECK spells it in SQL.
+ */
+export const TASK_VERSION_ACTIONS = ['create', 'update', 'disable', 'enable', 'migrated'] as const;
+export type TaskVersionAction = (typeof TASK_VERSION_ACTIONS)[number];
 
 /** One version of a task definition; append-only. `definition` holds secret names only (values shown as `***`). */
 @Entity({ name: 'task_versions' })

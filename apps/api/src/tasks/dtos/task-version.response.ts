@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import type { TaskVersionEntity } from '@task-scheduler/db';
+import { TASK_VERSION_ACTIONS } from '@task-scheduler/db';
+import type { TaskVersionAction, TaskVersionEntity } from '@task-scheduler/db';
 import { PageOf } from '../../common/page.dto';
 
 export class TaskVersionActorResponse {
@@ -11,7 +12,7 @@ export class TaskVersionActorResponse {
 
 export class TaskVersionResponse {
   @ApiProperty({ example: 2 }) version!: number;
-  @ApiProperty({ enum: ['create', 'update', 'disable', 'enable', 'migrated'] }) action!: string;
+  @ApiProperty({ enum: [...TASK_VERSION_ACTIONS] }) action!: TaskVersionAction;
   @ApiProperty({
     type: [String],
     description: 'Fields that differ from the previous version (every field for version 1).',
