@@ -32,8 +32,6 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
   app.disable('x-powered-by');
   // No automatic weak ETag (and 304 on If-None-Match) on every GET: ETags are the task versions routes set on purpose.
   app.set('etag', false);
-  // No automatic weak ETag (and 304 on If-None-Match) on every GET: ETags are the task versions routes set on purpose.
-  app.set('etag', false);
   // Helmet's default CSP, less `upgrade-insecure-requests`: over plain HTTP from any origin but localhost it sent
   // Swagger UI's own scripts and styles to https (a blank page). Behind TLS every same-origin URL is https already.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
