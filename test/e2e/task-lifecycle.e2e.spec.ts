@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
 import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
+import { ScheduleReconciler } from '../../apps/api/src/schedules/schedule-reconciler';
 import { startStack } from '../support/stack';
 import { eventually } from '../support/eventually';
 import type { TestStack } from '../support/stack';
@@ -17,8 +18,8 @@ let b: { tenantId: string; apiKey: string };
 const TIMEOUT_MS = 120_000;
 
 beforeAll(async () => {
-  // The reconciler runs every two seconds here, so its repair of a stale task version is seen quickly.
-  stack = await startStack('task-lifecycle', { env: { SCHEDULE_RECONCILE_SECONDS: '2' } });
+  // The reconciler's timer is off: a pass runs only when a test asks for one, so none races the test's own Temporal updates.
+  stack = await startStack('task-lifecycle', { env: { SCHEDULE_RECONCILE_SECONDS: '0' } });
   connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   client = new Client({ connection });
   a = await stack.createTenant(`life-a-${randomBytes(3).toString('hex')}`, { maxConcurrentRuns: 20 });
@@ -31,13 +32,42 @@ afterAll(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** One reconciler pass (retried while the start-up pass still holds its lock). */
+async function reconcile(): Promise<void> {
+  const reconciler = stack.app.get(ScheduleReconciler);
+  for (let i = 0; i < 50; i++) {
+    if (await reconciler.reconcile()) return;
+    await sleep(100);
+  }
+  throw new Error('the reconciler lock was never free');
+}
+
+/** The database's clock now: event times are compared with the database's, never the test's, clock. */
+async function dbNow(): Promise<number> {
+  const [{ now }] = await stack.db.query(`SELECT clock_timestamp() AS now`);
+  return (now as Date).getTime();
+}
+
+/** When the task's version `version` was written (under the task's row lock). */
+async function versionWrittenAt(taskId: string, version: number): Promise<number> {
+  const [row] = await stack.db.query(`SELECT created_at FROM task_versions WHERE task_id = $1 AND version = $2`, [taskId, version]);
+  return (row.created_at as Date).getTime();
+}
+
+/** The schedule's fire records from `from` (the database's clock, ms) until now. */
+async function firesOf(scheduleId: string, from: number): Promise<any[]> {
+  const res = await api('GET', `/v1/schedules/${scheduleId}/fires?from=${new Date(from).toISOString()}`);
+  expect([res.status, res.body.error]).toEqual([200, undefined]);
+  return res.body.items;
+}
+
 function api(method: string, path: string, body?: unknown, headers?: Record<string, string>, apiKey = a.apiKey) {
   return stack.request(method, path, { body, apiKey, headers });
 }
 
 async function createTask(body: Record<string, unknown>): Promise<any> {
   const res = await api('POST', '/v1/tasks', { executor: 'shell', timeoutSeconds: 60, retry: { maximumAttempts: 1 }, ...body });
-  expect([res.status, res.body.error]).toEqual([201, undefined]);
+  expect([res.status, res.body.error, res.headers.get('etag')]).toEqual([201, undefined, '"1"']);
   return res.body;
 }
 
@@ -65,6 +95,12 @@ test(
     expect(task.version).toBe(1);
     const read = await api('GET', `/v1/tasks/${task.id}`);
     expect(read.headers.get('etag')).toBe('"1"');
+    // Only the task routes send an ETag (Express's automatic weak ETag and its 304s are off).
+    const listed = await api('GET', '/v1/tasks', undefined, { 'if-none-match': '*' });
+    expect([listed.status, listed.headers.get('etag')]).toEqual([200, null]);
+    // Strong comparison: a weak tag of the current version does not match.
+    const weak = await api('PATCH', `/v1/tasks/${task.id}`, { description: 'weak' }, { 'if-match': 'W/"1"' });
+    expect([weak.status, weak.body.error?.code]).toEqual([412, 'TASK_VERSION_MISMATCH']);
 
     const described = await api('PATCH', `/v1/tasks/${task.id}`, { description: 'nightly export' }, { 'if-match': '"1"' });
     expect([described.status, described.body.error]).toEqual([200, undefined]);
@@ -79,7 +115,7 @@ test(
     const stale = await api('PATCH', `/v1/tasks/${task.id}`, { description: 'lost update' }, { 'if-match': '"1"' });
     expect([stale.status, stale.body.error.code]).toEqual([412, 'TASK_VERSION_MISMATCH']);
     expect(stale.body.error.message).toContain('version 2');
-    expect(stale.body.error.details).toEqual([expect.objectContaining({ field: 'If-Match', message: expect.any(String) })]);
+    expect(stale.body.error.details).toEqual([expect.objectContaining({ field: 'if-match', message: expect.any(String) })]);
     expect((await api('GET', `/v1/tasks/${task.id}`)).body.description).toBe('nightly export');
 
     // The same rules as create; each refusal leaves the task as it was.
@@ -231,22 +267,24 @@ test(
     expect(v1.every((r) => r.taskVersion === 1)).toBe(true);
 
     expect((await api('PATCH', `/v1/tasks/${task.id}`, { shell: { script: 'echo v2' } })).body.version).toBe(2);
-    const patchedAt = Date.now(); // Temporal's action had the new version before the PATCH answered
+    const patchAnswered = await dbNow(); // Temporal's action had the new version before the PATCH answered
     expect(((await temporalSchedule(sid).describe()).action as any).memo).toMatchObject({ taskVersion: 2 });
     const withV2 = await eventually(
       () => scheduledRuns(task.id),
       (rs) => rs.some((r) => r.taskVersion === 2 && r.status === 'succeeded'),
-      30_000,
+      60_000,
     );
     const firstV2 = withV2.find((r) => r.taskVersion === 2);
     expect((await stack.waitForRun(firstV2.id, undefined, 30_000, a.apiKey)).stdout).toBe('v2\n');
     // Fires after the change never ran the old version.
-    for (const r of withV2) if (Date.parse(r.scheduledAt) > patchedAt + 1_000) expect(r.taskVersion).toBe(2);
+    for (const r of withV2)
+      if (Date.parse(r.scheduledAt) > patchAnswered) expect([r.scheduledAt, r.taskVersion]).toEqual([r.scheduledAt, 2]);
 
     // Disable: manual runs and schedule triggers refused; the schedule is held paused in Temporal, its own flag unchanged.
     const disabled = await api('POST', `/v1/tasks/${task.id}/disable`, undefined, { 'if-match': '"2"' });
     expect([disabled.status, disabled.body.enabled, disabled.body.version, disabled.headers.get('etag')]).toEqual([200, false, 3, '"3"']);
-    const disabledAt = Date.now();
+    // Once the disable has answered, every fire that reaches a worker finds the task disabled (RunRecorder.ensureRun).
+    const disabledAt = await dbNow();
     const paused = await temporalSchedule(sid).describe();
     expect([paused.state.paused, paused.state.note]).toEqual([true, 'paused: task disabled']);
     expect((await api('GET', `/v1/schedules/${sid}`)).body.paused).toBe(false);
@@ -258,54 +296,95 @@ test(
     expect((await api('POST', `/v1/tasks/${task.id}/disable`)).body.version).toBe(3);
     expect((await api('POST', `/v1/tasks/${task.id}/enable`, undefined, { 'if-match': '"2"' })).status).toBe(412);
 
-    await sleep(7_000);
+    // Someone resumes the schedule in the Temporal UI before the reconciler holds it again: its fires reach the worker,
+    // which runs nothing and records them cancelled, task_disabled; a reconciler pass pauses the schedule again.
+    await temporalSchedule(sid).unpause('resumed in the Temporal UI');
+    const reached = await eventually(
+      () => scheduledRuns(task.id),
+      (rs) => rs.filter((r) => Date.parse(r.scheduledAt) > disabledAt).length >= 2,
+      60_000,
+    );
+    await reconcile();
+    expect((await temporalSchedule(sid).describe()).state.paused).toBe(true);
+    const reachedUntil = Math.max(...reached.map((r) => Date.parse(r.scheduledAt)));
+
+    // /fires reports every fire of the disabled period as missed with reason task_disabled (a fire is listed once 5 s old),
+    // those that reached the worker with the run that recorded them.
+    const disabledFires = await eventually(
+      () => firesOf(sid, disabledAt),
+      (fs) => fs.filter((f) => Date.parse(f.scheduledAt) > reachedUntil).length >= 2,
+      60_000,
+    );
+    for (const f of disabledFires) expect([f.scheduledAt, f.outcome, f.reason]).toEqual([f.scheduledAt, 'missed', 'task_disabled']);
+    // Held paused again for two fires: every fire that reached the worker is recorded by now.
+    const refused = (await scheduledRuns(task.id)).filter((r) => Date.parse(r.scheduledAt) > disabledAt);
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    for (const r of refused) {
+      expect([r.scheduledAt, r.status, r.attemptCount]).toEqual([r.scheduledAt, 'cancelled', 0]);
+      expect(r.error).toMatch(/^task_disabled: /);
+    }
+    const [{ n: attemptRows }] = await stack.db.query(`SELECT count(*)::int AS n FROM run_attempts WHERE run_id = ANY($1)`, [
+      refused.map((r) => r.id),
+    ]);
+    expect(attemptRows).toBe(0);
+    expect(
+      disabledFires
+        .filter((f) => f.runId !== null)
+        .map((f) => f.runId)
+        .sort(),
+    ).toEqual(refused.map((r) => r.id).sort());
+
     const enabled = await api('POST', `/v1/tasks/${task.id}/enable`);
     expect([enabled.status, enabled.body.enabled, enabled.body.version]).toEqual([200, true, 4]);
-    const enabledAt = Date.now();
+    const enabledAt = await versionWrittenAt(task.id, 4);
     expect((await temporalSchedule(sid).describe()).state.paused).toBe(false);
     const afterEnable = await eventually(
       () => scheduledRuns(task.id),
       (rs) => rs.some((r) => Date.parse(r.scheduledAt) > enabledAt && r.status === 'succeeded'),
-      30_000,
+      60_000,
     );
-    // No fire of the disabled period ran (one scheduled just before it may have started then).
-    const duringDisabled = afterEnable.filter(
-      (r) => Date.parse(r.scheduledAt) > disabledAt + 1_000 && Date.parse(r.scheduledAt) < enabledAt,
+    // No fire of the disabled period ran; fires after the enable run version 4.
+    const ranWhileDisabled = afterEnable.filter(
+      (r) => Date.parse(r.scheduledAt) > disabledAt && Date.parse(r.scheduledAt) < enabledAt && r.status !== 'cancelled',
     );
-    expect(duringDisabled).toEqual([]);
+    expect(ranWhileDisabled).toEqual([]);
     expect(afterEnable.filter((r) => Date.parse(r.scheduledAt) > enabledAt).every((r) => r.taskVersion === 4)).toBe(true);
 
-    // The disabled period is in the schedule's events; /fires reports its fires as missed with reason task_disabled.
+    // The disabled period is in the schedule's events.
     const events: { kind: string; cause: string; at: Date }[] = await stack.db.query(
       `SELECT kind, details->>'cause' AS cause, at FROM schedule_events WHERE schedule_id = $1 AND kind IN ('paused', 'resumed') ORDER BY at`,
       [sid],
     );
-    expect(events.map((e) => [e.kind, e.cause])).toEqual([
-      ['paused', 'task_disabled'],
-      ['resumed', 'task_disabled'],
-    ]);
-    await sleep(5_500); // a fire is reported missed once it is 5 s old
-    const window = `from=${new Date(events[0].at.getTime() + 1_000).toISOString()}&to=${new Date(events[1].at.getTime() - 100).toISOString()}`;
-    const fires = await api('GET', `/v1/schedules/${sid}/fires?${window}`);
-    expect(fires.status).toBe(200);
-    expect(fires.body.items.length).toBeGreaterThanOrEqual(2);
-    for (const f of fires.body.items) expect([f.scheduledAt, f.outcome, f.reason]).toEqual([f.scheduledAt, 'missed', 'task_disabled']);
+    expect(events.map((e) => [e.kind, e.cause])).toEqual(
+      expect.arrayContaining([
+        ['paused', 'task_disabled'],
+        ['resumed', 'task_disabled'],
+      ]),
+    );
     // Fires after the enable ran again.
-    const later = await api('GET', `/v1/schedules/${sid}/fires?from=${new Date(enabledAt + 500).toISOString()}`);
-    expect(later.body.items.some((f: any) => f.outcome === 'ran')).toBe(true);
+    const later = await eventually(
+      () => firesOf(sid, enabledAt),
+      (fs) => fs.some((f: any) => f.outcome === 'ran'),
+      60_000,
+    );
+    expect(later.some((f: any) => f.outcome === 'ran')).toBe(true);
 
     // A resync that did not reach Temporal (here: the action's task version set back by hand) is repaired by the reconciler.
     await temporalSchedule(sid).update((prev) => ({
       ...prev,
       action: { ...(prev.action as any), memo: { ...((prev.action as any).memo ?? {}), taskVersion: 1 } },
     }));
-    await eventually(
-      async () => ((await temporalSchedule(sid).describe()).action as any).memo?.taskVersion,
-      (v) => v === 4,
-      20_000,
+    await reconcile();
+    expect(((await temporalSchedule(sid).describe()).action as any).memo?.taskVersion).toBe(4);
+    const repaired: { note: string }[] = await stack.db.query(
+      `SELECT note FROM schedule_events WHERE schedule_id = $1 AND kind = 'repaired' ORDER BY at, id`,
+      [sid],
     );
-    const [repaired] = await stack.db.query(`SELECT note FROM schedule_events WHERE schedule_id = $1 AND kind = 'repaired'`, [sid]);
-    expect(repaired.note).toContain('task version 1');
+    // The pause undone in the Temporal UI first, then the stale task version.
+    expect(repaired.map((e) => e.note)).toEqual([
+      expect.stringContaining('resumed in Temporal, but paused: task disabled'),
+      expect.stringContaining('task version 1'),
+    ]);
 
     // Delete: refused while the schedule uses the task, naming it; with cascade the schedule goes too, in Temporal as well.
     const inUse = await api('DELETE', `/v1/tasks/${task.id}`);
@@ -419,6 +498,16 @@ test(
     }
     const s = await api('POST', '/v1/schedules', { name: 'guarded-s', taskId: task.id, spec: { cron: ['0 0 1 1 *'] } });
     expect(s.status).toBe(201);
+    // Without schedules:read the refusal gives the count, not the schedules' names or ids.
+    const hidden = await api('DELETE', `/v1/tasks/${task.id}`, undefined, undefined, tasksOnly);
+    expect([hidden.status, hidden.body.error.code, hidden.body.error.details]).toEqual([
+      409,
+      'TASK_IN_USE',
+      [expect.objectContaining({ field: 'schedules', count: 1, message: expect.any(String) })],
+    ]);
+    for (const secret of [s.body.id, 'guarded-s']) expect(JSON.stringify(hidden.body)).not.toContain(secret);
+    const named = await api('DELETE', `/v1/tasks/${task.id}`);
+    expect(named.body.error.details).toEqual([expect.objectContaining({ scheduleId: s.body.id, scheduleName: 'guarded-s' })]);
     const cascade = await api('DELETE', `/v1/tasks/${task.id}?cascade=true`, undefined, undefined, tasksOnly);
     expect([cascade.status, cascade.body.error.code]).toEqual([403, 'FORBIDDEN']);
     expect((await api('GET', `/v1/schedules/${s.body.id}`)).status).toBe(200);
@@ -447,6 +536,64 @@ test(
       );
       expect(n).toBe(0);
       if (created.status === 201) expect((await api('DELETE', `/v1/schedules/${created.body.id}`)).status).toBe(204);
+    }
+  },
+  TIMEOUT_MS,
+);
+
+test(
+  'manual runs racing a delete or a disable: each run was queued before the change, every later one is refused',
+  async () => {
+    for (const change of ['delete', 'disable'] as const) {
+      const task = await createTask({ name: `race-${change}`, shell: { command: 'true' } });
+      const triggers: Promise<{ status: number; code?: string; id?: string; afterAnswer: boolean }>[] = [];
+      let changeAnswer: Promise<number> | undefined;
+      let answered = false;
+      // At most 20 triggers 15 ms apart; the change goes out after the fourth; two more go out once it has answered.
+      for (let i = 0, sentAfter = 0; i < 20 && sentAfter < 2; i++) {
+        const afterAnswer = answered;
+        if (afterAnswer) sentAfter++;
+        triggers.push(
+          api('POST', `/v1/tasks/${task.id}/runs`).then((r) => ({
+            status: r.status,
+            code: r.body.error?.code,
+            id: r.body.id,
+            afterAnswer,
+          })),
+        );
+        if (i === 3) {
+          const req = change === 'delete' ? api('DELETE', `/v1/tasks/${task.id}`) : api('POST', `/v1/tasks/${task.id}/disable`);
+          changeAnswer = req.then((r) => {
+            answered = true;
+            return r.status;
+          });
+        }
+        await sleep(15);
+      }
+      expect([change, await changeAnswer]).toEqual([change, 200]);
+      const answers = await Promise.all(triggers);
+      const refusal = change === 'delete' ? [404, 'TASK_NOT_FOUND'] : [422, 'TASK_DISABLED'];
+      for (const t of answers) {
+        expect([[202, undefined], refusal]).toContainEqual([t.status, t.code]);
+        if (t.afterAnswer) expect([change, t.status]).toEqual([change, refusal[0]]);
+      }
+      const started = answers.filter((t) => t.status === 202).map((t) => t.id);
+      // Exactly the answered runs exist, and each was written before the change took the task's lock (both times are
+      // taken under that lock by the database's clock).
+      const rows: { id: string; late: boolean }[] = await stack.db.query(
+        `SELECT r.id, r.queued_at >= coalesce(t.deleted_at, v.created_at) AS late
+           FROM runs r JOIN tasks t ON t.id = r.task_id
+           LEFT JOIN task_versions v ON v.task_id = t.id AND v.action = 'disable'
+          WHERE r.task_id = $1`,
+        [task.id],
+      );
+      expect(rows.map((r) => r.id).sort()).toEqual([...started].sort());
+      expect(rows.filter((r) => r.late)).toEqual([]);
+      // Runs that started before the change finish as usual.
+      for (const id of started) {
+        const done = await stack.waitForRun(id as string, (r) => FINAL_RUN_STATUSES.includes(r.status), 60_000, a.apiKey);
+        expect([id, done.status]).toEqual([id, 'succeeded']);
+      }
     }
   },
   TIMEOUT_MS,

@@ -121,7 +121,7 @@ describe('idempotent triggers', () => {
         const reused = await api('POST', `/v1/tasks/${taskId}/runs`, { body: other, headers: { 'idempotency-key': key } });
         expect(reused.status).toBe(422);
         expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
-        expect(reused.body.error.details).toEqual([expect.objectContaining({ field: 'Idempotency-Key', runId })]);
+        expect(reused.body.error.details).toEqual([expect.objectContaining({ field: 'idempotency-key', runId })]);
       }
       expect(await runCount(taskId)).toBe(1);
 

@@ -4,15 +4,14 @@ import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_RUN_STATUSES, runWorkflowId, taskQueues } from '@task-scheduler/contracts';
 import type { RunOverrides, RunStatus, RunTrigger } from '@task-scheduler/contracts';
 import { temporalUiUrl } from '@task-scheduler/core';
-import { RunAttemptEntity, RunEntity, RunShardEntity, TenantEntity } from '@task-scheduler/db';
-import type { TaskEntity } from '@task-scheduler/db';
+import { RunAttemptEntity, RunEntity, RunShardEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { DataSource } from 'typeorm';
+import { DataSource, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
-import { ApiError, ErrorCode } from '../common/api-error';
+import { ApiError, ErrorCode, fieldError } from '../common/api-error';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import { SEARCH_ATTRIBUTE_KEYS as SA, isUnavailable } from '../common/temporal';
@@ -88,9 +87,7 @@ export class RunsService {
   async trigger(ctx: RequestContext, taskId: string, opts: TriggerOptions = {}): Promise<TriggerResult> {
     const { idempotencyKey } = opts;
     if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-      throw new ApiError(ErrorCode.IDEMPOTENCY_KEY_INVALID, 'Idempotency-Key must be 1-255 visible ASCII characters', [
-        { field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' },
-      ]);
+      throw fieldError(ErrorCode.IDEMPOTENCY_KEY_INVALID, 'idempotency-key', 'must be 1-255 visible ASCII characters');
     }
     const task = await this.tasks.get(ctx, taskId);
     const overrides = opts.overrides ?? {};
@@ -103,7 +100,7 @@ export class RunsService {
     mergeOverrides(task, overrides); // refuses bad parameters before anything is written
 
     const run = await this.db.transaction((tx) =>
-      this.startRun(tx, ctx, task, { overrides, trigger: opts.trigger ?? 'manual', idempotencyKey, requestHash, retryOfRunId: null }),
+      this.startRun(tx, ctx, task.id, { overrides, trigger: opts.trigger ?? 'manual', idempotencyKey, requestHash, retryOfRunId: null }),
     );
     if (run) return { run, created: true };
     const winner = await this.findByIdempotencyKey(ctx, task.id, idempotencyKey as string);
@@ -116,7 +113,7 @@ export class RunsService {
       throw new ApiError(
         ErrorCode.IDEMPOTENCY_KEY_REUSED,
         `this Idempotency-Key was already used for run ${existing.id} with different parameters; use a new key for a new request`,
-        [{ field: 'Idempotency-Key', message: `already used for run ${existing.id}`, runId: existing.id }],
+        [{ field: 'idempotency-key', message: `already used for run ${existing.id}`, runId: existing.id }],
       );
     }
     return existing;
@@ -127,13 +124,24 @@ export class RunsService {
    * transaction: if Temporal refuses the start, no row remains; if the commit
    * fails after the start, the workflow's first activity writes the row.
    * Returns null when an equal Idempotency-Key won the race.
+   *
+   * The task is read again here under `FOR SHARE`, which conflicts with the
+   * locks a change, disable or delete of the task takes: a run either
+   * commits before such a change (and ran the version it read), or waits for
+   * it and then sees the task as it is now (disabled or deleted: refused).
    */
   private async startRun(
     tx: EntityManager,
     ctx: RequestContext,
-    task: TaskEntity,
+    taskId: string,
     r: { overrides: RunOverrides; trigger: RunTrigger; idempotencyKey?: string; requestHash: string | null; retryOfRunId: string | null },
   ): Promise<RunEntity | null> {
+    const task = await tx
+      .getRepository(TaskEntity)
+      .findOne({ where: { id: taskId, tenantId: ctx.tenantId, deletedAt: IsNull() }, lock: { mode: 'pessimistic_read' } });
+    if (!task) throw new ApiError(ErrorCode.TASK_NOT_FOUND, `task ${taskId} does not exist`);
+    if (!task.enabled) throw new ApiError(ErrorCode.TASK_DISABLED, `task ${task.id} is disabled`);
+    mergeOverrides(task, r.overrides); // the version may have changed since the first check
     const runId = randomUUID();
     const workflowId = runWorkflowId(runId);
     const inserted = await tx
@@ -156,7 +164,8 @@ export class RunsService {
         priority: task.priority,
         shardCount: task.shardCount,
         workflowId,
-        queuedAt: () => 'now()',
+        // The time of the write, taken under the task's lock (now() would be the transaction's start, before it).
+        queuedAt: () => 'clock_timestamp()',
       })
       .orIgnore()
       .returning('id')
@@ -301,7 +310,7 @@ export class RunsService {
           ]);
         }
       }
-      const started = await this.startRun(tx, ctx, task, {
+      const started = await this.startRun(tx, ctx, task.id, {
         overrides: old.overrides,
         trigger: 'retry',
         requestHash: null,

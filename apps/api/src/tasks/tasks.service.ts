@@ -10,7 +10,7 @@ import { DataSource, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
-import { ApiError, ErrorCode } from '../common/api-error';
+import { ApiError, ErrorCode, fieldError } from '../common/api-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
@@ -22,8 +22,11 @@ import { canonicalJson, changedFields, definitionOf, etagOf, ifMatchHolds } from
 
 const DEFAULT_TIMEOUT_SECONDS = 3600;
 
-function invalid(field: string, message: string): ApiError {
-  return new ApiError(ErrorCode.VALIDATION_FAILED, `${field}: ${message}`, [{ field, message }]);
+const invalid = (field: string, message: string): ApiError => fieldError(ErrorCode.VALIDATION_FAILED, field, message);
+
+/** The unique index on (tenant, name) of live tasks is the one check for duplicate names. */
+function nameTaken(err: unknown, name: string): unknown {
+  return isUniqueViolation(err) ? new ApiError(ErrorCode.TASK_NAME_TAKEN, `a task named ${JSON.stringify(name)} already exists`) : err;
 }
 
 /** `***` is how reads show a secret value: sent back, it would replace the real value with the mask. */
@@ -66,19 +69,13 @@ function specOf(dto: ExecutorInput): { spec: ShellSpec | HttpSpec; secrets: Task
 
 function shellSpecOf(s: ShellSpecDto | undefined): ShellSpec {
   if (!s) {
-    throw new ApiError(ErrorCode.VALIDATION_FAILED, 'shell is required when executor is shell', [
-      { field: 'shell', message: 'shell is required when executor is shell' },
-    ]);
+    throw invalid('shell', 'shell is required when executor is shell');
   }
   if ((s.command === undefined) === (s.script === undefined)) {
-    throw new ApiError(ErrorCode.VALIDATION_FAILED, 'give exactly one of shell.command and shell.script', [
-      { field: 'shell.command', message: 'give exactly one of shell.command and shell.script' },
-    ]);
+    throw invalid('shell.command', 'give exactly one of shell.command and shell.script');
   }
   if (s.script !== undefined && s.args !== undefined) {
-    throw new ApiError(ErrorCode.VALIDATION_FAILED, 'shell.args goes with shell.command, not shell.script', [
-      { field: 'shell.args', message: 'shell.args goes with shell.command, not shell.script' },
-    ]);
+    throw invalid('shell.args', 'shell.args goes with shell.command, not shell.script');
   }
   return {
     ...(s.command !== undefined ? { command: s.command, args: s.args ?? [] } : { script: s.script }),
@@ -93,9 +90,7 @@ function shellSpecOf(s: ShellSpecDto | undefined): ShellSpec {
 function retryOf(dto: Pick<CreateTaskDto, 'retry'>, base: RetrySpec = DEFAULT_RETRY): RetrySpec {
   const r = { ...base, ...Object.fromEntries(Object.entries(dto.retry ?? {}).filter(([, v]) => v !== undefined)) };
   if (r.maximumIntervalSeconds < r.initialIntervalSeconds) {
-    throw new ApiError(ErrorCode.VALIDATION_FAILED, 'retry.maximumIntervalSeconds must not be less than retry.initialIntervalSeconds', [
-      { field: 'retry.maximumIntervalSeconds', message: 'must not be less than retry.initialIntervalSeconds' },
-    ]);
+    throw invalid('retry.maximumIntervalSeconds', 'must not be less than retry.initialIntervalSeconds');
   }
   return r;
 }
@@ -103,9 +98,11 @@ function retryOf(dto: Pick<CreateTaskDto, 'retry'>, base: RetrySpec = DEFAULT_RE
 /** Refuses what the tenant's shell policy does not allow, before anything is stored. */
 function checkShellPolicy(spec: ShellSpec, policy: TenantShellPolicy | null, platformMax: Required<ShellLimits>): void {
   if (spec.network === 'egress' && policy?.allowEgress === false) {
-    throw new ApiError(ErrorCode.TASK_EGRESS_FORBIDDEN, 'network egress is turned off for this tenant by the platform admin', [
-      { field: 'shell.network', message: 'egress is not allowed for this tenant' },
-    ]);
+    throw fieldError(
+      ErrorCode.TASK_EGRESS_FORBIDDEN,
+      'shell.network',
+      'network egress is turned off for this tenant by the platform admin',
+    );
   }
   const above = limitsAboveCaps(spec.limits, effectiveCaps(policy?.maxLimits, platformMax));
   if (above.length > 0) {
@@ -187,11 +184,7 @@ export class TasksService {
           }),
         );
       } catch (err) {
-        // The unique index on (tenant, name) of live tasks is the one check for duplicate names.
-        if (isUniqueViolation(err)) {
-          throw new ApiError(ErrorCode.TASK_NAME_TAKEN, `a task named ${JSON.stringify(dto.name)} already exists`);
-        }
-        throw err;
+        throw nameTaken(err, dto.name);
       }
       await this.recordVersion(tx, ctx, task, 'create', Object.keys(definitionOf(task)).sort());
       await this.audit.record(tx, ctx, { action: 'task.create', targetType: 'task', targetId: task.id });
@@ -224,9 +217,11 @@ export class TasksService {
    * The tenant's live task, its row locked for the rest of the transaction:
    * changes of one task queue behind each other, so If-Match is checked
    * against the version the change will replace and no version is lost or
-   * written twice. `FOR NO KEY UPDATE` for changes (a run or schedule being
-   * created for the task only needs a key-share lock and does not wait);
-   * `FOR UPDATE` for a delete (they do wait, and then see the task gone).
+   * written twice. `FOR NO KEY UPDATE` for changes, `FOR UPDATE` for a
+   * delete. A run being started reads the task `FOR SHARE` (RunsService),
+   * which conflicts with both: it waits for the change and then sees the task
+   * disabled or gone. A schedule being created only takes the foreign key's
+   * key-share lock: it does not wait for a change, but does for a delete.
    */
   private async lockTask(
     tx: EntityManager,
@@ -243,7 +238,7 @@ export class TasksService {
       throw new ApiError(
         ErrorCode.TASK_VERSION_MISMATCH,
         `task ${task.id} is at version ${task.version} (ETag ${etagOf(task.version)}), not the one If-Match names (${ifMatch}); read it again and redo the change`,
-        [{ field: 'If-Match', message: `the current version is ${task.version}`, currentVersion: task.version }],
+        [{ field: 'if-match', message: `the current version is ${task.version}`, currentVersion: task.version }],
       );
     }
     return task;
@@ -257,16 +252,7 @@ export class TasksService {
    * A change that changes nothing writes nothing and keeps the version.
    */
   async update(ctx: RequestContext, id: string, dto: UpdateTaskDto, ifMatch?: string): Promise<TaskEntity> {
-    const nonNullable = (Object.keys(dto) as (keyof UpdateTaskDto)[]).filter(
-      (k) => dto[k] === null && k !== 'description' && k !== 'alerts',
-    );
-    if (nonNullable.length > 0) {
-      throw new ApiError(
-        ErrorCode.VALIDATION_FAILED,
-        `${nonNullable.join(', ')} cannot be null; leave a field out to keep it`,
-        nonNullable.map((k) => ({ field: k, message: 'must not be null' })),
-      );
-    }
+    // null for a field other than description and alerts is refused by the DTO's validation.
     return this.db.transaction(async (tx) => {
       const cur = await this.lockTask(tx, ctx, id, ifMatch);
       const executor = dto.executor ?? cur.executor;
@@ -336,10 +322,7 @@ export class TasksService {
           },
         );
       } catch (err) {
-        if (isUniqueViolation(err)) {
-          throw new ApiError(ErrorCode.TASK_NAME_TAKEN, `a task named ${JSON.stringify(next.name)} already exists`);
-        }
-        throw err;
+        throw nameTaken(err, next.name);
       }
       const task = await tx.getRepository(TaskEntity).findOneByOrFail({ id: cur.id });
       await this.recordVersion(tx, ctx, task, 'update', changed.sort());
@@ -402,9 +385,16 @@ export class TasksService {
       const task = await this.lockTask(tx, ctx, id, opts.ifMatch, 'pessimistic_write');
       const users: ScheduleEntity[] = await this.schedules.lockTaskUsers(tx, task.tenantId, task.id);
       if (users.length > 0 && !opts.cascade) {
+        const advice = 'delete them first, or delete with ?cascade=true to delete them too';
+        // Names and ids only to a caller who may read schedules; otherwise the count.
+        if (!ctx.permissions.has('schedules:read')) {
+          throw new ApiError(ErrorCode.TASK_IN_USE, `task ${task.id} is used by ${users.length} schedule(s); ${advice}`, [
+            { field: 'schedules', message: `${users.length} schedule(s) use this task`, count: users.length },
+          ]);
+        }
         throw new ApiError(
           ErrorCode.TASK_IN_USE,
-          `task ${task.id} is used by ${users.length} schedule(s): ${users.map((s) => JSON.stringify(s.name)).join(', ')}; delete them first, or delete with ?cascade=true to delete them too`,
+          `task ${task.id} is used by ${users.length} schedule(s): ${users.map((s) => JSON.stringify(s.name)).join(', ')}; ${advice}`,
           users.map((s) => ({
             field: 'schedules',
             message: `schedule ${JSON.stringify(s.name)} (${s.id}) uses this task`,
@@ -419,7 +409,8 @@ export class TasksService {
         ]);
       }
       for (const s of users) await this.schedules.removeLocked(tx, ctx, s, { cause: 'task_deleted' });
-      await tx.getRepository(TaskEntity).update({ id: task.id }, { deletedAt: () => 'now()' });
+      // Taken under the row lock: every run started before the delete was queued earlier (runs.service startRun).
+      await tx.getRepository(TaskEntity).update({ id: task.id }, { deletedAt: () => 'clock_timestamp()' });
       const deletedSchedules = users.map((s) => ({ id: s.id, name: s.name }));
       await this.audit.record(tx, ctx, {
         action: 'task.delete',
