@@ -19,18 +19,28 @@ let contract: ContractValidator;
 /** Path parameter values by the path's collection, filled with resources created before the examples run. */
 const ids: Record<string, string> = {};
 
+/** The tenant the examples work in: its own, so example names (`hello`, …) never meet another suite's in the default tenant. */
+let workspaceKey: string;
+
+/** Sends as the workspace tenant's admin, except the platform routes (tenants), which need the platform admin. */
+function send(method: string, path: string, opts: Parameters<TestStack['request']>[2] = {}): ReturnType<TestStack['request']> {
+  const apiKey = opts.apiKey !== undefined ? opts.apiKey : path.startsWith('/v1/tenants') ? stack.apiKey : workspaceKey;
+  return stack.request(method, path, { ...opts, apiKey });
+}
+
 async function ok(method: string, path: string, body?: unknown): Promise<Json> {
-  const res = await stack.request(method, path, { body });
+  const res = await send(method, path, { body });
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
 }
 
 beforeAll(async () => {
   stack = await startStack('openapi-examples');
-  const docs = await stack.request('GET', '/docs-json', { apiKey: null });
+  const docs = await send('GET', '/docs-json', { apiKey: null });
   expect(docs.status).toBe(200);
   document = docs.body;
   contract = new ContractValidator(docs.body);
+  workspaceKey = (await stack.createTenant(`examples-ws-${Date.now()}`)).apiKey;
 
   const task = await ok('POST', '/v1/tasks', { name: 'examples-target', executor: 'shell', shell: { command: 'echo', args: ['x'] } });
   ids.tasks = task.id;
@@ -78,7 +88,7 @@ test('every request example succeeds with its documented status and headers', as
     if (!examples.length) failures.push(`${op.operationId}: no request example`);
     const [success, response] = Object.entries(op.responses).find(([s]) => s.startsWith('2')) as [string, Json];
     for (const [name, example] of examples) {
-      const res = await stack.request(method.toUpperCase(), concretePath(path), { body: resolve(example.value) });
+      const res = await send(method.toUpperCase(), concretePath(path), { body: resolve(example.value) });
       executed++;
       const where = `${op.operationId}/${name}`;
       results.push(`${where}: ${res.status}`);
@@ -137,7 +147,7 @@ test('documented errors are real: 401 without a key, 404 for an unknown id, 400 
     if (op.security.length) {
       expectError(
         where('without a key'),
-        await stack.request(method.toUpperCase(), path.replace(/\{\w+\}/g, randomUUID()), { body, apiKey: null }),
+        await send(method.toUpperCase(), path.replace(/\{\w+\}/g, randomUUID()), { body, apiKey: null }),
         '401',
         op,
         path,
@@ -146,18 +156,11 @@ test('documented errors are real: 401 without a key, 404 for an unknown id, 400 
     }
     if (path.includes('{id}')) {
       const unknown = path.replace('{id}', randomUUID());
-      expectError(where('unknown id'), await stack.request(method.toUpperCase(), unknown, { body }), '404', op, path, method);
+      expectError(where('unknown id'), await send(method.toUpperCase(), unknown, { body }), '404', op, path, method);
     }
     if (op.requestBody) {
       const wrong = { ...(body as Json), notAField: 1 };
-      expectError(
-        where('unknown field'),
-        await stack.request(method.toUpperCase(), concretePath(path), { body: wrong }),
-        '400',
-        op,
-        path,
-        method,
-      );
+      expectError(where('unknown field'), await send(method.toUpperCase(), concretePath(path), { body: wrong }), '400', op, path, method);
     }
   }
   expect(failures).toEqual([]);
@@ -168,13 +171,13 @@ test('the headers the document promises: ETag and If-Match, Idempotent-Replayed,
   const ops = operationsOf(document as never) as { path: string; method: string; op: Json }[];
   const op = (id: string) => ops.find((o) => o.op.operationId === id)!.op;
 
-  const read = await stack.request('GET', `/v1/tasks/${ids.tasks}`);
+  const read = await send('GET', `/v1/tasks/${ids.tasks}`);
   expect(Object.keys(op('getTask').responses['200'].headers)).toContain('ETag');
   expect(read.headers.get('etag')).toMatch(/^".+"$/);
-  const stale = await stack.request('PATCH', `/v1/tasks/${ids.tasks}`, { body: { priority: 5 }, headers: { 'if-match': '"999999"' } });
+  const stale = await send('PATCH', `/v1/tasks/${ids.tasks}`, { body: { priority: 5 }, headers: { 'if-match': '"999999"' } });
   expect(stale.status).toBe(412);
   expect(codesOf(op('updateTask').responses['412'])).toContain(stale.body.error.code);
-  const fresh = await stack.request('PATCH', `/v1/tasks/${ids.tasks}`, {
+  const fresh = await send('PATCH', `/v1/tasks/${ids.tasks}`, {
     body: { priority: 5 },
     headers: { 'if-match': read.headers.get('etag')! },
   });
@@ -182,16 +185,16 @@ test('the headers the document promises: ETag and If-Match, Idempotent-Replayed,
   expect(fresh.headers.get('etag')).not.toBe(read.headers.get('etag'));
 
   const key = { 'idempotency-key': `examples-${Date.now()}` };
-  const first = await stack.request('POST', `/v1/tasks/${ids.tasks}/runs`, { body: {}, headers: key });
-  const again = await stack.request('POST', `/v1/tasks/${ids.tasks}/runs`, { body: {}, headers: key });
+  const first = await send('POST', `/v1/tasks/${ids.tasks}/runs`, { body: {}, headers: key });
+  const again = await send('POST', `/v1/tasks/${ids.tasks}/runs`, { body: {}, headers: key });
   expect([first.status, again.status]).toEqual([202, 202]);
   expect([first.headers.get('idempotent-replayed'), again.headers.get('idempotent-replayed')]).toEqual([null, 'true']);
   expect(again.headers.get('location')).toBe(`/v1/runs/${first.body.id}`);
 
   // A tenant allowed one request a minute: the second answers 429 with Retry-After, as documented.
   const slow = await stack.createTenant(`examples-slow-${Date.now()}`, { rateLimitPerMinute: 1 });
-  await stack.request('GET', '/v1/tasks', { apiKey: slow.apiKey });
-  const limited = await stack.request('GET', '/v1/tasks', { apiKey: slow.apiKey });
+  await send('GET', '/v1/tasks', { apiKey: slow.apiKey });
+  const limited = await send('GET', '/v1/tasks', { apiKey: slow.apiKey });
   expect(limited.status).toBe(429);
   expect(Object.keys(op('listTasks').responses['429'].headers)).toContain('Retry-After');
   expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
