@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_CATCHUP_WINDOW_SECONDS, temporalScheduleId } from '@task-scheduler/contracts';
@@ -20,7 +19,7 @@ import { isInvalidArgument, isUnavailable } from '../common/temporal';
 import type { BackfillScheduleDto, CreateScheduleDto, UpdateScheduleDto } from './dtos/schedule.dto';
 import { egressForbidden } from '../runs/run-input';
 import { SchedulePreviewService } from './schedule-preview.service';
-import { specMatchingTimes } from './spec-matcher';
+import { TRIGGER_WAIT_MS, pollForTrigger, takenFire } from './schedule-trigger';
 import { validateScheduleSpec } from './spec-validation';
 import { createOptionsOf, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
@@ -51,14 +50,6 @@ export interface ScheduleLiveState {
   /** `missing`: the row exists but Temporal has no such schedule (the reconciler will recreate it). */
   temporal: 'ok' | 'missing' | 'unavailable';
 }
-
-/** How long a trigger waits, at most, for Temporal to take its fire and then for the fire's run to be recorded. */
-const TRIGGER_WAIT_MS = 10_000;
-const TRIGGER_POLL_MS = 200;
-/** The API's and Temporal's clocks may disagree a little; triggers of one schedule are two seconds apart. */
-const TRIGGER_CLOCK_SLACK_MS = 1_000;
-/** Temporal takes a trigger well within this; a fire named after a spec time is only taken for it after it. */
-const TRIGGER_NATURAL_AFTER_MS = 3_000;
 
 /** Fires one backfill may start. */
 const MAX_BACKFILL_FIRES = 10_000;
@@ -438,86 +429,22 @@ export class SchedulesService {
       return { s, before: before as ScheduleDescription, calledAt, policy: overlap ?? s.policies.overlap ?? 'skip' };
     });
     // After the commit: the fire's run row references the schedule row this transaction held locked.
-    const workflowId = await this.takenFire(taken.s, taken.before, taken.calledAt, taken.policy);
-    const deadline = Date.now() + TRIGGER_WAIT_MS;
-    for (let i = 0; i < TRIGGER_WAIT_MS / TRIGGER_POLL_MS && Date.now() < deadline; i++) {
-      const run = await this.db.getRepository(RunEntity).findOneBy({ workflowId, tenantId: ctx.tenantId });
-      if (run) return run;
-      await sleep(TRIGGER_POLL_MS);
-    }
+    const workflowId = await takenFire({
+      scheduleId: taken.s.id,
+      nominalSpec: nominalSpecOf(taken.s, await this.excludedCalendars(this.db.manager, taken.s)),
+      describe: () => this.handle(taken.s).describe(),
+      before: taken.before,
+      calledAt: taken.calledAt,
+      policy: taken.policy,
+    });
+    const run = await pollForTrigger(
+      async () => (await this.db.getRepository(RunEntity).findOneBy({ workflowId, tenantId: ctx.tenantId })) ?? undefined,
+    );
+    if (run) return run;
     throw new ApiError(
       ErrorCode.SCHEDULE_RUN_NOT_RECORDED,
       `the fire started workflow ${workflowId}, but its run was not recorded within ${TRIGGER_WAIT_MS / 1000} s (are workers running?); do not trigger again, the run appears in GET /v1/runs?trigger=schedule once a worker records it`,
       [{ message: `workflow ${workflowId} started; its run is not recorded yet`, workflowId }],
-    );
-  }
-
-  /** The workflow id of the fire Temporal took for a trigger made at `calledAt`, or why there is none. */
-  private async takenFire(s: ScheduleEntity, before: ScheduleDescription, calledAt: number, policy: OverlapPolicy): Promise<string> {
-    const known = new Set(before.info.recentActions.map((a) => a.action.workflow.workflowId));
-    const bufferOf = (d: ScheduleDescription): { size: number; dropped: number } => ({
-      // Long in the protobuf: through its string form.
-      size: Number(String(d.raw.info?.bufferSize ?? 0)),
-      dropped: Number(String(d.raw.info?.bufferDropped ?? 0)),
-    });
-    const was = bufferOf(before);
-    // Temporal names each fire's workflow after its nominal time: a natural fire's is a time the spec matches, the
-    // trigger's is the moment Temporal took it. (Should the trigger land on a second the spec matches, the two are
-    // one workflow id: Temporal starts only one of them.)
-    const nominal = nominalSpecOf(s, await this.excludedCalendars(this.db.manager, s));
-    const prefix = `schedule-${s.id}-`;
-    const isNatural = (workflowId: string): boolean => {
-      const t = Date.parse(workflowId.slice(prefix.length));
-      return workflowId.startsWith(prefix) && !Number.isNaN(t) && (specMatchingTimes(nominal, t, t)?.includes(t) ?? false);
-    };
-    const deadline = Date.now() + TRIGGER_WAIT_MS;
-    for (let i = 0; i < TRIGGER_WAIT_MS / TRIGGER_POLL_MS && Date.now() < deadline; i++) {
-      let d: ScheduleDescription;
-      try {
-        d = await this.handle(s).describe();
-      } catch (err) {
-        if (!isUnavailable(err)) throw err;
-        await sleep(TRIGGER_POLL_MS);
-        continue;
-      }
-      // Oldest first: a later trigger of the same schedule (two seconds on) is never taken before this one.
-      const fresh = d.info.recentActions
-        .filter((a) => !known.has(a.action.workflow.workflowId) && a.scheduledAt.getTime() >= calledAt - TRIGGER_CLOCK_SLACK_MS)
-        .sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
-      // Past TRIGGER_NATURAL_AFTER_MS, a fire named after a spec time is taken too: where the spec matches the very
-      // second Temporal took the trigger in (a schedule firing every second), the two fires are one workflow.
-      const triggered =
-        fresh.find((a) => !isNatural(a.action.workflow.workflowId)) ??
-        (Date.now() - calledAt > TRIGGER_NATURAL_AFTER_MS ? fresh[0] : undefined);
-      if (triggered) return triggered.action.workflow.workflowId;
-      const running = d.info.runningActions.map((a) => a.workflow.workflowId).join(', ');
-      const notStarted = (reason: string, message: string): ApiError =>
-        new ApiError(ErrorCode.SCHEDULE_TRIGGER_NOT_STARTED, message, [{ field: 'overlap', message: reason, reason, overlap: policy }]);
-      if (d.info.numActionsSkippedOverlap > before.info.numActionsSkippedOverlap) {
-        throw notStarted(
-          'overlap_skip',
-          `the fire was skipped under overlap policy ${policy}: a run of this schedule is still going (${running || 'just ended'}); no run was started. Trigger with {"overlap":"allow_all"} to run anyway`,
-        );
-      }
-      const now = bufferOf(d);
-      if (now.dropped > was.dropped) {
-        throw notStarted(
-          'buffer_full',
-          `the fire was dropped under overlap policy ${policy}: the buffer of waiting fires is full; no run was started`,
-        );
-      }
-      if (now.size > was.size) {
-        throw notStarted(
-          'buffered',
-          `the fire is buffered under overlap policy ${policy}: it starts when the running run (${running}) ends; no run was started yet`,
-        );
-      }
-      await sleep(TRIGGER_POLL_MS);
-    }
-    throw new ApiError(
-      ErrorCode.SCHEDULE_RUN_NOT_RECORDED,
-      `Temporal did not report the fire within ${TRIGGER_WAIT_MS / 1000} s; it may still start: look at GET /v1/schedules/${s.id}/fires before triggering again`,
-      [{ message: 'Temporal has not reported the fire yet' }],
     );
   }
 
