@@ -36,6 +36,28 @@ export interface AttemptEnd {
   resourceLimit?: string | null;
 }
 
+/** The first eleven columns of a run row written by the worker, in the order both of its inserts list them. */
+function runRowValues(
+  input: TaskRunInput & { runId: string },
+  workflowId: string,
+  temporalRunId: string,
+  scheduledAt: string | null,
+): unknown[] {
+  return [
+    input.runId,
+    input.tenantId,
+    input.taskId,
+    input.taskVersion,
+    input.trigger,
+    workflowId,
+    temporalRunId,
+    input.shardCount ?? 1,
+    input.priority ?? 0,
+    input.scheduleId ?? null,
+    scheduledAt,
+  ];
+}
+
 const FINAL = `('succeeded', 'failed', 'cancelled', 'timed_out')`;
 /** SQL: the free concurrency slots of tenant row `t` (a slot is held while a run is admitted and not final). */
 const FREE_SLOTS = `(t.max_concurrent_runs - (SELECT count(*) FROM runs a
@@ -93,19 +115,7 @@ export class RunRecorder {
          VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)
          ON CONFLICT (id) DO UPDATE SET temporal_run_id = EXCLUDED.temporal_run_id, updated_at = now()
          WHERE runs.temporal_run_id IS DISTINCT FROM EXCLUDED.temporal_run_id`,
-        [
-          input.runId,
-          input.tenantId,
-          input.taskId,
-          input.taskVersion,
-          input.trigger,
-          workflowId,
-          temporalRunId,
-          input.shardCount ?? 1,
-          input.priority ?? 0,
-          input.scheduleId ?? null,
-          scheduledAt,
-        ],
+        runRowValues(input, workflowId, temporalRunId, scheduledAt),
       );
     } catch (err) {
       const racedBy = (err as { code?: string }).code === '23505' ? await existing() : null;
@@ -146,20 +156,7 @@ export class RunRecorder {
                          priority, schedule_id, scheduled_at, error, finished_at)
        VALUES ($1, $2, $3, $4, $5, 'cancelled', $6, $7, $8, $9, $10, $11, $12, now())
        ON CONFLICT DO NOTHING RETURNING id`,
-      [
-        input.runId,
-        input.tenantId,
-        input.taskId,
-        input.taskVersion,
-        input.trigger,
-        workflowId,
-        temporalRunId,
-        input.shardCount ?? 1,
-        input.priority ?? 0,
-        input.scheduleId ?? null,
-        scheduledAt,
-        error,
-      ],
+      [...runRowValues(input, workflowId, temporalRunId, scheduledAt), error],
     );
     // Nothing inserted: another workflow holds this fire (a backfill); the caller's insert reports it.
     return inserted.length > 0;
