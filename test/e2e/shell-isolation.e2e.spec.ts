@@ -2,24 +2,24 @@
  * tenant A's task runs beside it. Needs root, bubblewrap, slirp4netns, nftables and iproute2 (.ci/run
  * installs them). The egress test host lives in a network namespace this suite creates (veth pair on
  * 10.251.<n>.0/30); no traffic leaves this machine. */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { eventually } from '../support/eventually';
+import { createTestNetns } from '../support/netns';
+import type { TestNetns } from '../support/netns';
 import { processesMatching } from '../support/processes';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
-const netnsName = `tsk-iso-${randomBytes(3).toString('hex')}`;
-// Interface names have at most 15 characters.
-const vethHost = `tsi${netnsName.slice(-6)}h`;
-const vethPeer = `tsi${netnsName.slice(-6)}p`;
-const subnet = randomInt(1, 250);
-const hostSide = `10.251.${subnet}.1`;
-const testHost = `10.251.${subnet}.2`;
+let net: TestNetns | undefined;
+/** The test host's namespace, this host's end of its veth and the test host's address (10.251.<n>.0/30). */
+let netnsName = '';
+let hostSide = '';
+let testHost = '';
 const BANNER = `hello-from-test-host-${randomBytes(4).toString('hex')}`;
 let testServer: ChildProcess | undefined;
 let testPort = 0;
@@ -27,10 +27,6 @@ let testPort = 0;
 let stack: TestStack;
 let a: { tenantId: string; apiKey: string };
 let b: { tenantId: string; apiKey: string };
-
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
 
 /** Listening TCP ports of this host (IPv4 and IPv6), from /proc/net. */
 function listeningPorts(): number[] {
@@ -59,14 +55,8 @@ function hostAddresses(): string[] {
 
 beforeAll(async () => {
   // The test host: a namespace with a TCP server that sends a banner.
-  ip('netns', 'add', netnsName);
-  ip('link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethPeer);
-  ip('link', 'set', vethPeer, 'netns', netnsName);
-  ip('addr', 'add', `${hostSide}/30`, 'dev', vethHost);
-  ip('link', 'set', vethHost, 'up');
-  ip('netns', 'exec', netnsName, 'ip', 'addr', 'add', `${testHost}/30`, 'dev', vethPeer);
-  ip('netns', 'exec', netnsName, 'ip', 'link', 'set', vethPeer, 'up');
-  ip('netns', 'exec', netnsName, 'ip', 'link', 'set', 'lo', 'up');
+  net = createTestNetns('iso', 251);
+  ({ name: netnsName, hostSide, peerSide: testHost } = net);
   testServer = spawn(
     'ip',
     [
@@ -92,16 +82,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   testServer?.kill('SIGKILL');
-  try {
-    ip('link', 'del', vethHost);
-  } catch {
-    // gone with the namespace
-  }
-  try {
-    ip('netns', 'del', netnsName);
-  } catch {
-    // already gone
-  }
+  net?.remove();
 });
 
 async function createTask(tenant: { apiKey: string }, body: Record<string, unknown>): Promise<string> {

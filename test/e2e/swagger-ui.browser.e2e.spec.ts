@@ -3,25 +3,17 @@
  * (10.253.<n>.2), driven by playwright-core over pipes, and loads http://10.253.<n>.1:<port>/docs. The
  * namespace has no other route, so the browser can reach nothing but the API. Needs root, iproute2 and
  * chromium (.ci/run installs them); playwright-core never downloads a browser. */
-import { execFileSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
+import { createTestNetns } from '../support/netns';
+import type { TestNetns } from '../support/netns';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const tag = randomBytes(3).toString('hex');
-const netnsName = `tsk-ui-${tag}`;
-// Interface names have at most 15 characters.
-const vethHost = `tsu${tag}h`;
-const vethPeer = `tsu${tag}p`;
-const subnet = randomInt(1, 250);
-const hostSide = `10.253.${subnet}.1`;
-const browserSide = `10.253.${subnet}.2`;
 
 const COOP_IGNORED = /^The Cross-Origin-Opener-Policy header has been ignored, because the URL's origin was untrustworthy\./;
 
@@ -29,20 +21,11 @@ let stack: TestStack;
 let browser: Browser | undefined;
 let dir: string;
 let origin: string;
-
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
+let net: TestNetns | undefined;
 
 beforeAll(async () => {
-  ip('netns', 'add', netnsName);
-  ip('link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethPeer);
-  ip('link', 'set', vethPeer, 'netns', netnsName);
-  ip('addr', 'add', `${hostSide}/30`, 'dev', vethHost);
-  ip('link', 'set', vethHost, 'up');
-  ip('netns', 'exec', netnsName, 'ip', 'addr', 'add', `${browserSide}/30`, 'dev', vethPeer);
-  ip('netns', 'exec', netnsName, 'ip', 'link', 'set', vethPeer, 'up');
-  ip('netns', 'exec', netnsName, 'ip', 'link', 'set', 'lo', 'up');
+  net = createTestNetns('ui', 253);
+  const { name: netnsName, hostSide } = net;
 
   stack = await startStack('swagger-ui', { workers: false, host: hostSide });
   origin = `http://${hostSide}:${new URL(stack.baseUrl).port}`;
@@ -65,16 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
   await stack?.stop();
-  try {
-    ip('link', 'del', vethHost);
-  } catch {
-    // gone with the namespace
-  }
-  try {
-    ip('netns', 'del', netnsName);
-  } catch {
-    // already gone
-  }
+  net?.remove();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
