@@ -204,6 +204,16 @@ function idsFor(op: Operation, caller: Caller): string[] {
 const NUL_AND_FRIENDS = ['a\u0000b', '\u0000', 'x\u001by', '\ud800', 'end\u007f'];
 const knownUuids = (caller: Caller) => callers.flatMap((c) => Object.values(c.ids).flat()).concat([caller.tenantId, randomUUID()]);
 
+/**
+ * Tenant slugs are unique across the database that every suite of the Jest run shares: a generated slug equal
+ * to the schema's example (`acme`) gets a suffix, leaving that slug to the example test, which expects its 201.
+ */
+function uniqueSlug(key: string, schema: Schema, gen: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
+  const example = resolve(schema).example;
+  if (key !== 'slug' || typeof example !== 'string') return gen;
+  return gen.chain((v) => (v === example ? fc.integer({ min: 0, max: 999_999 }).map((n) => `${v}-fuzz-${n}`) : fc.constant(v)));
+}
+
 /** Values valid by `schema` ('boundary' prefers the extremes it allows). */
 function valueOf(schema: Schema | undefined, caller: Caller, mode: 'valid' | 'boundary', depth = 0): fc.Arbitrary<unknown> {
   const s = resolve(schema ?? {});
@@ -254,7 +264,7 @@ function valueOf(schema: Schema | undefined, caller: Caller, mode: 'valid' | 'bo
       }
       const props = s.properties ?? {};
       const record = fc.record(
-        Object.fromEntries(Object.entries<Schema>(props).map(([k, v]) => [k, valueOf(v, caller, mode, depth + 1)])),
+        Object.fromEntries(Object.entries<Schema>(props).map(([k, v]) => [k, uniqueSlug(k, v, valueOf(v, caller, mode, depth + 1))])),
         { requiredKeys: (s.required ?? []).filter((k: string) => k in props) },
       );
       if (!s.additionalProperties) return record;
