@@ -7,7 +7,7 @@ const { existsSync, mkdirSync, openSync } = require('node:fs');
 const { join } = require('node:path');
 
 const ROOT = join(__dirname, '..', '..');
-const SEARCH_ATTRIBUTES = ['TenantId', 'TaskId', 'TaskRunId', 'Trigger'];
+const SEARCH_ATTRIBUTES = ['TenantId', 'TaskId', 'TaskRunId', 'Trigger', 'PipelineRunId'];
 
 /** Finds or builds the Temporal CLI (scripts/temporal-install.sh) and returns its path. */
 function resolveTemporalCli() {

@@ -4,3 +4,4 @@ export * from './run';
 export * from './task';
 export * from './workflow-io';
 export * from './schedule';
+export * from './pipeline';

@@ -9,6 +9,8 @@ export const SEARCH_ATTRIBUTES = {
   taskId: 'TaskId',
   runId: 'TaskRunId',
   trigger: 'Trigger',
+  /** On a pipeline run's workflow and on every step run it starts: the whole pipeline run in one query. */
+  pipelineRunId: 'PipelineRunId',
 } as const;
 
 export const SEARCH_ATTRIBUTE_NAMES: readonly string[] = Object.values(SEARCH_ATTRIBUTES);

@@ -35,7 +35,25 @@ export interface TaskRunInput {
   httpTaskQueue?: string;
   /** A silent executor is declared lost after this long; default 15. */
   heartbeatTimeoutSeconds?: number;
+  /** Set when the run is a step (or one item of a step) of a pipeline run. */
+  pipeline?: PipelineStepRef;
 }
+
+/** Where a run sits in a pipeline run. */
+export interface PipelineStepRef {
+  pipelineRunId: string;
+  stepKey: string;
+  /** The item of a `forEach` step (also told to the task as ITEM_INDEX); null for a step without one. */
+  itemIndex: number | null;
+}
+
+/**
+ * What a run hands to the steps after it (`{{ steps.<key>.outputs.<name> }}`):
+ * a shell task's `$TASK_OUTPUTS` file (`name=value` lines, or a JSON object),
+ * an HTTP task's `status` and JSON `body`. At most 64 KiB as JSON
+ * (PIPELINE_LIMITS.maxOutputBytes); secret values are never in it.
+ */
+export type RunOutputs = Record<string, unknown>;
 
 export interface TaskRunResult {
   runId: string;
@@ -87,6 +105,8 @@ export interface AttemptOutput {
   stdout: CapturedStream | null;
   stderr: CapturedStream | null;
   durationMs: number;
+  /** What the attempt hands to later pipeline steps; null when it wrote none (histories recorded before outputs lack it). */
+  outputs?: RunOutputs | null;
 }
 
 export interface ShellActivityResult extends AttemptOutput {
@@ -111,6 +131,8 @@ export const SHELL_FAILURE_TYPES = {
   sandboxUnavailable: 'ShellSandboxUnavailable',
   /** The attempt crossed one of its limits (memory, processes, cpu, …); retried by the task's policy. */
   resourceLimit: 'ShellResourceLimit',
+  /** The `$TASK_OUTPUTS` file is over the cap or not in a format outputs take: not retried. */
+  outputsInvalid: 'ShellOutputsInvalid',
   /** The worker could not set up the attempt's sandbox; retried (another worker may succeed). */
   isolationFailed: 'ShellIsolationFailed',
 } as const;
@@ -133,6 +155,7 @@ export const NON_RETRYABLE_FAILURE_TYPES: readonly string[] = [
   SHELL_FAILURE_TYPES.nonRetryableExitCode,
   SHELL_FAILURE_TYPES.spawn,
   SHELL_FAILURE_TYPES.sandboxUnavailable,
+  SHELL_FAILURE_TYPES.outputsInvalid,
   HTTP_FAILURE_TYPES.unexpectedStatus,
   HTTP_FAILURE_TYPES.addressRefused,
   HTTP_FAILURE_TYPES.invalidRequest,
@@ -159,6 +182,7 @@ export interface ShardOutcome {
   error: string | null;
   stdout: CapturedStream | null;
   stderr: CapturedStream | null;
+  outputs?: RunOutputs | null;
 }
 
 export interface RunFinalization {
@@ -172,6 +196,8 @@ export interface RunFinalization {
   stderr: CapturedStream | null;
   /** Per-shard outcomes (one entry for an unsharded run). */
   shards?: ShardOutcome[];
+  /** The run's outputs (an unsharded run's; a sharded run has none). */
+  outputs?: RunOutputs | null;
 }
 
 /** What finalizing a run tells the workflow. */

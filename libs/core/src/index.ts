@@ -4,3 +4,4 @@ export * from './secrets';
 export * from './time-zones';
 export * from './shell-limits';
 export * from './sandbox-paths';
+export * from './run-input';
