@@ -10,6 +10,11 @@
 // `npm run bench:schedule` (BENCH_SCENARIO=schedule): fire lateness of a
 // 1-second schedule over BENCH_SECONDS (default 60): from each fire's nominal
 // time to its run being recorded, and to its shell attempt starting.
+//
+// `npm run bench:pipelines` (BENCH_SCENARIO=pipelines): per-step overhead of a
+// pipeline: a 50-step chain against 50 single runs one after another, a
+// 200-item fan-out against 200 single runs with as many in flight as the
+// fan-out's maxParallelism, alternating; then one 200-step pipeline.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -153,6 +158,8 @@ try {
     process.exitCode = 0;
   } else if (SCENARIO === 'schedule') {
     await scheduleLateness({ api, ds, headers, taskId: task.id });
+  } else if (SCENARIO === 'pipelines') {
+    await pipelineOverhead({ api, ds, headers, client });
   } else {
     // Warm up both paths (JIT, connection pools, workflow caches).
     for (let i = 0; i < 5; i++) {
@@ -324,4 +331,126 @@ async function scheduleLateness({ api, ds, headers, taskId }) {
     ['fire → shell attempt started', started],
   ])
     console.log(`${name.padEnd(40)}${[50, 90, 99, 100].map((p) => `${pct(xs, p).toFixed(0)} ms`.padStart(9)).join('')}`);
+}
+
+/** Waits for a run (task or pipeline) to reach a final status, polling its record over HTTP. */
+async function untilFinal(api, headers, path, pollMs) {
+  for (let i = 0; i < 600_000 / pollMs; i++) {
+    const res = await fetch(`${api}${path}`, { headers });
+    if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}`);
+    const r = await res.json();
+    if (r.status === 'succeeded') return r;
+    if (['failed', 'timed_out', 'cancelled'].includes(r.status)) throw new Error(`${path} ended ${r.status}: ${r.error}`);
+    await sleep(pollMs);
+  }
+  throw new Error(`${path} did not end within 10 minutes`);
+}
+
+async function post(api, headers, path, body) {
+  const res = await fetch(`${api}${path}`, { method: 'POST', headers, body: JSON.stringify(body ?? {}) });
+  const json = await res.json();
+  if (res.status >= 300) throw new Error(`POST ${path} answered ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function pipelineOverhead({ api, ds, headers, client }) {
+  const rounds = Number(process.env.BENCH_ROUNDS || 5);
+  const chainLength = Number(process.env.BENCH_CHAIN || 50);
+  const items = Number(process.env.BENCH_ITEMS || 200);
+  const parallelism = Number(process.env.BENCH_PARALLELISM || 32);
+  const pollMs = 10;
+  await ds.query(`UPDATE tenants SET max_concurrent_runs = 10000`);
+  const task = await post(api, headers, '/v1/tasks', {
+    name: 'bench-true',
+    executor: 'shell',
+    shell: { command: 'true' },
+    retry: { maximumAttempts: 1 },
+  });
+  const chain = await post(api, headers, '/v1/pipelines', {
+    name: 'bench-chain',
+    steps: Array.from({ length: chainLength }, (_, i) => ({ key: `s${i}`, task: task.id, dependsOn: i ? [`s${i - 1}`] : [] })),
+    maxParallelism: 1,
+  });
+  const fan = await post(api, headers, '/v1/pipelines', {
+    name: 'bench-fan-out',
+    steps: [{ key: 'each', task: task.id, forEach: Array.from({ length: items }, (_, i) => i) }],
+    maxParallelism: parallelism,
+  });
+  const timed = async (f) => {
+    const t0 = performance.now();
+    await f();
+    return performance.now() - t0;
+  };
+  const pipelineRun = (id) => async () => {
+    const run = await post(api, headers, `/v1/pipelines/${id}/runs`, {});
+    await untilFinal(api, headers, `/v1/pipeline-runs/${run.id}`, pollMs);
+  };
+  const singleRun = async () => {
+    const run = await post(api, headers, `/v1/tasks/${task.id}/runs`, {});
+    await untilFinal(api, headers, `/v1/runs/${run.id}`, pollMs);
+  };
+  const sequentialSingles = async () => {
+    for (let i = 0; i < chainLength; i++) await singleRun();
+  };
+  const parallelSingles = async () => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: parallelism }, async () => {
+        while (next < items) {
+          next++;
+          await singleRun();
+        }
+      }),
+    );
+  };
+  const cases = [
+    { name: `${chainLength}-step chain vs ${chainLength} single runs in sequence`, product: pipelineRun(chain.id), baseline: sequentialSingles, n: chainLength },
+    { name: `${items}-item fan-out vs ${items} single runs, ${parallelism} in flight`, product: pipelineRun(fan.id), baseline: parallelSingles, n: items },
+  ];
+  // One warm-up of each, then rounds alternating product and baseline.
+  for (const c of cases) {
+    await c.product();
+    await c.baseline();
+  }
+  const results = cases.map(() => ({ product: [], baseline: [] }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, c] of cases.entries()) {
+      results[i].product.push(await timed(c.product));
+      results[i].baseline.push(await timed(c.baseline));
+    }
+  }
+  console.log(`\npipelines of shell 'true', ${rounds} rounds after a warm-up, alternating; medians (min–max)`);
+  console.log(`${'case'.padEnd(58)}${'pipeline'.padStart(22)}${'single runs'.padStart(22)}${'ratio'.padStart(8)}${'per step'.padStart(12)}`);
+  const span = (xs) => `${(median(xs) / 1000).toFixed(2)} s (${(Math.min(...xs) / 1000).toFixed(1)}–${(Math.max(...xs) / 1000).toFixed(1)})`;
+  for (const [i, c] of cases.entries()) {
+    const p = median(results[i].product);
+    const b = median(results[i].baseline);
+    console.log(
+      `${c.name.padEnd(58)}${span(results[i].product).padStart(22)}${span(results[i].baseline).padStart(22)}${(p / b).toFixed(2).padStart(7)}x${`${((p - b) / c.n).toFixed(1)} ms`.padStart(12)}`,
+    );
+  }
+  // The largest pipeline the limits allow: 200 steps, 10 layers of 20, each step after every step of the layer before.
+  const width = 20;
+  const layers = 10;
+  const big = await post(api, headers, '/v1/pipelines', {
+    name: 'bench-200-steps',
+    steps: Array.from({ length: width * layers }, (_, i) => {
+      const layer = Math.floor(i / width);
+      return {
+        key: `l${layer}_${i % width}`,
+        task: task.id,
+        dependsOn: layer ? Array.from({ length: width }, (_, j) => `l${layer - 1}_${j}`) : [],
+      };
+    }),
+    maxParallelism: width,
+  });
+  const t0 = performance.now();
+  const bigRun = await post(api, headers, `/v1/pipelines/${big.id}/runs`, {});
+  await untilFinal(api, headers, `/v1/pipeline-runs/${bigRun.id}`, 50);
+  const elapsed = performance.now() - t0;
+  const described = await client.workflow.getHandle(bigRun.workflowId).describe();
+  console.log(
+    `200-step pipeline (${layers} layers × ${width}, ${(layers - 1) * width * width} edges): succeeded in ${(elapsed / 1000).toFixed(1)} s; ` +
+      `pipeline workflow history ${described.historyLength} events, ${(Number(described.historySize ?? 0) / 1024).toFixed(0)} KiB (last run of its chain)`,
+  );
 }
