@@ -18,11 +18,11 @@ const moduleNameMapper = {
   '^@task-scheduler/(migrations|workflows|activities)$': '<rootDir>/$1/src',
   '^@task-scheduler/(api|worker)$': '<rootDir>/apps/$1/src',
 };
-// jose ships ESM only; it is compiled to CommonJS for Jest like the sources.
+// jose and cel-js ship ESM only; they are compiled to CommonJS for Jest like the sources.
 const common = {
   rootDir: __dirname,
-  transform: { '^.+\\.ts$': swc, '/node_modules/jose/.+\\.js$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+  transform: { '^.+\\.ts$': swc, '/node_modules/(jose|@marcbachmann/cel-js)/.+\\.js$': swc },
+  transformIgnorePatterns: ['/node_modules/(?!(jose|@marcbachmann/cel-js)/)'],
   moduleNameMapper,
   testEnvironment: 'node',
 };

@@ -5,3 +5,4 @@ export * from './time-zones';
 export * from './shell-limits';
 export * from './sandbox-paths';
 export * from './run-input';
+export * from './pipeline-expressions';
