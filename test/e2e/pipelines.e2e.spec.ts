@@ -124,7 +124,11 @@ describe('failure policies and trigger rules', () => {
     async () => {
       const seconds = uniqueSleepSeconds();
       const marker = `sleep ${seconds}`;
-      const long = await p.createTask({ name: 'long', shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` }, timeoutSeconds: 300 });
+      const long = await p.createTask({
+        name: 'long',
+        shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` },
+        timeoutSeconds: 300,
+      });
       // Fails once the long step's processes had time to start (the test checks they did).
       const boom = await p.createTask({ name: 'boom', shell: { script: 'sleep 2; echo boom >&2; exit 1' } });
       const quick = await p.createTask({ name: 'after', shell: { command: 'true' } });
@@ -224,7 +228,10 @@ describe('outputs between steps', () => {
   test(
     'an output and a parameter reach a downstream step; a missing output and one over the cap fail clearly',
     async () => {
-      const extract = await p.createTask({ name: 'extract', shell: { script: `printf '# how many rows\\n\\nrows=42\\n' >> "$TASK_OUTPUTS"` } });
+      const extract = await p.createTask({
+        name: 'extract',
+        shell: { script: `printf '# how many rows\\n\\nrows=42\\n' >> "$TASK_OUTPUTS"` },
+      });
       const load = await p.createTask({
         name: 'load',
         shell: { script: 'echo "rows: $ROWS day: $DAY"; echo "loaded=$ROWS" >> "$TASK_OUTPUTS"' },
@@ -427,7 +434,11 @@ describe('retry and cancel', () => {
     async () => {
       const seconds = uniqueSleepSeconds();
       const marker = `sleep ${seconds}`;
-      const long = await p.createTask({ name: 'long', shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` }, timeoutSeconds: 300 });
+      const long = await p.createTask({
+        name: 'long',
+        shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` },
+        timeoutSeconds: 300,
+      });
       const quick = await p.createTask({ name: 'quick', shell: { command: 'true' } });
       const pipeline = await p.createPipeline({
         name: 'cancel',
