@@ -11,7 +11,8 @@
  * (`ratio * 2.0`; comparisons across int and double work). Strings are never
  * read as numbers: a `name=value` output line is always a string, so
  * `steps.a.outputs.count > 3` on a line `count=5` is an error that says to
- * write `int(steps.a.outputs.count) > 3`. Results come back as JSON values:
+ * write `int(steps.a.outputs.count) > 3` (and `==` between a string and a
+ * number is false, as CEL defines it). Results come back as JSON values:
  * ints as numbers (beyond ±2^53 is an error), maps as plain objects,
  * timestamps as ISO strings, durations as CEL writes them (`90s`); bytes and
  * types are refused.
@@ -169,6 +170,13 @@ function referencesOf(expr: string, ast: ASTNode): ExpressionReference[] {
       return;
     }
     if (op === 'value') return;
+    if (op === 'map') {
+      // The library builds map literals as plain objects, where this key would set the prototype.
+      for (const [k] of args as [unknown, unknown][]) {
+        if (isNode(k) && k.op === 'value' && k.args === '__proto__')
+          throw new ExpressionError(expr, 'a map literal cannot have the key "__proto__"');
+      }
+    }
     // Operators, lists ([a, b]) and maps ([[k, v], …]): every operand is an expression.
     visit(args, bound);
   };
@@ -198,8 +206,8 @@ export function evaluateCondition(expr: string, ctx: ExpressionContext): boolean
 
 /** Evaluates `expr` to a JSON value (ints as numbers, maps as objects). */
 export function evaluateValue(expr: string, ctx: ExpressionContext): unknown {
-  const { evaluate } = compile(expr);
-  const celCtx = celContext(ctx);
+  const { evaluate, references } = compile(expr);
+  const celCtx = celContext(ctx, references);
   let result: unknown;
   try {
     result = evaluate(celCtx);
@@ -213,14 +221,30 @@ export function evaluateValue(expr: string, ctx: ExpressionContext): unknown {
   }
 }
 
-function celContext(ctx: ExpressionContext): Record<string, unknown> {
-  const out: Record<string, unknown> = {
-    steps: toCel(ctx.steps),
-    params: toCel(ctx.params),
-  };
-  if (ctx.item !== undefined) out.item = toCel(ctx.item);
+/**
+ * The CEL view of `ctx`, holding only the steps the expression names (it can
+ * read no others). A fan-out evaluates its templates once per item against the
+ * same step outputs (up to 1000 × 64 KiB for an upstream fan-out), so each
+ * converted step and parameter set is kept for as long as its object lives:
+ * contexts are treated as immutable.
+ */
+function celContext(ctx: ExpressionContext, references: ExpressionReference[]): Record<string, unknown> {
+  const steps = new Map<string, unknown>();
+  for (const r of references) {
+    if (r.kind === 'step' && Object.hasOwn(ctx.steps, r.key)) steps.set(r.key, converted(ctx.steps[r.key]));
+  }
+  const out: Record<string, unknown> = { steps, params: converted(ctx.params) };
+  if (ctx.item !== undefined) out.item = converted(ctx.item);
   if (ctx.itemIndex !== undefined) out.itemIndex = BigInt(ctx.itemIndex);
   return out;
+}
+
+const conversions = new WeakMap<object, unknown>();
+
+function converted(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return toCel(value);
+  if (!conversions.has(value)) conversions.set(value, toCel(value));
+  return conversions.get(value);
 }
 
 /** JSON → CEL: safe integers become `int`; objects become Maps (a key like `__proto__` stays a key). */
@@ -270,12 +294,18 @@ function evaluationReason(expr: string, err: unknown, celCtx: Record<string, unk
     return `${node.args as string} is only set in a step with forEach`;
   }
   if (err.code === 'no_such_key' && isNode(node) && (node.op === '.' || node.op === '[]')) {
-    return `${expr.slice(node.start, node.end)}: ${missingKey(node, celCtx)}`;
+    return at(expr, node, missingKey(node, celCtx));
   }
   if (err.code === 'index_out_of_bounds' && isNode(node)) {
-    return `${expr.slice(node.start, node.end)}: ${err.summary.replace(/^No such key: /, '')}`;
+    return at(expr, node, err.summary.replace(/^No such key: /, ''));
   }
   return readableSummary(err);
+}
+
+/** `reason`, prefixed by the part of `expr` it is about unless that is all of it. */
+function at(expr: string, node: { start: number; end: number }, reason: string): string {
+  const part = expr.slice(node.start, node.end);
+  return part.trim() === expr.trim() ? reason : `${part}: ${reason}`;
 }
 
 function missingKey(node: { op: string; args: unknown }, celCtx: Record<string, unknown>): string {
@@ -297,9 +327,16 @@ function missingKey(node: { op: string; args: unknown }, celCtx: Record<string, 
     }
   }
   if (path?.[0] === 'params' && path.length === 1) return `no parameter ${keyText}${has(container)}`;
-  if (container === null) return `no key ${keyText}: the value is null`;
-  if (Array.isArray(container)) return `no key ${keyText}: the value is a list`;
-  return `no key ${keyText}${has(container)}`;
+  if (container instanceof Map || container === undefined) return `no key ${keyText}${has(container)}`;
+  return `no key ${keyText}: the value is ${celKind(container)}`;
+}
+
+function celKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'bigint') return 'an int';
+  if (typeof value === 'number') return 'a double';
+  return `a ${typeof value}`;
 }
 
 function has(container: unknown): string {
@@ -404,6 +441,15 @@ function templateEnd(text: string, i: number): number {
     const c = text[i];
     if (c === '"' || c === "'") {
       i = stringEnd(text, i);
+      continue;
+    }
+    if (c === '/' && text[i + 1] === '/') {
+      // A CEL comment runs to the end of the line (or here of the template); a quote in it opens no string.
+      const eol = text.indexOf('\n', i);
+      const close = text.indexOf('}}', i);
+      if (close >= 0 && (eol < 0 || close < eol)) return close;
+      if (eol < 0) return -1;
+      i = eol;
       continue;
     }
     if (c === '{') depth++;
