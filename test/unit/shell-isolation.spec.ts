@@ -63,8 +63,25 @@ test('working directories: absolute, no dot segments, never a system directory',
     '/work/../etc',
     '/a/./b',
     '/dev/shm',
+    '/run/task-outputs',
+    '/run/task-outputs/x',
   ])
     expect(isUsableWorkDir(bad)).toBe(false);
+});
+
+test("bwrap arguments: the attempt's outputs file is the one host path bound writable, before the root is made read-only", () => {
+  const args = sandboxArgs({
+    hostRoot: [{ path: '/usr', kind: 'dir' }],
+    etcDir: '/run/task-scheduler/etc',
+    workDir: '/work',
+    outputsFile: '/run/task-scheduler/outputs/1-ab/outputs',
+    tmpfsBytes: 1024 * 1024,
+    infoFd: 3,
+    blockFd: 4,
+  });
+  const writable = args.flatMap((a, i) => (a === '--bind' ? [[args[i + 1], args[i + 2]]] : []));
+  expect(writable).toEqual([['/run/task-scheduler/outputs/1-ab/outputs', '/run/task-outputs/outputs']]);
+  expect(args.indexOf('--bind')).toBeLessThan(args.lastIndexOf('--remount-ro'));
 });
 
 test('bwrap arguments: every namespace, no nested user namespaces, read-only root, no host data, fds for the handshake', () => {

@@ -12,6 +12,7 @@ import type { ShellExecutorOptions, ShellRunResult } from './shell-executor';
 export { ShellExecutor } from './shell-executor';
 export type { ShellExecutorOptions, ShellRunRequest, ShellRunResult } from './shell-executor';
 export { OutputCapture } from './output-capture';
+export { MIN_MASKED_SECRET_LENGTH, TaskOutputsError, maskOutputs, outputsJsonBytes, parseTaskOutputs } from './task-outputs';
 export * from './sandbox';
 export { classifyEnd } from './outcome';
 
@@ -34,6 +35,8 @@ function failureMessage(r: ShellRunResult, timeoutSeconds: number): string {
     case 'isolation_failed':
     case 'resource_limit':
       return r.error ?? 'command could not be started';
+    case 'outputs_invalid':
+      return r.error ?? 'outputs: $TASK_OUTPUTS cannot be taken';
     case 'exited':
       return r.signal ? `command was killed by ${r.signal}` : `command exited with code ${r.exitCode}`;
   }
@@ -49,6 +52,8 @@ function failureType(r: ShellRunResult, nonRetryableExit: boolean): string {
       return SHELL_FAILURE_TYPES.resourceLimit;
     case 'isolation_failed':
       return SHELL_FAILURE_TYPES.isolationFailed;
+    case 'outputs_invalid':
+      return SHELL_FAILURE_TYPES.outputsInvalid;
     default:
       return nonRetryableExit ? SHELL_FAILURE_TYPES.nonRetryableExitCode : SHELL_FAILURE_TYPES.exitCode;
   }
@@ -116,6 +121,7 @@ export function createShellActivities(deps: ShellActivityDeps) {
             },
             signal: ctx.cancellationSignal,
             heartbeatMs: deps.heartbeatMs,
+            secretValues: secrets,
             onHeartbeat: (progress) => ctx.heartbeat({ ...progress, host: hostname() } satisfies ShellHeartbeat),
           });
           const result: ShellRunResult = { ...raw, stdout: maskStream(raw.stdout, secrets), stderr: maskStream(raw.stderr, secrets) };
@@ -139,6 +145,7 @@ export function createShellActivities(deps: ShellActivityDeps) {
               stdout: result.stdout,
               stderr: result.stderr,
               durationMs: result.durationMs,
+              outputs: result.outputs,
             };
           }
           if (result.outcome === 'cancelled') {

@@ -1,7 +1,8 @@
 import type { ShellLimitKey, ShellLimits } from '@task-scheduler/contracts';
 import { SHELL_LIMIT_NAMES } from '@task-scheduler/contracts';
 
-export type ShellOutcome = 'exited' | 'timed_out' | 'cancelled' | 'spawn_error' | 'resource_limit' | 'isolation_failed';
+/** `outputs_invalid`: the command succeeded (or was ended for a growing file) but its `$TASK_OUTPUTS` cannot be taken. */
+export type ShellOutcome = 'exited' | 'timed_out' | 'cancelled' | 'spawn_error' | 'resource_limit' | 'isolation_failed' | 'outputs_invalid';
 
 export interface AttemptEnd {
   /** What stopped the attempt (`exited` when it ended by itself). */

@@ -4,9 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CapturedStream, ShellLimitKey, ShellLimits, ShellSpec } from '@task-scheduler/contracts';
-import { isUsableWorkDir, resolveShellLimits } from '@task-scheduler/core';
+import type { CapturedStream, RunOutputs, ShellLimitKey, ShellLimits, ShellSpec } from '@task-scheduler/contracts';
+import { PIPELINE_LIMITS } from '@task-scheduler/contracts';
+import { SANDBOX_OUTPUTS_FILE, isUsableWorkDir, resolveShellLimits } from '@task-scheduler/core';
 import { OutputCapture } from './output-capture';
+import { OutputsFile } from './outputs-file';
+import { TaskOutputsError, maskOutputs, parseTaskOutputs } from './task-outputs';
 
 export type { ShellOutcome } from './outcome';
 import { sandboxArgs } from './sandbox/bwrap-args';
@@ -46,6 +49,8 @@ export interface ShellRunRequest {
   /** Called every `heartbeatMs` while the process runs. */
   onHeartbeat?: (progress: { pid: number; stdoutBytes: number; stderrBytes: number }) => void;
   heartbeatMs?: number;
+  /** The task's secret values: masked as `***` in its outputs. */
+  secretValues?: readonly string[];
 }
 
 export interface ShellRunResult {
@@ -60,10 +65,13 @@ export interface ShellRunResult {
   isolation: 'sandbox' | 'none';
   /** The limit the attempt crossed (`memory`, `processes`, `cpu`, `file_size`, `workdir_size`), if any. */
   resourceLimit: string | null;
+  /** What a successful attempt wrote to `$TASK_OUTPUTS`, secrets masked; null when nothing (or it did not succeed). */
+  outputs: RunOutputs | null;
 }
 
 const DEFAULT_WORKDIR = '/work';
 const MiB = 1024 * 1024;
+const OUTPUTS_CAP = PIPELINE_LIMITS.maxOutputBytes;
 /** bwrap's own processes (its monitor outside, its init inside) count against the attempt's process limit. */
 const BWRAP_PROCESSES = 2;
 
@@ -97,13 +105,38 @@ export class ShellExecutor {
 
   async run(req: ShellRunRequest): Promise<ShellRunResult> {
     if (this.options.isolation) return this.runIsolated(this.options.isolation, req);
-    if (req.spec.workingDirectory) return this.supervise(this.spawnPlain(req.spec.workingDirectory, req), req, null);
+    const outputs = await OutputsFile.create(null, this.options.runAs ?? null);
+    try {
+      return this.takeOutputs(await this.runPlain(req, outputs), req, outputs);
+    } finally {
+      await outputs.remove();
+    }
+  }
+
+  private async runPlain(req: ShellRunRequest, outputs: OutputsFile): Promise<ShellRunResult> {
+    if (req.spec.workingDirectory) return this.supervise(this.spawnPlain(req.spec.workingDirectory, req, outputs), req, null, outputs);
     const workDir = await mkdtemp(join(tmpdir(), 'task-run-'));
     try {
       if (this.options.runAs) await chown(workDir, this.options.runAs.uid, this.options.runAs.gid);
-      return await this.supervise(this.spawnPlain(workDir, req), req, null);
+      return await this.supervise(this.spawnPlain(workDir, req, outputs), req, null, outputs);
     } finally {
       await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Reads `$TASK_OUTPUTS` of an attempt that succeeded (an exit code in
+   * `allowedExitCodes`); a failed attempt's file is ignored, whatever it holds.
+   */
+  private takeOutputs(r: ShellRunResult, req: ShellRunRequest, outputs: OutputsFile): ShellRunResult {
+    const allowed = req.spec.allowedExitCodes ?? [0];
+    if (r.outcome !== 'exited' || r.exitCode === null || !allowed.includes(r.exitCode)) return r;
+    try {
+      const parsed = parseTaskOutputs(outputs.read(OUTPUTS_CAP) ?? Buffer.alloc(0), OUTPUTS_CAP);
+      return { ...r, outputs: parsed && maskOutputs(parsed, req.secretValues ?? []) };
+    } catch (err) {
+      if (!(err instanceof TaskOutputsError)) throw err;
+      return { ...r, outcome: 'outputs_invalid', error: err.message };
     }
   }
 
@@ -111,7 +144,7 @@ export class ShellExecutor {
     return spec.script !== undefined ? ['/bin/sh', ['-c', spec.script]] : [spec.command as string, spec.args ?? []];
   }
 
-  private env(req: ShellRunRequest, workDir: string, tmp: string): Record<string, string> {
+  private env(req: ShellRunRequest, workDir: string, tmp: string, outputsPath: string): Record<string, string> {
     return {
       PATH: this.options.path,
       LANG: 'C.UTF-8',
@@ -120,15 +153,16 @@ export class ShellExecutor {
       TMPDIR: tmp,
       ...(req.spec.env ?? {}),
       ...(req.extraEnv ?? {}),
+      TASK_OUTPUTS: outputsPath,
     };
   }
 
-  private spawnPlain(workDir: string, req: ShellRunRequest): ChildProcess {
+  private spawnPlain(workDir: string, req: ShellRunRequest, outputs: OutputsFile): ChildProcess {
     const [file, args] = this.command(req.spec);
     const ids = this.options.runAs ? { uid: this.options.runAs.uid, gid: this.options.runAs.gid } : {};
     return spawn(file, args, {
       cwd: workDir,
-      env: this.env(req, workDir, workDir),
+      env: this.env(req, workDir, workDir, outputs.path),
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       ...ids,
@@ -158,6 +192,29 @@ export class ShellExecutor {
       this.release(res);
       return this.failedSetup(`cannot create the attempt's cgroup: ${(err as Error).message}`);
     }
+    let outputs: OutputsFile;
+    try {
+      outputs = await OutputsFile.create(iso.outputsDir, { uid: lease.uid, gid: lease.uid });
+    } catch (err) {
+      this.release(res);
+      return this.failedSetup(`cannot create the attempt's outputs file: ${(err as Error).message}`);
+    }
+    try {
+      return this.takeOutputs(await this.startIsolated(iso, req, res, limits, workDir, network, outputs), req, outputs);
+    } finally {
+      await outputs.remove();
+    }
+  }
+
+  private startIsolated(
+    iso: Isolation,
+    req: ShellRunRequest,
+    res: SandboxResources,
+    limits: Required<ShellLimits>,
+    workDir: string,
+    network: string,
+    outputs: OutputsFile,
+  ): Promise<ShellRunResult> {
     const [file, args] = this.command(req.spec);
     const rlimits = [
       `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 1}`,
@@ -173,22 +230,26 @@ export class ShellExecutor {
       etcDir: iso.etcDir,
       workDir,
       tmpfsBytes: limits.workdirMb * MiB,
+      outputsFile: outputs.path,
       infoFd: 3,
       blockFd: 4,
     });
     // The task's environment goes to bwrap through fd 5 (--args), never through prlimit's or bwrap's own
     // environment (LD_PRELOAD would act outside the sandbox) nor their argv (world-readable in /proc).
-    const envArgs = ['--clearenv', ...Object.entries(this.env(req, workDir, '/tmp')).flatMap(([k, v]) => ['--setenv', k, v])];
+    const envArgs = [
+      '--clearenv',
+      ...Object.entries(this.env(req, workDir, '/tmp', SANDBOX_OUTPUTS_FILE)).flatMap(([k, v]) => ['--setenv', k, v]),
+    ];
     const child = spawn(iso.prlimit, [...rlimits, '--', iso.bwrap, '--args', '5', ...bwrap, '--', file, ...args], {
       cwd: '/',
       env: {},
       detached: true,
-      uid: lease.uid,
-      gid: lease.uid,
+      uid: res.lease.uid,
+      gid: res.lease.uid,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
     });
     (child.stdio as unknown as (NodeJS.WritableStream | null)[])[5]?.end(Buffer.from(envArgs.map((a) => `${a}\0`).join(''), 'utf8'));
-    return this.supervise(child, req, { iso, res, limits, workDir, network });
+    return this.supervise(child, req, { iso, res, limits, workDir, network }, outputs);
   }
 
   private failedSetup(error: string): ShellRunResult {
@@ -202,6 +263,7 @@ export class ShellExecutor {
       error,
       isolation: 'sandbox',
       resourceLimit: null,
+      outputs: null,
     };
   }
 
@@ -224,6 +286,7 @@ export class ShellExecutor {
     child: ChildProcess,
     req: ShellRunRequest,
     sandbox: { iso: Isolation; res: SandboxResources; limits: Required<ShellLimits>; workDir: string; network: string } | null,
+    outputs: OutputsFile,
   ): Promise<ShellRunResult> {
     const stdout = new OutputCapture(this.options.outputCapBytes);
     const stderr = new OutputCapture(this.options.outputCapBytes);
@@ -234,6 +297,7 @@ export class ShellExecutor {
       let outcome: ShellOutcome = 'exited';
       let failure: string | null = null;
       let crossed: ShellLimitKey | null = null;
+      let outputsError: string | null = null;
       let settled = false;
       let released = false;
       let killTimer: NodeJS.Timeout | undefined;
@@ -297,7 +361,14 @@ export class ShellExecutor {
 
       const limits = sandbox ? new LimitMonitor(sandbox.res.cgroup, sandbox.limits, sandbox.workDir) : null;
       const checkLimits = (): void => {
-        if (!limits || settled || outcome !== 'exited') return;
+        if (settled || outcome !== 'exited') return;
+        // The file is on the host's disk: a task filling it is ended now, not at its RLIMIT_FSIZE.
+        const written = outputs.size();
+        if (written > OUTPUTS_CAP) {
+          outputsError = `outputs: $TASK_OUTPUTS grew to ${written.toLocaleString('en-US')} bytes; at most ${OUTPUTS_CAP.toLocaleString('en-US')} are taken, so the attempt was ended`;
+          return stop('outputs_invalid', false);
+        }
+        if (!limits) return;
         const key = limits.crossed();
         if (key) {
           crossed = key;
@@ -340,9 +411,10 @@ export class ShellExecutor {
           stdout: stdout.result(),
           stderr: stderr.result(),
           durationMs: Date.now() - started,
-          error: end.error,
+          error: end.outcome === 'outputs_invalid' ? outputsError : end.error,
           isolation: sandbox ? 'sandbox' : 'none',
           resourceLimit: end.resourceLimit,
+          outputs: null,
         });
       };
 
@@ -367,10 +439,8 @@ export class ShellExecutor {
       const begin = (): void => {
         if (req.signal?.aborted) onAbort();
         else req.signal?.addEventListener('abort', onAbort, { once: true });
-        if (sandbox) {
-          monitor = setInterval(checkLimits, this.options.monitorMs ?? 200);
-          setTimeout(checkLimits, 15).unref();
-        }
+        monitor = setInterval(checkLimits, this.options.monitorMs ?? 200);
+        if (sandbox) setTimeout(checkLimits, 15).unref();
       };
       if (!sandbox) return begin();
 

@@ -74,7 +74,8 @@ function parseLines(text: string): RunOutputs {
  * a string PostgreSQL cannot store.
  */
 export function parseTaskOutputs(file: Buffer, capBytes: number = PIPELINE_LIMITS.maxOutputBytes): RunOutputs | null {
-  if (file.length > capBytes) throw new TaskOutputsError(`$TASK_OUTPUTS is ${bytes(file.length)} bytes; at most ${bytes(capBytes)} are taken`);
+  if (file.length > capBytes)
+    throw new TaskOutputsError(`$TASK_OUTPUTS is ${bytes(file.length)} bytes; at most ${bytes(capBytes)} are taken`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(file);

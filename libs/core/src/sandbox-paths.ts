@@ -1,4 +1,8 @@
-/** Paths a task's working directory may not take inside the sandbox: the system it reads. */
+/** Where an isolated task's outputs file (`$TASK_OUTPUTS`) appears in its sandbox. */
+export const SANDBOX_OUTPUTS_DIR = '/run/task-outputs';
+export const SANDBOX_OUTPUTS_FILE = `${SANDBOX_OUTPUTS_DIR}/outputs`;
+
+/** Paths a task's working directory may not take inside the sandbox: the system it reads, and its outputs file. */
 export const RESERVED_SANDBOX_PATHS = [
   '/usr',
   '/bin',
@@ -12,6 +16,7 @@ export const RESERVED_SANDBOX_PATHS = [
   '/dev',
   '/tmp',
   '/sys',
+  SANDBOX_OUTPUTS_DIR,
 ];
 
 /**

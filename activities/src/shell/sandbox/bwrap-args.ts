@@ -1,3 +1,5 @@
+import { SANDBOX_OUTPUTS_FILE } from '@task-scheduler/core';
+
 /** One top-level entry of the host's root that the sandbox gets read-only: a directory bound, or a symlink re-created. */
 export type HostRootEntry = { path: string; kind: 'dir' } | { path: string; kind: 'symlink'; target: string };
 
@@ -38,6 +40,8 @@ export interface SandboxArgsOptions {
   etcDir: string;
   /** Where the private working directory appears inside the sandbox. */
   workDir: string;
+  /** The attempt's outputs file on the host, bound read-write at SANDBOX_OUTPUTS_FILE. */
+  outputsFile?: string;
   /** Size of the working directory and of /tmp (each), bytes. */
   tmpfsBytes: number;
   /** File descriptors the worker gave bwrap: it writes the sandbox's pid to `infoFd`, and waits on `blockFd`. */
@@ -51,7 +55,8 @@ export interface SandboxArgsOptions {
  * nested user namespaces; a read-only root built from the host's system
  * directories only (no /home, /root, /run, /var, /srv, /opt, /work: nothing of
  * the worker's data and no Unix sockets of its services); private /proc,
- * /dev, /tmp and working directory, the last two size-capped tmpfs; a new
+ * /dev, /tmp and working directory, the last two size-capped tmpfs; the
+ * attempt's outputs file, the one writable host path; a new
  * session (no terminal injection); and the sandbox dies with the worker.
  */
 export function sandboxArgs(o: SandboxArgsOptions): string[] {
@@ -89,6 +94,8 @@ export function sandboxArgs(o: SandboxArgsOptions): string[] {
     '/dev',
     ...tmpfs('/tmp', '1777'),
     ...tmpfs(o.workDir, '0700'),
+    // The file alone, not a directory: the task cannot put more files (or links) on the host's disk.
+    ...(o.outputsFile ? ['--bind', o.outputsFile, SANDBOX_OUTPUTS_FILE] : []),
     '--remount-ro',
     '/',
     '--chdir',

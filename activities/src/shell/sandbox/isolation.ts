@@ -13,6 +13,8 @@ export interface Isolation {
   /** The sandboxes' /etc (a snapshot of the host's, with resolv.conf for egress). */
   etcDir: string;
   uids: UidLeases;
+  /** Host directory (mode 0711) holding each attempt's outputs directory (mode 0700, owned by its uid). */
+  outputsDir: string;
   /** Null when no cgroup hierarchy is writable: limits then apply per process (rlimits) only. */
   cgroups: CgroupFactory | null;
   /** nftables ruleset of egress sandboxes. */

@@ -1,6 +1,7 @@
 import { accessSync, chmodSync, constants, mkdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { ShellLimits } from '@task-scheduler/contracts';
+import { removeStaleOutputs } from '../outputs-file';
 import { ShellExecutor } from '../shell-executor';
 import { describeHostRoot, snapshotEtc } from './host-root';
 import { detectCgroups } from './cgroup';
@@ -72,6 +73,11 @@ export async function prepareIsolation(o: PrepareIsolationOptions): Promise<{ is
   mkdirSync(o.stateDir, { recursive: true, mode: 0o711 });
   chmodSync(o.stateDir, 0o711);
   const etcDir = snapshotEtc(o.stateDir, o.egressDns);
+  // 0711 like the state directory: a sandbox's bwrap (its leased uid) must pass through to bind its own outputs file.
+  const outputsDir = join(o.stateDir, 'outputs');
+  mkdirSync(outputsDir, { recursive: true, mode: 0o711 });
+  chmodSync(outputsDir, 0o711);
+  removeStaleOutputs(outputsDir);
   const cgroups = detectCgroups();
   if (!cgroups && o.cgroupsRequired !== false) {
     throw new IsolationUnavailableError(
@@ -86,6 +92,7 @@ export async function prepareIsolation(o: PrepareIsolationOptions): Promise<{ is
     hostRoot: describeHostRoot(),
     etcDir,
     uids: new UidLeases(o.stateDir, o.uidRange),
+    outputsDir,
     cgroups,
     egressRules: egressRuleset({ allowCidrs: o.allowCidrs, hostAddresses: [...hostIpv4Addresses(), ...(o.denyCidrs ?? [])] }),
   };
