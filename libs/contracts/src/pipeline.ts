@@ -373,6 +373,8 @@ export interface PipelineRunInput {
   /** A schedule's parameters (a manual run's are recorded by the API). */
   params?: Record<string, unknown>;
   trigger: PipelineRunTrigger;
+  /** Queue of the HTTP executors, which deliver the run's alert webhook (no alert is sent without it). */
+  httpTaskQueue?: string;
   /** Tests lower these to exercise continue-as-new; default {@link PIPELINE_LIMITS}. */
   continueAsNewAfterEvents?: number;
   /** State carried over continue-as-new (absent on the first run). */
@@ -415,4 +417,6 @@ export interface StepItemStart {
   itemIndex: number | null;
   workflowId: string;
   input: TaskRunInput & { runId: string };
+  /** The task's name, for the child's memo (the Temporal UI shows it, like a task run's). */
+  taskName?: string;
 }
