@@ -4,6 +4,7 @@ import { ExecutionEngine1732500000000 } from './1732500000000-execution-engine';
 import { Schedules1732600000000 } from './1732600000000-schedules';
 import { ShellIsolation1732700000000 } from './1732700000000-shell-isolation';
 import { TaskLifecycle1732800000000 } from './1732800000000-task-lifecycle';
+import { Pipelines1733000000000 } from './1733000000000-pipelines';
 
 /** Every migration, oldest first. Add new ones at the end. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   Schedules1732600000000,
   ShellIsolation1732700000000,
   TaskLifecycle1732800000000,
+  Pipelines1733000000000,
 ];

@@ -7,6 +7,10 @@ import { RunAttemptEntity } from './entities/run-attempt.entity';
 import { RunEntity } from './entities/run.entity';
 import { RunShardEntity } from './entities/run-shard.entity';
 import { CalendarEntity } from './entities/calendar.entity';
+import { PipelineEntity } from './entities/pipeline.entity';
+import { PipelineRunStepEntity } from './entities/pipeline-run-step.entity';
+import { PipelineRunEntity } from './entities/pipeline-run.entity';
+import { PipelineVersionEntity } from './entities/pipeline-version.entity';
 import { ScheduleEntity } from './entities/schedule.entity';
 import { TaskEntity } from './entities/task.entity';
 import { TaskVersionEntity } from './entities/task-version.entity';
@@ -23,6 +27,10 @@ export const ENTITIES = [
   AuditEventEntity,
   ScheduleEntity,
   CalendarEntity,
+  PipelineEntity,
+  PipelineVersionEntity,
+  PipelineRunEntity,
+  PipelineRunStepEntity,
 ];
 
 export interface DataSourceOptions {

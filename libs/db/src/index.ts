@@ -9,4 +9,8 @@ export * from './entities/run-shard.entity';
 export * from './entities/schedule.entity';
 export * from './entities/calendar.entity';
 export * from './entities/audit-event.entity';
+export * from './entities/pipeline.entity';
+export * from './entities/pipeline-version.entity';
+export * from './entities/pipeline-run.entity';
+export * from './entities/pipeline-run-step.entity';
 export * from './app-role';

@@ -1,4 +1,4 @@
-import type { RunOverrides, RunStatus, RunTrigger } from '@task-scheduler/contracts';
+import type { RunOutputs, RunOverrides, RunStatus, RunTrigger } from '@task-scheduler/contracts';
 import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 
 @Entity({ name: 'runs' })
@@ -38,6 +38,12 @@ export class RunEntity {
   /** The schedule whose fire started this run, and the fire's nominal time. */
   @Column('uuid', { name: 'schedule_id', nullable: true }) scheduleId!: string | null;
   @Column('timestamptz', { name: 'scheduled_at', nullable: true }) scheduledAt!: Date | null;
+  /** A pipeline step's run: its pipeline run, step, and item of a `forEach` step (null for a step without one). */
+  @Column('uuid', { name: 'pipeline_run_id', nullable: true }) pipelineRunId!: string | null;
+  @Column('text', { name: 'pipeline_step_key', nullable: true }) pipelineStepKey!: string | null;
+  @Column('integer', { name: 'item_index', nullable: true }) itemIndex!: number | null;
+  /** What the run reported (shell `$TASK_OUTPUTS`, HTTP status and JSON body), secrets masked; null when none. */
+  @Column('jsonb', { nullable: true }) outputs!: RunOutputs | null;
   @Column('timestamptz', { name: 'queued_at' }) queuedAt!: Date;
   @Column('timestamptz', { name: 'started_at', nullable: true }) startedAt!: Date | null;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt!: Date | null;

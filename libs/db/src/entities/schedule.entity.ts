@@ -6,7 +6,11 @@ import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateCol
 export class ScheduleEntity {
   @PrimaryGeneratedColumn('uuid') id!: string;
   @Column('uuid', { name: 'tenant_id' }) tenantId!: string;
-  @Column('uuid', { name: 'task_id' }) taskId!: string;
+  /** What the schedule fires: exactly one of a task and a pipeline. */
+  @Column('uuid', { name: 'task_id', nullable: true }) taskId!: string | null;
+  @Column('uuid', { name: 'pipeline_id', nullable: true }) pipelineId!: string | null;
+  /** A pipeline schedule's run parameters; null for a task schedule. */
+  @Column('jsonb', { nullable: true }) params!: Record<string, unknown> | null;
   @Column('text') name!: string;
   @Column('text', { nullable: true }) description!: string | null;
   /** The spec as given, minus `excludeCalendarIds` (kept in their own column). */
