@@ -34,6 +34,10 @@ import { SchedulePreviewService } from './schedules/schedule-preview.service';
 import { SchedulesController } from './schedules/schedules.controller';
 import { SchedulesService } from './schedules/schedules.service';
 import { WorkersService } from './workers/workers.service';
+import { PipelinesController } from './pipelines/pipelines.controller';
+import { PipelinesService } from './pipelines/pipelines.service';
+import { PipelineRunsController } from './pipeline-runs/pipeline-runs.controller';
+import { PipelineRunsService } from './pipeline-runs/pipeline-runs.service';
 
 @Module({})
 export class AppModule {
@@ -63,6 +67,8 @@ export class AppModule {
         WorkersController,
         SchedulesController,
         CalendarsController,
+        PipelinesController,
+        PipelineRunsController,
         MeController,
       ],
       providers: [
@@ -82,6 +88,8 @@ export class AppModule {
         SchedulesService,
         ScheduleReconciler,
         CalendarsService,
+        PipelinesService,
+        PipelineRunsService,
         MeService,
       ],
     };

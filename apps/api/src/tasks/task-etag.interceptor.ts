@@ -6,12 +6,12 @@ import { map } from 'rxjs';
 import { etagOf } from './task-definition';
 
 /**
- * `ETag: "<version>"` on every task route whose answer is one task (create, read, change, disable,
- * enable): the one place that derives the tag from the body's `version`. Lists and the delete answer
- * have no top-level `version` and get none.
+ * `ETag: "<version>"` on every route of a versioned resource (tasks, pipelines) whose answer is one resource
+ * (create, read, change, disable, enable): the one place that derives the tag from the body's `version`.
+ * Lists and the delete answer have no top-level `version` and get none.
  */
 @Injectable()
-export class TaskEtagInterceptor implements NestInterceptor {
+export class VersionEtagInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const res = context.switchToHttp().getResponse<Response>();
     return next.handle().pipe(
@@ -23,3 +23,6 @@ export class TaskEtagInterceptor implements NestInterceptor {
     );
   }
 }
+
+/** The tasks controller's name for it. */
+export const TaskEtagInterceptor = VersionEtagInterceptor;

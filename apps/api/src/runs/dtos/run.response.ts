@@ -112,6 +112,17 @@ export class RunResponse {
   scheduleId!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, description: "The fire's nominal time (scheduled runs)." })
   scheduledAt!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The pipeline run this run is a step (or an item of a step) of.' })
+  pipelineRunId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The key of its pipeline step.' }) pipelineStepKey!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: Number, description: 'The item of a forEach step (from 0).' }) itemIndex!: number | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: 'object',
+    additionalProperties: true,
+    description: 'What the run reported: shell `$TASK_OUTPUTS` values, or HTTP `{ status, body }`; secrets as ***.',
+  })
+  outputs!: Record<string, unknown> | null;
   @ApiProperty() workflowId!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) temporalRunId!: string | null;
   @ApiProperty({ description: 'Deep link to the run in the Temporal Web UI.' }) temporalUiUrl!: string;
@@ -148,6 +159,10 @@ export class RunResponse {
       redrivenByRunId: r.redrivenByRunId,
       scheduleId: r.scheduleId,
       scheduledAt: isoOrNull(r.scheduledAt),
+      pipelineRunId: r.pipelineRunId,
+      pipelineStepKey: r.pipelineStepKey,
+      itemIndex: r.itemIndex,
+      outputs: r.outputs,
       workflowId: r.workflowId,
       temporalRunId: r.temporalRunId,
       temporalUiUrl: uiUrl,
