@@ -342,6 +342,21 @@ describe('requests that are allowed', () => {
           return;
         case '/hang':
           return;
+        case '/json-text':
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('[1, "two", {"three": 3}]');
+          return;
+        case '/json-2k':
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ rows: 'r'.repeat(2000) }));
+          return;
+        case '/json-70k':
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ rows: 'r'.repeat(70_000) }));
+          return;
+        case '/json-bad':
+          res.writeHead(200, { 'content-type': 'application/json' }).end('{"cut": ');
+          return;
+        case '/json-secret':
+          res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ token: 'Bearer s3cr3t-value', n: 1 }));
+          return;
         case '/stall-body':
           res.writeHead(200).write('partial');
           return;
@@ -424,6 +439,30 @@ describe('requests that are allowed', () => {
     const r = await local.run({ method: 'GET', url: `http://localhost:${E}/echo`, headers: {}, timeoutMs: 5000 });
     expect(r).toMatchObject({ outcome: 'response', status: 200 });
     expect(JSON.parse(r.body.text).headers.host).toBe(`localhost:${E}`);
+  });
+
+  it('outputs: the status and the JSON body, parsed whatever the content type says', async () => {
+    const echoed = await run('/echo?x=1');
+    expect(echoed.outputs).toMatchObject({ status: 200, body: { method: 'GET', url: '/echo?x=1', body: '' } });
+    expect((await run('/json-text')).outputs).toEqual({ status: 200, body: [1, 'two', { three: 3 }] });
+    // The kept body (1 KiB here) is cut; the outputs take up to 64 KiB of it.
+    const twoK = await run('/json-2k');
+    expect(twoK.body.truncated).toBe(true);
+    expect(twoK.outputs).toEqual({ status: 200, body: { rows: 'r'.repeat(2000) } });
+  });
+
+  it('outputs: a body that is not JSON, cut JSON, or over 64 KiB is a null body, never a failure', async () => {
+    for (const path of ['/big', '/json-bad', '/json-70k']) {
+      const r = await run(path);
+      expect({ path, outcome: r.outcome, outputs: r.outputs }).toEqual({ path, outcome: 'response', outputs: { status: 200, body: null } });
+    }
+    expect((await run('/headers')).outputs).toEqual({ status: 200, body: null }); // empty body
+    expect((await run('/echo', { method: 'HEAD' })).outputs).toEqual({ status: 200, body: null });
+  });
+
+  it('outputs: secret header values in the body are masked', async () => {
+    const r = await run('/json-secret', { secretValues: ['Bearer s3cr3t-value'] });
+    expect(r.outputs).toEqual({ status: 201, body: { token: '***', n: 1 } });
   });
 
   it('caps the kept body and counts all of it', async () => {

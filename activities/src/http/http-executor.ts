@@ -2,8 +2,10 @@ import { request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import type { CapturedStream } from '@task-scheduler/contracts';
+import type { CapturedStream, RunOutputs } from '@task-scheduler/contracts';
+import { PIPELINE_LIMITS } from '@task-scheduler/contracts';
 import { OutputCapture } from '../shell/output-capture';
+import { jsonBodyOutput, maskOutputs } from '../shell/task-outputs';
 import { AddressGuard, AddressRefusedError } from './address-guard';
 import type { HostResolver } from './address-guard';
 
@@ -30,6 +32,8 @@ export interface HttpRunRequest {
   signal?: AbortSignal;
   /** Further headers (lower-case names, e.g. the task's secret headers) not sent on after a redirect to another origin. */
   sensitiveHeaders?: readonly string[];
+  /** The task's secret values (its secret headers'): masked as `***` in the outputs. */
+  secretValues?: readonly string[];
 }
 
 /**
@@ -52,6 +56,11 @@ export interface HttpRunResult {
   durationMs: number;
   /** The last URL requested or refused (after redirects). */
   finalUrl: string;
+  /**
+   * What the exchange hands to later pipeline steps, for a `response`: `{ status, body }`, the body
+   * parsed as JSON when it is JSON of at most PIPELINE_LIMITS.maxOutputBytes, else null. Null otherwise.
+   */
+  outputs: RunOutputs | null;
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -120,6 +129,12 @@ export class HttpExecutor {
   async run(req: HttpRunRequest): Promise<HttpRunResult> {
     const started = Date.now();
     const body = new OutputCapture(this.options.responseCapBytes);
+    // Kept apart from `body`: OUTPUT_CAP_BYTES may be smaller than what outputs take (or larger).
+    const whole = new OutputCapture(PIPELINE_LIMITS.maxOutputBytes);
+    const sink = (chunk: Buffer): void => {
+      body.push(chunk);
+      whole.push(chunk);
+    };
     const stop = new AbortController();
     let stopCause: 'timed_out' | 'cancelled' | null = null;
     const stopWith = (cause: 'timed_out' | 'cancelled') => {
@@ -144,6 +159,10 @@ export class HttpExecutor {
       error,
       durationMs: Date.now() - started,
       finalUrl,
+      outputs:
+        outcome === 'response' && status !== null
+          ? maskOutputs({ status, body: whole.result().truncated ? null : jsonBodyOutput(whole.keptBytes()) }, req.secretValues ?? [])
+          : null,
     });
     const stopped = (): HttpRunResult =>
       stopCause === 'timed_out'
@@ -175,7 +194,7 @@ export class HttpExecutor {
         const location = headers['location'];
         if (status !== null && REDIRECT_STATUSES.has(status) && location !== undefined) {
           if (redirects >= this.maxRedirects) {
-            const outcome = await this.readBody(hop, body, stop.signal);
+            const outcome = await this.readBody(hop, sink, stop.signal);
             if (outcome === 'stopped') return stopped();
             return finish(
               outcome === 'ok' ? 'response' : 'network_error',
@@ -205,7 +224,7 @@ export class HttpExecutor {
           continue;
         }
 
-        const outcome = await this.readBody(hop, body, stop.signal);
+        const outcome = await this.readBody(hop, sink, stop.signal);
         if (outcome === 'stopped') return stopped();
         return finish(
           outcome === 'ok' ? 'response' : 'network_error',
@@ -315,7 +334,7 @@ export class HttpExecutor {
 
   private readBody(
     hop: { res: IncomingMessage; req: ClientRequest },
-    capture: OutputCapture,
+    sink: (chunk: Buffer) => void,
     signal: AbortSignal,
   ): Promise<'ok' | 'stopped' | { error: string }> {
     const { res, req } = hop;
@@ -334,7 +353,7 @@ export class HttpExecutor {
         return;
       }
       signal.addEventListener('abort', onStop, { once: true });
-      res.on('data', (chunk: Buffer) => capture.push(chunk));
+      res.on('data', sink);
       res.on('end', () => settle('ok'));
       res.on('error', (err) => settle({ error: errorText(err) }));
       res.on('close', () => {

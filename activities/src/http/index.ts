@@ -117,6 +117,7 @@ export function createHttpActivities(deps: HttpActivityDeps) {
             timeoutMs: input.timeoutSeconds * 1000,
             signal: ctx.cancellationSignal,
             sensitiveHeaders: Object.keys(secretHeaders).map((h) => h.toLowerCase()),
+            secretValues: secrets,
           });
         } finally {
           clearInterval(heartbeat);
@@ -139,6 +140,7 @@ export function createHttpActivities(deps: HttpActivityDeps) {
             stdout: bodyOut,
             stderr: null,
             durationMs: raw.durationMs,
+            outputs: raw.outputs,
           };
         }
         if (raw.outcome === 'cancelled') ctx.cancellationSignal.throwIfAborted();

@@ -17,6 +17,11 @@ export class OutputCapture {
     this.kept += part.length;
   }
 
+  /** The bytes kept, as they came. */
+  keptBytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
   get bytes(): number {
     return this.total;
   }

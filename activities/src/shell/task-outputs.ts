@@ -111,6 +111,24 @@ export function parseTaskOutputs(file: Buffer, capBytes: number = PIPELINE_LIMIT
 }
 
 /**
+ * An HTTP response body as an output: its JSON value when the bytes are UTF-8
+ * JSON (whatever the content type says) that PostgreSQL can store and that
+ * is at most `capBytes` as stored, else null. Never throws: an HTTP step's
+ * outputs never fail its attempt.
+ */
+export function jsonBodyOutput(body: Buffer, capBytes: number = PIPELINE_LIMITS.maxOutputBytes): unknown {
+  if (body.length === 0 || body.length > capBytes) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+  } catch {
+    return null;
+  }
+  for (const s of stringsOf(value)) if (unstorable(s)) return null;
+  return outputsJsonBytes(value) > capBytes ? null : value;
+}
+
+/**
  * Replaces every occurrence of a secret value (of {@link MIN_MASKED_SECRET_LENGTH}
  * characters or more) in outputs by `***`: in strings at any depth, object keys
  * included; a number or boolean whose text contains one becomes `"***"`.
