@@ -72,8 +72,8 @@ describe('checkExpression', () => {
   it.each([
     ['foo > 1', 'unknown name foo; use steps, params, item or itemIndex'],
     ['steps.a.outputs.rows.all(r, r > x)', 'unknown name x'],
-    ['steps[params.k]', 'steps needs a static name after it'],
-    ['size(params)', 'params needs a static name after it'],
+    ['steps[params.k]', 'steps needs a literal name after it'],
+    ['size(params)', 'params needs a literal name after it'],
     ['steps.a.status = "x"', ''],
     ['1 + "a"', 'cannot apply + to int and string'],
     ['{"__proto__": 1}', 'a map literal cannot have the key "__proto__"'],
@@ -82,6 +82,19 @@ describe('checkExpression', () => {
     const err = errorOf(() => checkExpression(expr));
     expect(err.message).toContain(`"${expr}": `);
     expect(err.reason).toContain(reason);
+  });
+
+  it('refuses what could block the worker', () => {
+    expect(errorOf(() => checkExpression('params.s.matches("(a+)+$")')).reason).toContain('matches() is not available');
+    expect(errorOf(() => checkExpression('matches(params.s, "a")')).reason).toContain('matches() is not available');
+    expect(checkExpression('steps.a.outputs.rows.all(r, r.tags.exists(t, t == "x"))')).toEqual([{ kind: 'step', key: 'a' }]);
+    expect(checkExpression('steps.a.outputs.rows.map(r, r.n).filter(n, n > 0).map(n, n * 2)')).toEqual([{ kind: 'step', key: 'a' }]);
+    expect(errorOf(() => checkExpression('params.l.map(a, params.l.map(b, params.l.map(c, c)))')).reason).toBe(
+      'macros (all, exists, exists_one, map, filter, cel.bind) nest at most 2 deep',
+    );
+    expect(errorOf(() => checkExpression('cel.bind(a, [1], cel.bind(b, a + a, cel.bind(c, b + b, c)))')).reason).toContain(
+      'nest at most 2 deep',
+    );
   });
 
   it('caps the length', () => {
@@ -153,6 +166,15 @@ describe('evaluateValue', () => {
     expect(errorOf(() => evaluateValue('b"x"', ctx)).reason).toContain('bytes');
     expect(errorOf(() => evaluateValue('9223372036854775807', ctx)).reason).toContain('too large for a JSON number');
     expect(errorOf(() => evaluateValue('type(1)', ctx)).reason).toContain('not a JSON value');
+  });
+
+  it('refuses a result that expands beyond its bounds', () => {
+    const big: ExpressionContext = { steps: {}, params: { l: Array.from({ length: 400 }, (_, i) => i), s: 'x'.repeat(10_000) } };
+    expect(errorOf(() => evaluateValue('params.l.map(a, params.l)', big)).reason).toBe('the result has more than 100000 values');
+    expect(errorOf(() => evaluateValue('params.l.map(a, params.s)', big)).reason).toBe(
+      'the result holds more than 1048576 characters of text',
+    );
+    expect(evaluateValue('size(params.l.map(a, params.l))', big)).toBe(400);
   });
 
   it('reports runtime errors in one line', () => {

@@ -15,7 +15,10 @@
  * number is false, as CEL defines it). Results come back as JSON values:
  * ints as numbers (beyond ±2^53 is an error), maps as plain objects,
  * timestamps as ISO strings, durations as CEL writes them (`90s`); bytes and
- * types are refused.
+ * types are refused, and so is a result of more than 100,000 values or 1 MiB of
+ * text. Evaluation runs on the worker's event loop, so `matches()` (a
+ * backtracking RegExp in this library) is refused and macros nest at most 2
+ * deep.
  *
  * Templates: `{{ expr }}`, whitespace inside the braces optional. The end of a
  * template is the first `}}` outside CEL string literals and map braces, so
@@ -63,6 +66,22 @@ const env = new Environment({ enableOptionalTypes: true, homogeneousAggregateLit
 /** Macros whose first argument names a variable bound in the others (`rows.all(r, r > 0)`). */
 const BINDING_MACROS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
 
+/**
+ * Nested macros multiply: three nested `map`s over the 1000 outputs of a
+ * fan-out are 10^9 steps, and nested `cel.bind`s double a value each.
+ * Evaluation runs on the worker's event loop, so a macro may sit inside one
+ * other, no deeper (`rows.all(r, r.tags.exists(t, t == "x"))`).
+ */
+const MAX_MACRO_NESTING = 2;
+
+/** Bounds of one result: a few shared references must not expand into gigabytes of JSON. */
+const MAX_RESULT_VALUES = 100_000;
+const MAX_RESULT_CHARS = 1024 * 1024;
+
+// The library runs matches() with JavaScript's backtracking RegExp, not RE2 as CEL specifies: a pattern
+// like (a+)+$ over an output would block the worker for minutes.
+const MATCHES_REFUSED = 'matches() is not available (regular expressions can run unbounded); use contains, startsWith or endsWith';
+
 interface Compiled {
   evaluate: (ctx: Record<string, unknown>) => unknown;
   references: ExpressionReference[];
@@ -97,7 +116,7 @@ function compile(expr: string): Compiled {
 /**
  * Parses (and type-checks) an expression without evaluating it and returns
  * the names it reads: `steps.<key>` (whatever it reads below), `params.<name>`,
- * `item`/`itemIndex`. Any other name, or `steps`/`params` without a static key,
+ * `item`/`itemIndex`. Any other name, or `steps`/`params` without a literal name,
  * is an {@link ExpressionError}.
  */
 export function checkExpression(expr: string): ExpressionReference[] {
@@ -108,6 +127,14 @@ function referencesOf(expr: string, ast: ASTNode): ExpressionReference[] {
   const found = new Map<string, ExpressionReference>();
   const add = (r: ExpressionReference): void => {
     found.set(r.kind === 'step' ? `s:${r.key}` : r.kind === 'param' ? `p:${r.name}` : 'i', r);
+  };
+  let nesting = 0;
+  const nested = (run: () => void): void => {
+    if (++nesting > MAX_MACRO_NESTING) {
+      throw new ExpressionError(expr, `macros (all, exists, exists_one, map, filter, cel.bind) nest at most ${MAX_MACRO_NESTING} deep`);
+    }
+    run();
+    nesting--;
   };
   const visit = (node: unknown, bound: ReadonlySet<string>): void => {
     if (Array.isArray(node)) {
@@ -120,12 +147,7 @@ function referencesOf(expr: string, ast: ASTNode): ExpressionReference[] {
       const name = args as string;
       if (bound.has(name)) return;
       if (name === 'item' || name === 'itemIndex') return add({ kind: 'item' });
-      if (name === 'steps' || name === 'params') {
-        throw new ExpressionError(
-          expr,
-          `${name} needs a static name after it, as in ${name === 'steps' ? 'steps.extract' : 'params.date'}`,
-        );
-      }
+      if (name === 'steps' || name === 'params') throw new ExpressionError(expr, needsName(name));
       throw new ExpressionError(expr, `unknown name ${name}; use steps, params, item or itemIndex`);
     }
     if (op === '.' || op === '.?' || op === '[]' || op === '[?]') {
@@ -133,12 +155,7 @@ function referencesOf(expr: string, ast: ASTNode): ExpressionReference[] {
       const root = isNode(target) && target.op === 'id' ? (target.args as string) : null;
       if ((root === 'steps' || root === 'params') && !bound.has(root)) {
         const name = staticKey(op, key);
-        if (name === null) {
-          throw new ExpressionError(
-            expr,
-            `${root} needs a static name after it, as in ${root === 'steps' ? 'steps.extract' : 'params.date'}`,
-          );
-        }
+        if (name === null) throw new ExpressionError(expr, needsName(root));
         add(root === 'steps' ? { kind: 'step', key: name } : { kind: 'param', name });
         return;
       }
@@ -156,16 +173,18 @@ function referencesOf(expr: string, ast: ASTNode): ExpressionReference[] {
         // cel.bind(v, value, body): `v` is bound in `body` only.
         if (isBind) {
           visit(callArgs[1], bound);
-          visit(callArgs.slice(2), inner);
+          nested(() => visit(callArgs.slice(2), inner));
         } else {
-          visit(callArgs.slice(1), inner);
+          nested(() => visit(callArgs.slice(1), inner));
         }
         return;
       }
+      if (method === 'matches') throw new ExpressionError(expr, MATCHES_REFUSED);
       visit(callArgs, bound);
       return;
     }
     if (op === 'call') {
+      if ((args as [string])[0] === 'matches') throw new ExpressionError(expr, MATCHES_REFUSED);
       visit((args as [string, unknown[]])[1], bound);
       return;
     }
@@ -173,8 +192,9 @@ function referencesOf(expr: string, ast: ASTNode): ExpressionReference[] {
     if (op === 'map') {
       // The library builds map literals as plain objects, where this key would set the prototype.
       for (const [k] of args as [unknown, unknown][]) {
-        if (isNode(k) && k.op === 'value' && k.args === '__proto__')
+        if (isNode(k) && k.op === 'value' && k.args === '__proto__') {
           throw new ExpressionError(expr, 'a map literal cannot have the key "__proto__"');
+        }
       }
     }
     // Operators, lists ([a, b]) and maps ([[k, v], …]): every operand is an expression.
@@ -182,6 +202,11 @@ function referencesOf(expr: string, ast: ASTNode): ExpressionReference[] {
   };
   visit(ast, new Set());
   return [...found.values()];
+}
+
+// Validation must know which steps and parameters an expression reads, so it names them literally.
+function needsName(root: 'steps' | 'params'): string {
+  return `${root} needs a literal name after it, as in ${root === 'steps' ? 'steps.extract' : 'params.date'}`;
 }
 
 function isNode(x: unknown): x is { op: string; args: unknown; start: number; end: number } {
@@ -215,7 +240,7 @@ export function evaluateValue(expr: string, ctx: ExpressionContext): unknown {
     throw new ExpressionError(expr, evaluationReason(expr, err, celCtx));
   }
   try {
-    return fromCel(result);
+    return fromCel(result, { values: MAX_RESULT_VALUES, chars: MAX_RESULT_CHARS });
   } catch (err) {
     throw new ExpressionError(expr, (err as Error).message);
   }
@@ -258,8 +283,10 @@ function toCel(value: unknown): unknown {
   return value ?? null;
 }
 
-/** CEL → JSON. */
-function fromCel(value: unknown): unknown {
+/** CEL → JSON, within `budget` (decremented as it goes). */
+function fromCel(value: unknown, budget: { values: number; chars: number }): unknown {
+  if (--budget.values < 0) throw new Error(`the result has more than ${MAX_RESULT_VALUES} values`);
+  const json = (v: unknown): unknown => fromCel(v, budget);
   if (typeof value === 'bigint') {
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
       throw new Error(`the result ${value} is too large for a JSON number (at most 2^53 - 1)`);
@@ -271,17 +298,22 @@ function fromCel(value: unknown): unknown {
     return value;
   }
   if (value === null || value === undefined) return null;
-  if (typeof value === 'string' || typeof value === 'boolean') return value;
-  if (Array.isArray(value)) return value.map(fromCel);
-  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), fromCel(v)]));
-  if (value instanceof Optional) return value.hasValue() ? fromCel(value.value()) : null;
+  if (typeof value === 'string') {
+    budget.chars -= value.length;
+    if (budget.chars < 0) throw new Error(`the result holds more than ${MAX_RESULT_CHARS} characters of text`);
+    return value;
+  }
+  if (typeof value === 'boolean') return value;
+  if (Array.isArray(value)) return value.map(json);
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), json(v)]));
+  if (value instanceof Optional) return value.hasValue() ? json(value.value()) : null;
   if (value instanceof Date) return value.toISOString();
   if (value instanceof Uint8Array) throw new Error('the result is bytes; convert it with string(...)');
   const kind = (value as object).constructor?.name;
-  if (kind === 'UnsignedInt') return fromCel(BigInt(String(value)));
+  if (kind === 'UnsignedInt') return json(BigInt(String(value)));
   if (kind === 'Duration') return String(value);
   if (kind === 'Object' || kind === undefined) {
-    return Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, fromCel(v)]));
+    return Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, json(v)]));
   }
   throw new Error(`the result is a CEL ${String(value)}, not a JSON value`);
 }
