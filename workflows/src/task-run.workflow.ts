@@ -157,16 +157,19 @@ async function runShard(input: ResolvedRun, shardIndex: number, shardTotal: numb
       error,
       stdout: details?.stdout ?? null,
       stderr: details?.stderr ?? null,
+      outputs: null,
     };
   }
-  return { shardIndex, status: 'succeeded', attempts: 0, ...out, error: null };
+  // Workers from before outputs report none.
+  return { shardIndex, status: 'succeeded', attempts: 0, ...out, outputs: out.outputs ?? null, error: null };
 }
 
 /** The run's outcome from its shards': all must succeed; a cancellation wins over failures. */
 function combine(shards: ShardOutcome[]): Omit<RunFinalization, 'runId'> {
   if (shards.length === 1) {
     const [s] = shards;
-    return { ...s, shards };
+    // The outputs go to the recorder once, as the run's, not again in its shard record.
+    return { ...s, shards: [{ ...s, outputs: undefined }] };
   }
   const bad = shards.filter((s) => s.status !== 'succeeded');
   const status: RunStatus =
@@ -181,7 +184,8 @@ function combine(shards: ShardOutcome[]): Omit<RunFinalization, 'runId'> {
     bad.length === 0
       ? null
       : `${bad.length} of ${shards.length} shards did not succeed: ${bad.map((s) => `shard ${s.shardIndex} ${s.status}: ${s.error}`).join('; ')}`;
-  return { status, attempts: 0, exitCode: null, httpStatus: null, error, stdout: null, stderr: null, shards };
+  // Which shard's outputs would be the run's is not defined: a sharded run has none (its executors return none).
+  return { status, attempts: 0, exitCode: null, httpStatus: null, error, stdout: null, stderr: null, outputs: null, shards };
 }
 
 /**

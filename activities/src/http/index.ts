@@ -140,7 +140,8 @@ export function createHttpActivities(deps: HttpActivityDeps) {
             stdout: bodyOut,
             stderr: null,
             durationMs: raw.durationMs,
-            outputs: raw.outputs,
+            // A sharded run has no outputs (which shard's would it be?): its history holds none of them.
+            outputs: (input.shardTotal ?? 1) > 1 ? null : raw.outputs,
           };
         }
         if (raw.outcome === 'cancelled') ctx.cancellationSignal.throwIfAborted();

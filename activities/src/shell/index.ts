@@ -145,7 +145,8 @@ export function createShellActivities(deps: ShellActivityDeps) {
               stdout: result.stdout,
               stderr: result.stderr,
               durationMs: result.durationMs,
-              outputs: result.outputs,
+              // A sharded run has no outputs (which shard's would it be?): its history holds none of them.
+              outputs: (input.shardTotal ?? 1) > 1 ? null : result.outputs,
             };
           }
           if (result.outcome === 'cancelled') {
