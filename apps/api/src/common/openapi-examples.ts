@@ -123,6 +123,40 @@ export const REQUEST_EXAMPLES: Record<string, Examples> = {
       value: { webhookUrl: 'https://alerts.example.com/hook', onRecovery: true, windowSeconds: 3600 },
     },
   },
+  createPipeline: {
+    etl: {
+      summary: 'Extract, then load per region and report; alert on failure',
+      value: {
+        name: 'nightly-etl',
+        description: 'Extract the day, load it region by region, report',
+        parameters: [{ name: 'date', description: 'The day to process', default: '2026-12-01' }],
+        steps: [
+          { key: 'extract', task: EXAMPLE_IDS.task, overrides: { env: { DAY: '{{ params.date }}' } } },
+          {
+            key: 'load',
+            task: EXAMPLE_IDS.task,
+            dependsOn: ['extract'],
+            forEach: ['eu', 'us'],
+            overrides: { env: { REGION: '{{ item }}', DAY: '{{ params.date }}' } },
+          },
+          { key: 'report', task: EXAMPLE_IDS.task, dependsOn: ['load'], when: "steps.extract.status == 'succeeded'" },
+          { key: 'alert', task: EXAMPLE_IDS.task, dependsOn: ['load'], triggerRule: 'one_failed' },
+        ],
+        maxParallelism: 5,
+        failurePolicy: 'continue',
+      },
+    },
+  },
+  updatePipeline: {
+    parallelism: {
+      summary: 'Run one step at a time and stop at the first failure (a new version)',
+      value: { maxParallelism: 1, failurePolicy: 'fail_fast' },
+    },
+  },
+  startPipelineRun: {
+    defaults: { summary: "Run with the parameters' defaults", value: {} },
+    params: { summary: 'Run for a given day', value: { params: { date: '2026-11-30' } } },
+  },
   updateTask: {
     timeout: { summary: 'Change the timeout and tags (a new version)', value: { timeoutSeconds: 600, tags: ['demo', 'v2'] } },
   },

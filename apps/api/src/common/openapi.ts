@@ -21,7 +21,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     new DocumentBuilder()
       .setTitle('Task Scheduler API')
       .setDescription(
-        'Tasks, schedules, runs and their history. Authenticate with an API key in the x-api-key header or a JWT ' +
+        'Tasks, pipelines, schedules, runs and their history. Authenticate with an API key in the x-api-key header or a JWT ' +
           'in `Authorization: Bearer`. Every error has the `Error` shape; conventions are in docs/api.md.',
       )
       .setVersion('0.1.0')
@@ -70,7 +70,7 @@ export function ApiIfMatch(): MethodDecorator {
       required: false,
       description:
         'The ETag of the version you read. If the resource changed since, nothing is written and the answer is 412 ' +
-        'TASK_VERSION_MISMATCH (read it again). Without the header the write is unconditional.',
+        '(TASK_VERSION_MISMATCH, PIPELINE_VERSION_MISMATCH: read it again). Without the header the write is unconditional.',
       schema: { type: 'string', maxLength: 256, example: '"3"' },
     }),
   ) as MethodDecorator;
@@ -367,6 +367,10 @@ const UUID_PROPERTIES = new Set([
   'actorKeyId',
   'retryOfRunId',
   'redrivenByRunId',
+  'pipelineId',
+  'pipelineRunId',
+  'retryOfPipelineRunId',
+  'reusedFromPipelineRunId',
 ]);
 
 /** Timestamps (`…At`) are ISO 8601 strings; resource ids are UUIDs. */
@@ -453,6 +457,8 @@ function discriminateExecutor(schemas: Record<string, Schema>, name: string, she
 const RESPONSE_SHAPES: Record<string, Record<string, string>> = {
   TaskResponse: { shell: 'ShellSpecDto', http: 'HttpSpecDto', retry: 'RetryDto', alerts: 'AlertSpecDto' },
   RunResponse: { overrides: 'TriggerRunDto' },
+  PipelineResponse: { alerts: 'AlertSpecDto' },
+  PipelineStepResponse: { overrides: 'TriggerRunDto' },
   ScheduleResponse: { spec: 'ScheduleSpecDto', policies: 'SchedulePoliciesDto' },
 };
 
@@ -485,6 +491,8 @@ const TAGS: Record<string, string> = {
   audit: 'The audit log: every change and every refused change, read-only.',
   calendars: 'Business calendars (holidays, weekly windows) that schedules exclude.',
   health: 'Liveness and readiness probes; no credentials.',
+  pipelines: 'Pipelines: DAGs of task steps with trigger rules, conditions, outputs and fan-out; their versions, delete.',
+  'pipeline-runs': 'Runs of pipelines: start, list, inspect every step, cancel, retry the failed part.',
   me: 'The caller: tenant, credential, role, permissions, limits and usage.',
   runs: 'Runs of tasks: start, list, inspect, cancel, retry, dead letters.',
   schedules: 'Schedules (Temporal Schedules) that run a task: spec, policies, previews, fires, backfill.',

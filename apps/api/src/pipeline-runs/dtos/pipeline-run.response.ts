@@ -30,8 +30,11 @@ export class PipelineRunStepResponse {
   @ApiPropertyOptional({ nullable: true, type: String }) error!: string | null;
   @ApiPropertyOptional({ nullable: true, type: Number, description: 'Items of a forEach step.' }) itemCount!: number | null;
   @ApiPropertyOptional({
-    nullable: true,
-    description: "The step's outputs: an object, or for a forEach step the list of its items' outputs in item order.",
+    description: "The step's outputs: an object, or for a forEach step the list of its items' outputs in item order; null: none yet.",
+    anyOf: [
+      { type: 'object', additionalProperties: true, nullable: true },
+      { type: 'array', items: {}, nullable: true },
+    ],
   })
   outputs!: unknown;
   @ApiPropertyOptional({ nullable: true, type: String, description: 'The run of the step (null for a forEach step: see items).' })

@@ -69,7 +69,17 @@ export class PipelineParameterDto {
   @IsBoolean()
   required?: boolean;
 
-  @ApiPropertyOptional({ description: 'Any JSON value, used when a run does not give the parameter.', example: '2026-12-01' })
+  @ApiPropertyOptional({
+    description: 'Any JSON value but null, used when a run does not give the parameter.',
+    anyOf: [
+      { type: 'string' },
+      { type: 'number', format: 'double' },
+      { type: 'boolean' },
+      { type: 'object', additionalProperties: true },
+      { type: 'array', items: {} },
+    ],
+    example: '2026-12-01',
+  })
   @Optional()
   @IsSmallJson(PIPELINE_LIMITS.maxParameterBytes)
   default?: unknown;

@@ -15,7 +15,14 @@ export class PipelineStepResponse {
   @ApiProperty({ type: [String] }) dependsOn!: string[];
   @ApiProperty({ enum: TRIGGER_RULES }) triggerRule!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) when!: string | null;
-  @ApiPropertyOptional({ nullable: true, oneOf: [{ type: 'array', items: {} }, { type: 'string' }] }) forEach!: unknown[] | string | null;
+  @ApiPropertyOptional({
+    description: 'The list, or the `{{ expression }}` giving it; null for a step without forEach.',
+    anyOf: [
+      { type: 'array', items: {}, nullable: true },
+      { type: 'string', nullable: true },
+    ],
+  })
+  forEach!: unknown[] | string | null;
 }
 
 export class PipelineResponse {
