@@ -97,6 +97,17 @@ describe('checkExpression', () => {
     );
   });
 
+  it('gives the expression and the reason apart', () => {
+    const err = errorOf(() => checkExpression('foo'));
+    expect(err).toBeInstanceOf(ExpressionError);
+    expect([err.name, err.expression, err.reason, err.path]).toEqual([
+      'ExpressionError',
+      'foo',
+      'unknown name foo; use steps, params, item or itemIndex',
+      undefined,
+    ]);
+  });
+
   it('caps the length', () => {
     const expr = `params.a${' + 1'.repeat(PIPELINE_LIMITS.maxExpressionLength)}`;
     expect(errorOf(() => checkExpression(expr)).reason).toBe(`longer than ${PIPELINE_LIMITS.maxExpressionLength} characters`);
@@ -229,6 +240,25 @@ describe('templates', () => {
     expect(renderValue('{{ steps.extract.outputs.rows }}', ctx)).toEqual([1, 2, 3]);
     expect(renderValue('{{ params.limit }}', ctx)).toBe(10);
     expect(renderValue('n={{ params.limit }}', ctx)).toBe('n=10');
+    expect(renderValue('{{ itemIndex }}', itemCtx)).toBe(2);
+    expect(renderValue('{{ steps.fan.outputs.map(o, {"n": o.n, "i": itemIndex}) }}', itemCtx)).toEqual([
+      { n: 1, i: 2 },
+      { n: 2, i: 2 },
+    ]);
+  });
+
+  it('replaces each template and leaves the text between them alone', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 20 }).filter((s) => !s.includes('{{') && !s.endsWith('{'));
+    const value = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 10 }), fc.maxSafeInteger(), fc.boolean(), fc.constant(null));
+    fc.assert(
+      fc.property(text, fc.array(fc.tuple(value, text), { maxLength: 4 }), (head, rest) => {
+        const template = head + rest.map(([v, t]) => `{{${JSON.stringify(v)}}}${t}`).join('');
+        const expected = head + rest.map(([v, t]) => `${v === null ? '' : String(v)}${t}`).join('');
+        expect(renderString(template, ctx)).toBe(expected);
+        expect(templatesIn(template)).toHaveLength(rest.length);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('renders text without templates as is and round-trips JSON through a whole template', () => {
