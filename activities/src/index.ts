@@ -1,3 +1,4 @@
 export * from './runs';
 export * from './shell';
 export * from './http';
+export * from './pipelines';

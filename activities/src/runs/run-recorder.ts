@@ -36,7 +36,7 @@ export interface AttemptEnd {
   resourceLimit?: string | null;
 }
 
-/** The first eleven columns of a run row written by the worker, in the order both of its inserts list them. */
+/** The first fourteen columns of a run row written by the worker, in the order both of its inserts list them. */
 function runRowValues(
   input: TaskRunInput & { runId: string },
   workflowId: string,
@@ -55,6 +55,9 @@ function runRowValues(
     input.priority ?? 0,
     input.scheduleId ?? null,
     scheduledAt,
+    input.pipeline?.pipelineRunId ?? null,
+    input.pipeline?.stepKey ?? null,
+    input.pipeline?.itemIndex ?? null,
   ];
 }
 
@@ -111,8 +114,8 @@ export class RunRecorder {
       if (refused) return { duplicateOf: input.runId };
       await this.db.query(
         `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id, shard_count,
-                           priority, schedule_id, scheduled_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)
+                           priority, schedule_id, scheduled_at, pipeline_run_id, pipeline_step_key, item_index)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (id) DO UPDATE SET temporal_run_id = EXCLUDED.temporal_run_id, updated_at = now()
          WHERE runs.temporal_run_id IS DISTINCT FROM EXCLUDED.temporal_run_id`,
         runRowValues(input, workflowId, temporalRunId, scheduledAt),
@@ -153,8 +156,8 @@ export class RunRecorder {
         : 'task_disabled: the task was disabled when this run was due; nothing ran';
     const inserted: unknown[] = await this.db.query(
       `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, temporal_run_id, shard_count,
-                         priority, schedule_id, scheduled_at, error, finished_at)
-       VALUES ($1, $2, $3, $4, $5, 'cancelled', $6, $7, $8, $9, $10, $11, $12, now())
+                         priority, schedule_id, scheduled_at, pipeline_run_id, pipeline_step_key, item_index, error, finished_at)
+       VALUES ($1, $2, $3, $4, $5, 'cancelled', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, now())
        ON CONFLICT DO NOTHING RETURNING id`,
       [...runRowValues(input, workflowId, temporalRunId, scheduledAt), error],
     );
@@ -253,7 +256,7 @@ export class RunRecorder {
         [f.runId],
       );
       await tx.query(
-        `UPDATE runs SET status = $2, exit_code = $3, http_status = $10, error = $4,
+        `UPDATE runs SET status = $2, exit_code = $3, http_status = $10, error = $4, outputs = $11,
                 stdout = $5, stdout_truncated = $6, stderr = $7, stderr_truncated = $8,
                 attempts = greatest(attempts, $9, (SELECT coalesce(max(attempt), 0) FROM run_attempts WHERE run_id = $1)),
                 dead_letter = $2 IN ('failed', 'timed_out'),
@@ -270,6 +273,8 @@ export class RunRecorder {
           f.stderr?.truncated ?? false,
           f.attempts,
           f.httpStatus ?? null,
+          // jsonb from its JSON text: node-postgres would write a JS array as a PostgreSQL array literal.
+          f.outputs ? JSON.stringify(f.outputs) : null,
         ],
       );
       for (const s of f.shards ?? []) {

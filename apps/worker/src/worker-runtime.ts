@@ -2,8 +2,10 @@ import { hostname } from 'node:os';
 import type { AppConfig } from '@task-scheduler/config';
 import { taskQueues } from '@task-scheduler/contracts';
 import {
+  PipelineRecorder,
   RunRecorder,
   createHttpActivities,
+  createPipelineActivities,
   createRunActivities,
   createShellActivities,
   prepareIsolation,
@@ -27,8 +29,8 @@ export interface WorkerSetOptions {
 }
 
 /**
- * Builds one Temporal worker per configured queue: `workflows` (task-run
- * workflows plus run-record activities), `shell` (the shell executor) and
+ * Builds one Temporal worker per configured queue: `workflows` (task-run and
+ * pipeline-run workflows plus their record activities), `shell` (the shell executor) and
  * `http` (the HTTP executor and alert webhooks).
  * Deployments choose which queues a process polls with WORKER_QUEUES, so
  * shell-capable workers can be placed and scaled apart.
@@ -60,7 +62,8 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
         ...('bundlePath' in opts.workflows
           ? { workflowBundle: { codePath: opts.workflows.bundlePath } }
           : { workflowsPath: opts.workflows.workflowsPath }),
-        activities: createRunActivities(recorder),
+        // Both sets run as local activities of the workflows they serve, so they live on this queue's worker.
+        activities: { ...createRunActivities(recorder), ...createPipelineActivities(new PipelineRecorder(opts.dataSource, config)) },
       }),
     );
   }
