@@ -2,12 +2,13 @@
  * tested against the real stack in test/e2e/shell-isolation.e2e.spec.ts; their outputs file is tested here
  * with a real sandbox (bwrap, as root), prepared by the worker's own prepareIsolation. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ShellExecutor, prepareIsolation } from '@task-scheduler/activities';
-import type { Isolation, ShellRunRequest } from '@task-scheduler/activities';
+import type { Isolation, ShellRunRequest, ShellRunResult } from '@task-scheduler/activities';
 import { SHELL_DEFAULT_LIMITS } from '@task-scheduler/core';
+import { removeStaleOutputs } from '../../activities/src/shell/outputs-file';
 import { processesMatching } from '../support/processes';
 
 const executor = new ShellExecutor({
@@ -93,10 +94,7 @@ test('heartbeats are reported while the process runs', async () => {
   expect(beats.length).toBeGreaterThanOrEqual(3);
 });
 
-const script = (
-  text: string,
-  extra: Partial<ShellRunRequest> = {},
-): Promise<ReturnType<ShellExecutor['run']> extends Promise<infer R> ? R : never> =>
+const script = (text: string, extra: Partial<ShellRunRequest> = {}): Promise<ShellRunResult> =>
   executor.run({ spec: { script: text }, timeoutSeconds: 10, ...extra });
 
 describe('outputs, unisolated', () => {
@@ -162,6 +160,25 @@ describe('outputs, unisolated', () => {
     expect(r).toMatchObject({ outcome: 'cancelled', outputs: null });
     expect(existsSync(dirname(r.stdout.text.trim()))).toBe(false);
   });
+});
+
+test("outputs directories of a dead worker are removed once older than any attempt; a live worker's are kept", () => {
+  const base = mkdtempSync(join(tmpdir(), 'outputs-base-'));
+  // Above the kernel's default pid_max (4,194,304 at most): no process has it.
+  const dead = 4_194_305;
+  const old = new Date(Date.now() - 26 * 3600 * 1000);
+  for (const [name, age] of [
+    [`${dead}-aa`, old],
+    [`${dead}-bb`, new Date()],
+    [`${process.pid}-cc`, old],
+    ['other', old],
+  ] as const) {
+    mkdirSync(join(base, name));
+    utimesSync(join(base, name), age, age);
+  }
+  removeStaleOutputs(base);
+  expect(readdirSync(base).sort()).toEqual([`${dead}-bb`, `${process.pid}-cc`, 'other'].sort());
+  rmSync(base, { recursive: true, force: true });
 });
 
 describe('outputs, isolated (bwrap)', () => {

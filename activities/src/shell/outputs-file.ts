@@ -114,10 +114,25 @@ export class OutputsFile {
   }
 }
 
-/** Removes outputs directories under `base` that workers no longer running left behind (killed mid-attempt). */
-export function removeStaleOutputs(base: string): void {
+/** Longer than any attempt may run (timeoutSeconds ≤ 86,400, plus the report margin). */
+const STALE_AFTER_MS = 25 * 3600 * 1000;
+
+/**
+ * Removes outputs directories under `base` that a worker killed mid-attempt
+ * left behind: its pid is gone and the directory is older than any attempt
+ * can run. The age matters where workers of several pods share the state
+ * directory: a pid of another pid namespace looks gone from here.
+ */
+export function removeStaleOutputs(base: string, now: number = Date.now()): void {
   for (const name of readdirSync(base)) {
     const pid = /^(\d+)-[0-9a-f]+$/.exec(name)?.[1];
-    if (pid && Number(pid) !== process.pid && !alive(Number(pid))) rmSync(join(base, name), { recursive: true, force: true });
+    if (!pid || Number(pid) === process.pid || alive(Number(pid))) continue;
+    const path = join(base, name);
+    try {
+      if (now - lstatSync(path).mtimeMs < STALE_AFTER_MS) continue;
+    } catch {
+      continue; // removed meanwhile
+    }
+    rmSync(path, { recursive: true, force: true });
   }
 }
