@@ -36,12 +36,17 @@ export type RoleGrants = { kind: 'all-tables'; readOnlyTables?: readonly string[
 export const API_ROLE_GRANTS: RoleGrants = { kind: 'all-tables', readOnlyTables: ['schema_migrations'] };
 
 /**
- * The workers: what `RunRecorder` (activities/src/runs/run-recorder.ts) reads
- * and writes, nothing else. Run records, attempts, shards and alert state are
- * written; of tenants and tasks only the columns it joins on are readable (and
- * whether a task is enabled or deleted: a fire of such a task runs nothing), so
- * a worker's credentials reach neither API keys nor sealed task secrets.
- * `SELECT … FOR UPDATE` on alert_states needs its UPDATE privilege.
+ * The workers: what `RunRecorder` (activities/src/runs/run-recorder.ts) and
+ * `PipelineRecorder` (activities/src/pipelines/pipeline-recorder.ts) read and
+ * write, nothing else. Run and pipeline-run records, attempts, shards, step
+ * states and alert state are written; pipelines and their versions are read;
+ * of tenants and tasks only the columns they join on or build a step's run
+ * from are readable, so a worker's credentials reach no API keys and no
+ * descriptions, tags or metadata. A pipeline step's run input carries its
+ * task's sealed secrets, so workers read that ciphertext: what a worker's
+ * Temporal connection could already read from the histories of runs, and
+ * only its SECRETS_KEY opens it. `SELECT … FOR UPDATE` needs UPDATE on the
+ * table.
  */
 export const WORKER_ROLE_GRANTS: RoleGrants = {
   kind: 'tables',
@@ -50,8 +55,36 @@ export const WORKER_ROLE_GRANTS: RoleGrants = {
     { table: 'run_attempts', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'run_shards', privileges: ['SELECT', 'INSERT'] },
     { table: 'alert_states', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
-    { table: 'tenants', privileges: ['SELECT'], columns: ['id', 'max_concurrent_runs', 'alert_settings'] },
-    { table: 'tasks', privileges: ['SELECT'], columns: ['id', 'name', 'alerts', 'enabled', 'deleted_at'] },
+    { table: 'pipeline_runs', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
+    { table: 'pipeline_run_steps', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
+    { table: 'pipeline_alert_states', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
+    {
+      table: 'pipelines',
+      privileges: ['SELECT'],
+      columns: ['id', 'tenant_id', 'name', 'version', 'definition', 'alerts', 'deleted_at'],
+    },
+    { table: 'pipeline_versions', privileges: ['SELECT'], columns: ['pipeline_id', 'version', 'definition'] },
+    { table: 'tenants', privileges: ['SELECT'], columns: ['id', 'max_concurrent_runs', 'alert_settings', 'shell_policy'] },
+    {
+      table: 'tasks',
+      privileges: ['SELECT'],
+      columns: [
+        'id',
+        'tenant_id',
+        'name',
+        'version',
+        'executor',
+        'spec',
+        'secrets',
+        'timeout_seconds',
+        'retry_policy',
+        'shard_count',
+        'priority',
+        'alerts',
+        'enabled',
+        'deleted_at',
+      ],
+    },
   ],
 };
 
