@@ -1,0 +1,462 @@
+/* The pipeline workflow's scheduling on a real Temporal dev server, without PostgreSQL: its records
+ * are in-memory fakes of PipelineActivities over a plan per test, and its children are a stub
+ * task-run workflow (test/support/pipeline-stub-workflows.ts) that ends as its input says. Checked
+ * against the reference evaluator of docs/pipelines.md (test/support/pipeline-reference.ts). */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import type {
+  FailurePolicy,
+  PipelineRunInput,
+  PipelineRunOpened,
+  StepItemStart,
+  StepOutcome,
+  StepReason,
+} from '@task-scheduler/contracts';
+import { SEARCH_ATTRIBUTES, TRIGGER_RULES, pipelineRunWorkflowId, stepRunWorkflowId } from '@task-scheduler/contracts';
+import type { PipelineActivities } from '../../workflows/src/pipeline-run.workflow';
+import { referencePipeline } from '../support/pipeline-reference';
+import type { ReferenceStep, WouldBe } from '../support/pipeline-reference';
+import type { StubRecorder } from '../support/pipeline-stub-workflows';
+
+const TASK_QUEUE = `pipeline-workflow-${process.pid}`;
+const RESULT_DEADLINE_MS = 30_000;
+
+interface FakeStep extends ReferenceStep {
+  wouldBe: WouldBe;
+  /** How long each item's child sleeps before ending. */
+  sleepMs: number;
+}
+
+interface FakePlan {
+  pipelineId: string;
+  steps: FakeStep[];
+  maxParallelism: number;
+  failurePolicy: FailurePolicy;
+  pipelineRunId?: string;
+  opened: { drawn: boolean }[];
+  settles: { key: string; outcome: StepOutcome; reason: StepReason; error: string | null; seq: number }[];
+  closed: { status: string; error: string | null; seq: number }[];
+  fetched: { key: string; from: number; count: number }[];
+}
+
+/** A child's start and end, in the order the test process saw them (one sequence over everything). */
+interface ChildEvents {
+  start?: number;
+  end?: number;
+  outcome?: string;
+}
+
+let seq = 0;
+const plans = new Map<string, FakePlan>();
+const byRun = new Map<string, FakePlan>();
+const children = new Map<string, ChildEvents>();
+
+const isFanOut = (s: FakeStep) => s.wouldBe.kind === 'items' && s.wouldBe.items.length !== 1;
+
+function planOf(pipelineRunId: string): FakePlan {
+  const plan = byRun.get(pipelineRunId);
+  if (!plan) throw new Error(`no plan for pipeline run ${pipelineRunId}`);
+  return plan;
+}
+function stepOf(plan: FakePlan, key: string): FakeStep {
+  const step = plan.steps.find((s) => s.key === key);
+  if (!step) throw new Error(`no step ${key}`);
+  return step;
+}
+
+/** In-memory PipelineActivities over the registered plans, plus the stub children's recorder. */
+const activities: PipelineActivities & StubRecorder = {
+  async openPipelineRun(a): Promise<PipelineRunOpened> {
+    const plan = plans.get(a.pipelineId);
+    if (!plan) throw new Error(`no plan for pipeline ${a.pipelineId}`);
+    plan.opened.push({ drawn: a.drawn });
+    plan.pipelineRunId = a.pipelineRunId;
+    byRun.set(a.pipelineRunId, plan);
+    return {
+      kind: 'open',
+      plan: {
+        pipelineRunId: a.pipelineRunId,
+        pipelineVersion: 1,
+        steps: plan.steps.map((s) => ({ key: s.key, dependsOn: s.dependsOn, triggerRule: s.triggerRule })),
+        maxParallelism: plan.maxParallelism,
+        failurePolicy: plan.failurePolicy,
+        reused: [],
+      },
+    };
+  },
+  async prepareStep(a) {
+    const step = stepOf(planOf(a.pipelineRunId), a.stepKey);
+    const missing = step.dependsOn.filter((d) => !(d in a.upstream));
+    if (missing.length) throw new Error(`prepareStep ${a.stepKey} without upstream ${missing.join(', ')}`);
+    const w = step.wouldBe;
+    if (w.kind === 'condition_false') return { action: 'skip', reason: 'condition_false', detail: 'when was false' };
+    if (w.kind === 'empty_list') return { action: 'skip', reason: 'empty_list', detail: 'forEach was empty' };
+    if (w.kind === 'prepare_failed') return { action: 'fail', error: `steps.x.outputs.y: step x has no output "y"` };
+    return { action: 'run', itemCount: w.items.length, fanOut: isFanOut(step) };
+  },
+  async stepItems(a) {
+    const plan = planOf(a.pipelineRunId);
+    const step = stepOf(plan, a.stepKey);
+    if (step.wouldBe.kind !== 'items') throw new Error(`stepItems of ${a.stepKey}, which does not run`);
+    const { items } = step.wouldBe;
+    if (a.count < 1 || a.count > 50 || a.from + a.count > items.length) throw new Error(`stepItems ${a.stepKey} [${a.from}, +${a.count})`);
+    plan.fetched.push({ key: a.stepKey, from: a.from, count: a.count });
+    return Array.from({ length: a.count }, (_, i): StepItemStart => {
+      const itemIndex = isFanOut(step) ? a.from + i : null;
+      const outcome = items[a.from + i];
+      return {
+        itemIndex,
+        workflowId: stepRunWorkflowId(a.pipelineRunId, a.stepKey, itemIndex),
+        taskName: `task-${a.stepKey}`,
+        input: {
+          runId: randomUUID(),
+          tenantId: randomUUID(),
+          taskId: randomUUID(),
+          taskVersion: 1,
+          trigger: 'pipeline',
+          executor: 'shell',
+          shell: { script: 'true', env: { OUTCOME: outcome === 'cancelled' ? 'disabled' : outcome, SLEEP_MS: String(step.sleepMs) } },
+          timeoutSeconds: 60,
+          retry: { maximumAttempts: 1, initialIntervalSeconds: 1, backoffCoefficient: 2, maximumIntervalSeconds: 1, nonRetryableExitCodes: [] },
+          shellTaskQueue: `${TASK_QUEUE}.shell`,
+          pipeline: { pipelineRunId: a.pipelineRunId, stepKey: a.stepKey, itemIndex },
+        },
+      };
+    });
+  },
+  async settleStep(a) {
+    planOf(a.pipelineRunId).settles.push({ key: a.stepKey, outcome: a.outcome, reason: a.reason, error: a.error, seq: ++seq });
+  },
+  async closePipelineRun(a) {
+    planOf(a.pipelineRunId).closed.push({ status: a.status, error: a.error, seq: ++seq });
+    return { alert: null };
+  },
+  async stubEvent(e) {
+    const c = children.get(e.workflowId) ?? {};
+    if (e.event === 'start') c.start = ++seq;
+    else {
+      c.end = ++seq;
+      c.outcome = e.outcome;
+    }
+    children.set(e.workflowId, c);
+  },
+};
+
+let client: Client;
+let connection: Connection;
+let worker: Worker;
+let workerRun: Promise<void>;
+
+beforeAll(async () => {
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // already installed by an earlier suite in this Jest worker
+  }
+  const root = join(__dirname, '..', '..');
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: join(root, 'test/support/pipeline-stub-workflows.ts'),
+    webpackConfigHook: (config) => {
+      config.resolve = {
+        ...config.resolve,
+        alias: { ...(config.resolve?.alias as object), '@task-scheduler/contracts': join(root, 'libs/contracts/src') },
+      };
+      return config;
+    },
+    logger: { info() {}, warn() {}, error: (m: string) => process.stderr.write(`${m}\n`), debug() {}, trace() {}, log() {} },
+  });
+  const address = process.env.TEST_TEMPORAL_ADDRESS as string;
+  worker = await Worker.create({
+    connection: await NativeConnection.connect({ address }),
+    taskQueue: TASK_QUEUE,
+    workflowBundle: { code },
+    activities,
+    maxConcurrentWorkflowTaskExecutions: 50,
+  });
+  workerRun = worker.run();
+  connection = await Connection.connect({ address });
+  client = new Client({ connection });
+}, 120_000);
+
+afterAll(async () => {
+  if (worker?.getState() === 'RUNNING') worker.shutdown();
+  await workerRun;
+  await connection?.close();
+});
+
+/** Starts a pipeline run of `steps` (its id drawn by the workflow, as for a schedule's fire, when `drawn`). */
+async function startPipeline(
+  steps: FakeStep[],
+  opts: { maxParallelism: number; failurePolicy: FailurePolicy; continueAsNewAfterEvents?: number; drawn?: boolean },
+): Promise<{ plan: FakePlan; handle: WorkflowHandleWithFirstExecutionRunId }> {
+  const plan: FakePlan = {
+    pipelineId: randomUUID(),
+    steps,
+    maxParallelism: opts.maxParallelism,
+    failurePolicy: opts.failurePolicy,
+    opened: [],
+    settles: [],
+    closed: [],
+    fetched: [],
+  };
+  plans.set(plan.pipelineId, plan);
+  const pipelineRunId = opts.drawn ? undefined : randomUUID();
+  const input: PipelineRunInput = {
+    pipelineRunId,
+    tenantId: randomUUID(),
+    pipelineId: plan.pipelineId,
+    trigger: opts.drawn ? 'schedule' : 'manual',
+    continueAsNewAfterEvents: opts.continueAsNewAfterEvents,
+  };
+  const handle = await client.workflow.start('pipelineRunWorkflow', {
+    taskQueue: TASK_QUEUE,
+    workflowId: pipelineRunId ? pipelineRunWorkflowId(pipelineRunId) : `pipeline-schedule-${plan.pipelineId}`,
+    args: [input],
+  });
+  return { plan, handle };
+}
+
+/** The workflow's end within the deadline: `succeeded`, `failed` (PipelineFailed) or `cancelled`. */
+async function outcomeOf(handle: WorkflowHandle): Promise<'succeeded' | 'failed' | 'cancelled'> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`pipeline ${handle.workflowId} did not end within ${RESULT_DEADLINE_MS} ms`)), RESULT_DEADLINE_MS);
+  });
+  try {
+    const result = await Promise.race([handle.result(), deadline]);
+    expect(result).toMatchObject({ status: 'succeeded' });
+    return 'succeeded';
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    if (err.cause instanceof CancelledFailure) return 'cancelled';
+    expect(err.cause).toBeInstanceOf(ApplicationFailure);
+    expect((err.cause as ApplicationFailure).type).toBe('PipelineFailed');
+    return 'failed';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function childIdsOf(plan: FakePlan, step: FakeStep): string[] {
+  if (step.wouldBe.kind !== 'items') return [];
+  const id = plan.pipelineRunId as string;
+  return isFanOut(step) ? step.wouldBe.items.map((_, i) => stepRunWorkflowId(id, step.key, i)) : [stepRunWorkflowId(id, step.key, null)];
+}
+
+/** Most children between their start and end at one time (their recorded events are inside their lifetimes). */
+function peakChildren(plan: FakePlan): number {
+  const marks = plan.steps
+    .flatMap((s) => childIdsOf(plan, s))
+    .map((id) => children.get(id))
+    .filter((c): c is ChildEvents => c?.start !== undefined)
+    .flatMap((c) => [
+      [c.start as number, 1],
+      [c.end ?? Infinity, -1],
+    ])
+    .sort((a, b) => a[0] - b[0]);
+  let now = 0;
+  let peak = 0;
+  for (const [, d] of marks) peak = Math.max(peak, (now += d));
+  return peak;
+}
+
+/** Invariants of every run: each step settled once, after its upstream; no child before its upstream's ended. */
+function checkOrdering(plan: FakePlan): void {
+  const settledAt = new Map<string, number>();
+  for (const s of plan.settles) {
+    expect(settledAt.has(s.key)).toBe(false);
+    settledAt.set(s.key, s.seq);
+  }
+  expect([...settledAt.keys()].sort()).toEqual(plan.steps.map((s) => s.key).sort());
+  for (const step of plan.steps) {
+    for (const d of step.dependsOn) expect(settledAt.get(d) as number).toBeLessThan(settledAt.get(step.key) as number);
+    const upstreamEnds = step.dependsOn.flatMap((d) => childIdsOf(plan, stepOf(plan, d))).map((id) => children.get(id)?.end);
+    for (const id of childIdsOf(plan, step)) {
+      const start = children.get(id)?.start;
+      if (start === undefined) continue;
+      for (const end of upstreamEnds) {
+        if (end !== undefined) expect(end).toBeLessThan(start);
+      }
+      expect(start).toBeLessThan(settledAt.get(step.key) as number);
+    }
+  }
+  expect(plan.closed).toHaveLength(1);
+  expect(Math.max(...settledAt.values())).toBeLessThan(plan.closed[0].seq);
+}
+
+const statesOf = (plan: FakePlan) => Object.fromEntries(plan.settles.map((s) => [s.key, { outcome: s.outcome, reason: s.reason }]));
+
+// ---------------------------------------------------------------- generated DAGs
+
+const wouldBeArb: fc.Arbitrary<WouldBe> = fc.oneof(
+  { weight: 10, arbitrary: fc.constant<WouldBe>({ kind: 'items', items: ['succeeded'] }) },
+  { weight: 4, arbitrary: fc.constant<WouldBe>({ kind: 'items', items: ['failed'] }) },
+  { weight: 1, arbitrary: fc.constant<WouldBe>({ kind: 'items', items: ['cancelled'] }) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .array(fc.constantFrom<'succeeded' | 'failed' | 'cancelled'>('succeeded', 'succeeded', 'failed', 'cancelled'), { minLength: 2, maxLength: 4 })
+      .map((items): WouldBe => ({ kind: 'items', items })),
+  },
+  { weight: 1, arbitrary: fc.constant<WouldBe>({ kind: 'condition_false' }) },
+  { weight: 1, arbitrary: fc.constant<WouldBe>({ kind: 'empty_list' }) },
+  { weight: 1, arbitrary: fc.constant<WouldBe>({ kind: 'prepare_failed' }) },
+);
+
+/** A DAG in definition order: each step depends on up to 3 earlier ones. */
+const dagArb: fc.Arbitrary<FakeStep[]> = fc.integer({ min: 1, max: 30 }).chain((n) =>
+  fc.tuple(
+    ...Array.from({ length: n }, (_, i) =>
+      fc.record<FakeStep>({
+        key: fc.constant(`s${i}`),
+        dependsOn: i === 0 ? fc.constant<string[]>([]) : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 3 }).map((ds) => ds.map((d) => `s${d}`)),
+        triggerRule: fc.constantFrom(...TRIGGER_RULES),
+        wouldBe: wouldBeArb,
+        sleepMs: fc.integer({ min: 0, max: 30 }),
+      }),
+    ),
+  ),
+);
+
+const fails = (w: WouldBe) => w.kind === 'prepare_failed' || (w.kind === 'items' && w.items.includes('failed'));
+
+test('generated DAGs: the run ends, every step as the reference evaluator says, in dependency order, within maxParallelism', async () => {
+  await fc.assert(
+    fc.asyncProperty(dagArb, fc.constantFrom<FailurePolicy>('fail_fast', 'continue'), fc.integer({ min: 1, max: 5 }), async (steps, policy, p) => {
+      // Under fail_fast the outcome of a race between a failure and a running step depends on timing; with one
+      // step at a time there is none (and with no failure there is nothing to race). See pipeline-reference.ts.
+      const maxParallelism = policy === 'fail_fast' && steps.some((s) => fails(s.wouldBe)) ? 1 : p;
+      const expected = referencePipeline(steps, Object.fromEntries(steps.map((s) => [s.key, s.wouldBe])), policy);
+      const { plan, handle } = await startPipeline(steps, { maxParallelism, failurePolicy: policy });
+      const status = await outcomeOf(handle);
+
+      expect(statesOf(plan)).toEqual(expected.steps);
+      expect(status).toBe(expected.status);
+      expect(plan.closed.map((c) => c.status)).toEqual([expected.status]);
+      checkOrdering(plan);
+      expect(peakChildren(plan)).toBeLessThanOrEqual(maxParallelism);
+    }),
+    { numRuns: 40, interruptAfterTimeLimit: 100_000 },
+  );
+}, 150_000);
+
+// ---------------------------------------------------------------- targeted cases
+
+const step = (key: string, dependsOn: string[], extra: Partial<FakeStep> = {}): FakeStep => ({
+  key,
+  dependsOn,
+  triggerRule: 'all_success',
+  wouldBe: { kind: 'items', items: ['succeeded'] },
+  sleepMs: 0,
+  ...extra,
+});
+
+async function waitFor(what: string, ok: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`still not ${what} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a 40-step chain continues as new at barriers: every run stays short, the drawn id is kept, the run ends right', async () => {
+  const steps = Array.from({ length: 40 }, (_, i) => step(`c${i}`, i === 0 ? [] : [`c${i - 1}`]));
+  const limit = 200;
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 3, failurePolicy: 'fail_fast', continueAsNewAfterEvents: limit, drawn: true });
+  expect(await outcomeOf(handle)).toBe('succeeded');
+  expect(plan.opened).toEqual([{ drawn: true }]);
+  expect(plan.settles.map((s) => [s.key, s.outcome, s.reason])).toEqual(steps.map((s) => [s.key, 'succeeded', 'ran']));
+  checkOrdering(plan);
+
+  const lengths: number[] = [];
+  let runId: string | undefined = handle.firstExecutionRunId;
+  for (let i = 0; runId && i < 100; i++) {
+    const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    const events = history.events ?? [];
+    lengths.push(events.length);
+    runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+  }
+  expect(lengths.length).toBeGreaterThanOrEqual(3);
+  // Past the limit the run only waits for its one running child and settles it: a few dozen events more at most.
+  for (const n of lengths) expect(n).toBeLessThan(limit + 60);
+  const described = await client.workflow.getHandle(handle.workflowId).describe();
+  expect(described.searchAttributes[SEARCH_ATTRIBUTES.pipelineRunId]).toEqual([plan.pipelineRunId]);
+}, 60_000);
+
+test('cancelling the pipeline run cancels its running children, waits for them, and settles the rest cancelled', async () => {
+  const steps = [
+    step('a', []),
+    step('b', ['a'], { sleepMs: 60_000 }),
+    step('c', ['a'], { sleepMs: 60_000, wouldBe: { kind: 'items', items: ['succeeded', 'succeeded', 'succeeded'] } }),
+    step('d', ['b', 'c']),
+    step('e', ['d'], { triggerRule: 'always' }),
+  ];
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 10, failurePolicy: 'continue' });
+  const running = () => ['b', 'c'].flatMap((k) => childIdsOf(plan, stepOf(plan, k)));
+  await waitFor('b and c running', () => running().every((id) => children.get(id)?.start !== undefined));
+  await handle.cancel();
+  expect(await outcomeOf(handle)).toBe('cancelled');
+  expect(statesOf(plan)).toEqual({
+    a: { outcome: 'succeeded', reason: 'ran' },
+    b: { outcome: 'cancelled', reason: 'pipeline_cancelled' },
+    c: { outcome: 'cancelled', reason: 'pipeline_cancelled' },
+    d: { outcome: 'cancelled', reason: 'pipeline_cancelled' },
+    e: { outcome: 'cancelled', reason: 'pipeline_cancelled' },
+  });
+  expect(plan.closed.map((c) => c.status)).toEqual(['cancelled']);
+  for (const id of running()) {
+    expect(children.get(id)?.outcome).toBe('cancelled');
+    expect(children.get(id)?.end as number).toBeLessThan(plan.closed[0].seq);
+  }
+  checkOrdering(plan);
+}, 60_000);
+
+test('fail_fast: the first failure cancels running children, starts no more items, and skips what is not failure-aware', async () => {
+  const steps = [
+    step('a', []),
+    step('b', ['a'], { sleepMs: 300, wouldBe: { kind: 'items', items: ['failed'] } }),
+    step('c', ['a'], { sleepMs: 60_000 }),
+    step('fan', ['a'], { sleepMs: 60_000, wouldBe: { kind: 'items', items: Array<'succeeded'>(8).fill('succeeded') } }),
+    step('d', ['c']),
+    step('on_failure', ['b'], { triggerRule: 'one_failed' }),
+  ];
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 4, failurePolicy: 'fail_fast' });
+  expect(await outcomeOf(handle)).toBe('failed');
+  expect(statesOf(plan)).toEqual({
+    a: { outcome: 'succeeded', reason: 'ran' },
+    b: { outcome: 'failed', reason: 'ran' },
+    c: { outcome: 'cancelled', reason: 'fail_fast' },
+    fan: { outcome: 'cancelled', reason: 'fail_fast' },
+    d: { outcome: 'skipped', reason: 'fail_fast' },
+    on_failure: { outcome: 'succeeded', reason: 'ran' },
+  });
+  // b, c and two items of fan filled the four places; the other six items never started.
+  const fanChildren = childIdsOf(plan, stepOf(plan, 'fan')).map((id) => children.get(id));
+  expect(fanChildren.filter((c) => c?.start !== undefined)).toHaveLength(2);
+  expect(fanChildren.filter((c) => c?.outcome === 'cancelled')).toHaveLength(2);
+  expect(children.get(stepRunWorkflowId(plan.pipelineRunId as string, 'c', null))?.outcome).toBe('cancelled');
+  expect(plan.settles.find((s) => s.key === 'b')?.error).toBe('run failed: exit code 1');
+  expect(plan.closed[0].error).toBe('steps c, fan cancelled');
+  checkOrdering(plan);
+}, 60_000);
+
+test('a fan-out of 50 items under maxParallelism 5 never has more than 5 running, and runs them all', async () => {
+  const items = Array<'succeeded'>(50).fill('succeeded');
+  const steps = [step('fan', [], { sleepMs: 100, wouldBe: { kind: 'items', items } }), step('after', ['fan'])];
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 5, failurePolicy: 'fail_fast' });
+  expect(await outcomeOf(handle)).toBe('succeeded');
+  const ids = childIdsOf(plan, stepOf(plan, 'fan'));
+  expect(ids.filter((id) => children.get(id)?.outcome === 'succeeded')).toHaveLength(50);
+  const peak = peakChildren(plan);
+  console.log(`fan-out of 50 under maxParallelism 5: peak ${peak} children at once`);
+  expect(peak).toBeLessThanOrEqual(5);
+  expect(peak).toBeGreaterThanOrEqual(2);
+  expect(plan.fetched.every((f) => f.count <= 5)).toBe(true);
+  expect(statesOf(plan)).toEqual({ fan: { outcome: 'succeeded', reason: 'ran' }, after: { outcome: 'succeeded', reason: 'ran' } });
+  checkOrdering(plan);
+}, 60_000);
