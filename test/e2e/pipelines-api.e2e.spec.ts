@@ -2,6 +2,7 @@
  * nothing stored, versions, ETag/If-Match, delete in use), tenancy and permissions, and starting runs
  * (parameters, Idempotency-Key, listing). Running pipelines end to end is pipelines.e2e.spec.ts. */
 import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
@@ -411,6 +412,24 @@ describe('runs', () => {
     const twice = await send('POST', `/v1/pipeline-runs/${runs[0].id}/cancel`);
     expect([twice.status, twice.body.error.code]).toEqual([409, 'PIPELINE_RUN_ALREADY_FINISHED']);
     for (const r of runs.slice(1)) await send('POST', `/v1/pipeline-runs/${r.id}/cancel`);
+  });
+
+  test('the workflow carries the run in its search attributes; a run whose workflow is gone is ended by cancel', async () => {
+    const p = await ok('POST', '/v1/pipelines', { name: unique('gone'), steps: [{ key: 'a', task: scriptTask.id }] });
+    const run = await ok('POST', `/v1/pipelines/${p.id}/runs`, {});
+    const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+    try {
+      const handle = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE }).workflow.getHandle(run.workflowId);
+      const sa = (await handle.describe()).searchAttributes as Record<string, unknown[]>;
+      expect(sa).toMatchObject({ TenantId: [tenantId], PipelineRunId: [run.id], Trigger: ['manual'] });
+      await handle.terminate('gone for the test').catch(() => undefined); // it may have ended by itself already
+    } finally {
+      await connection.close();
+    }
+    const cancelled = await send('POST', `/v1/pipeline-runs/${run.id}/cancel`);
+    if (cancelled.status === 409) return expect(cancelled.body.error.code).toBe('PIPELINE_RUN_ALREADY_FINISHED');
+    expect(cancelled.status).toBe(202);
+    expect(cancelled.body).toMatchObject({ status: 'cancelled', error: 'cancelled; its workflow is terminated' });
   });
 });
 

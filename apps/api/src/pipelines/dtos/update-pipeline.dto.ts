@@ -1,6 +1,8 @@
 import { ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
-import { IsString, MaxLength } from 'class-validator';
+import { Type } from 'class-transformer';
+import { IsString, MaxLength, ValidateNested } from 'class-validator';
 import { Nullable } from '../../common/validation';
+import { AlertSpecDto } from '../../tasks/dtos/create-task.dto';
 import { CreatePipelineDto } from './create-pipeline.dto';
 
 /**
@@ -9,7 +11,7 @@ import { CreatePipelineDto } from './create-pipeline.dto';
  * and `parameters` included). `null` clears `description` and `alerts` and is
  * refused for every other field.
  */
-export class UpdatePipelineDto extends PartialType(OmitType(CreatePipelineDto, ['description'] as const), {
+export class UpdatePipelineDto extends PartialType(OmitType(CreatePipelineDto, ['description', 'alerts'] as const), {
   skipNullProperties: false,
 }) {
   @ApiPropertyOptional({ maxLength: 2000, type: String, description: '`null` clears it.' })
@@ -17,4 +19,13 @@ export class UpdatePipelineDto extends PartialType(OmitType(CreatePipelineDto, [
   @IsString()
   @MaxLength(2000)
   description?: string | null;
+
+  @ApiPropertyOptional({
+    type: AlertSpecDto,
+    description: "Overrides the tenant's alert settings for this pipeline's runs; `null` goes back to them.",
+  })
+  @Nullable()
+  @ValidateNested()
+  @Type(() => AlertSpecDto)
+  alerts?: AlertSpecDto | null;
 }
