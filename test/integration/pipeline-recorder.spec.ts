@@ -1,0 +1,563 @@
+/* PipelineRecorder against the real PostgreSQL of the test run (no Temporal): opening runs (manual, a schedule's
+ * fire and its duplicate, a deleted pipeline, a retry taking over succeeded steps), preparing steps (when, forEach,
+ * templates over stored outputs, the task's state), the item inputs the workflow starts children with, settling
+ * steps with their outputs, and closing a run once with its failure/recovery alert. The step runs themselves are
+ * recorded through RunRecorder, as the child workflows do. */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { PipelineRecorder, RunRecorder, stepRunId } from '@task-scheduler/activities';
+import type { OpenPipelineRun } from '@task-scheduler/activities';
+import { DEFAULT_RETRY, PIPELINE_LIMITS, stepRunWorkflowId } from '@task-scheduler/contracts';
+import type { PipelineDefinition, PipelineStep, RunOutputs, StepItemStart } from '@task-scheduler/contracts';
+import { SHELL_DEFAULT_LIMITS, SHELL_MAX_LIMITS } from '@task-scheduler/core';
+import type { RunInputConfig } from '@task-scheduler/core';
+import { createDataSource } from '@task-scheduler/db';
+import type { DataSource } from 'typeorm';
+
+const config: RunInputConfig = {
+  TASK_QUEUE_PREFIX: 'pipeline-recorder-test',
+  HEARTBEAT_TIMEOUT_SECONDS: 15,
+  SHELL_MAX_LIMITS,
+  SHELL_DEFAULT_LIMITS,
+};
+const SEALED = 'v1.aXY.dGFn.Y2lwaGVydGV4dA';
+
+let ds: DataSource;
+let pipelines: PipelineRecorder;
+let runs: RunRecorder;
+let tenantId: string;
+
+beforeAll(async () => {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error('TEST_DATABASE_URL is not set: run this through the integration project (global setup)');
+  ds = createDataSource({ url, applicationName: 'task-scheduler-test-pipeline-recorder', poolSize: 4 });
+  await ds.initialize();
+  pipelines = new PipelineRecorder(ds, config);
+  runs = new RunRecorder(ds);
+  tenantId = await createTenant();
+});
+afterAll(async () => ds?.destroy());
+
+async function createTenant(alerts: object | null = null): Promise<string> {
+  const [{ id }] = await ds.query(`INSERT INTO tenants (slug, name, alert_settings) VALUES ($1, 'p', $2) RETURNING id`, [
+    `pipelines-${randomBytes(4).toString('hex')}`,
+    alerts && JSON.stringify(alerts),
+  ]);
+  return id;
+}
+
+async function createTask(
+  t: { executor?: 'shell' | 'http'; spec?: object; enabled?: boolean; secrets?: string | null } = {},
+): Promise<string> {
+  const executor = t.executor ?? 'shell';
+  const spec = t.spec ?? (executor === 'shell' ? { script: 'echo hi' } : { method: 'POST', url: 'https://api.example.com/{id}' });
+  const [{ id }] = await ds.query(
+    `INSERT INTO tasks (tenant_id, name, executor, spec, timeout_seconds, retry_policy, secrets, secret_names, enabled)
+     VALUES ($1, $2, $3, $4, 60, $5, $6, '{}', $7) RETURNING id`,
+    [
+      tenantId,
+      `task-${randomBytes(4).toString('hex')}`,
+      executor,
+      JSON.stringify(spec),
+      JSON.stringify(DEFAULT_RETRY),
+      t.secrets ?? null,
+      t.enabled ?? true,
+    ],
+  );
+  return id;
+}
+
+type StepInput = Partial<PipelineStep> & { key: string; taskId: string };
+
+function definition(steps: StepInput[], extra: Partial<PipelineDefinition> = {}): PipelineDefinition {
+  return {
+    parameters: [],
+    maxParallelism: 10,
+    failurePolicy: 'fail_fast',
+    ...extra,
+    steps: steps.map((s) => ({ dependsOn: [], triggerRule: 'all_success', ...s })),
+  };
+}
+
+/** A pipeline at version 1, written as the API writes it (row and version). */
+async function createPipeline(def: PipelineDefinition, alerts: object | null = null): Promise<string> {
+  const name = `pipeline-${randomBytes(4).toString('hex')}`;
+  const [{ id }] = await ds.query(
+    `INSERT INTO pipelines (tenant_id, name, version, definition, alerts) VALUES ($1, $2, 1, $3, $4) RETURNING id`,
+    [tenantId, name, JSON.stringify(def), alerts && JSON.stringify(alerts)],
+  );
+  await ds.query(
+    `INSERT INTO pipeline_versions (pipeline_id, tenant_id, version, action, name, definition) VALUES ($1, $2, 1, 'create', $3, $4)`,
+    [id, tenantId, name, JSON.stringify(def)],
+  );
+  return id;
+}
+
+/** A run the API recorded `queued` (manual, or a retry of another). */
+async function queueRun(pipelineId: string, opts: { params?: object; retryOf?: string } = {}): Promise<string> {
+  const id = randomUUID();
+  await ds.query(
+    `INSERT INTO pipeline_runs (id, tenant_id, pipeline_id, pipeline_version, trigger, status, params, retry_of_pipeline_run_id, workflow_id)
+     VALUES ($1, $2, $3, 1, $4, 'queued', $5, $6, $7)`,
+    [
+      id,
+      tenantId,
+      pipelineId,
+      opts.retryOf ? 'retry' : 'manual',
+      JSON.stringify(opts.params ?? {}),
+      opts.retryOf ?? null,
+      `pipeline-run-${id}`,
+    ],
+  );
+  return id;
+}
+
+function openArgs(pipelineRunId: string, pipelineId: string, over: Partial<OpenPipelineRun> = {}): OpenPipelineRun {
+  return {
+    pipelineRunId,
+    drawn: false,
+    tenantId,
+    pipelineId,
+    scheduleId: null,
+    scheduledAt: null,
+    params: null,
+    trigger: 'manual',
+    workflowId: `pipeline-run-${pipelineRunId}`,
+    temporalRunId: 'temporal-1',
+    ...over,
+  };
+}
+
+async function openedRun(pipelineId: string, opts: { params?: object; retryOf?: string } = {}): Promise<string> {
+  const id = await queueRun(pipelineId, opts);
+  const opened = await pipelines.openRun(openArgs(id, pipelineId, { trigger: opts.retryOf ? 'retry' : 'manual' }));
+  expect(opened.kind).toBe('open');
+  return id;
+}
+
+/** Runs an item as its child workflow records it: the run row from its input, then its final state with outputs. */
+async function runItem(start: StepItemStart, status: 'succeeded' | 'failed', outputs: RunOutputs | null): Promise<void> {
+  expect(await runs.ensureRun(start.input, start.workflowId, `temporal-${start.input.runId}`)).toEqual({ duplicateOf: null });
+  await runs.finalizeRun({
+    runId: start.input.runId,
+    status,
+    attempts: 1,
+    exitCode: status === 'succeeded' ? 0 : 1,
+    error: null,
+    stdout: null,
+    stderr: null,
+    outputs,
+  });
+}
+
+async function stepRow(pipelineRunId: string, key: string): Promise<Record<string, unknown>> {
+  const [row] = await ds.query(`SELECT * FROM pipeline_run_steps WHERE pipeline_run_id = $1 AND step_key = $2`, [pipelineRunId, key]);
+  return row;
+}
+
+/** Prepares, starts and records a single-run step that succeeds with `outputs`, then settles it. */
+async function succeedStep(pipelineRunId: string, key: string, outputs: RunOutputs): Promise<void> {
+  expect(await pipelines.prepareStep({ pipelineRunId, stepKey: key, upstream: {} })).toEqual({
+    action: 'run',
+    itemCount: 1,
+    fanOut: false,
+  });
+  const [start] = await pipelines.stepItems({ pipelineRunId, stepKey: key, from: 0, count: 1 });
+  await runItem(start, 'succeeded', outputs);
+  await pipelines.settleStep({ pipelineRunId, stepKey: key, outcome: 'succeeded', reason: 'ran', error: null });
+}
+
+describe('openRun', () => {
+  test('a manual run: running, every step pending, the plan in definition order; a retried call converges', async () => {
+    const task = await createTask();
+    const def = definition(
+      [
+        { key: 'b', taskId: task },
+        { key: 'a', taskId: task, dependsOn: ['b'], triggerRule: 'all_done' },
+      ],
+      {
+        maxParallelism: 3,
+        failurePolicy: 'continue',
+      },
+    );
+    const pipelineId = await createPipeline(def);
+    const id = await queueRun(pipelineId);
+    const first = await pipelines.openRun(openArgs(id, pipelineId));
+    expect(first).toEqual({
+      kind: 'open',
+      plan: {
+        pipelineRunId: id,
+        pipelineVersion: 1,
+        steps: [
+          { key: 'b', dependsOn: [], triggerRule: 'all_success' },
+          { key: 'a', dependsOn: ['b'], triggerRule: 'all_done' },
+        ],
+        maxParallelism: 3,
+        failurePolicy: 'continue',
+        reused: [],
+      },
+    });
+    expect(await pipelines.openRun(openArgs(id, pipelineId, { temporalRunId: 'temporal-2' }))).toEqual(first);
+    const [run] = await ds.query(`SELECT status, temporal_run_id, started_at FROM pipeline_runs WHERE id = $1`, [id]);
+    expect(run).toMatchObject({ status: 'running', temporal_run_id: 'temporal-2', started_at: expect.any(Date) });
+    const steps = await ds.query(`SELECT step_key, status, task_id FROM pipeline_run_steps WHERE pipeline_run_id = $1 ORDER BY step_key`, [
+      id,
+    ]);
+    expect(steps).toEqual([
+      { step_key: 'a', status: 'pending', task_id: task },
+      { step_key: 'b', status: 'pending', task_id: task },
+    ]);
+  });
+
+  test('a schedule fire is recorded with defaults; another workflow of the same fire is a duplicate', async () => {
+    const task = await createTask();
+    const pipelineId = await createPipeline(
+      definition([{ key: 'a', taskId: task }], { parameters: [{ name: 'region', default: 'eu' }, { name: 'day' }] }),
+    );
+    const [{ id: scheduleId }] = await ds.query(
+      `INSERT INTO schedules (tenant_id, pipeline_id, params, name, spec, policies, temporal_schedule_id)
+       VALUES ($1, $2, '{"day":"mon"}', $3, '{}', '{}', $3) RETURNING id`,
+      [tenantId, pipelineId, `schedule-${randomBytes(4).toString('hex')}`],
+    );
+    const scheduledAt = '2026-12-01T10:00:00.000Z';
+    const fire = (id: string) =>
+      openArgs(id, pipelineId, { drawn: true, trigger: 'schedule', scheduleId, scheduledAt, params: { day: 'mon' } });
+    const first = randomUUID();
+    expect((await pipelines.openRun(fire(first))).kind).toBe('open');
+    expect((await pipelines.openRun(fire(first))).kind).toBe('open'); // a retried activity
+    const second = randomUUID();
+    expect(await pipelines.openRun(fire(second))).toEqual({ kind: 'duplicate', pipelineRunId: second, duplicateOf: first });
+    const rows = await ds.query(`SELECT id, trigger, status, params, scheduled_at FROM pipeline_runs WHERE schedule_id = $1`, [scheduleId]);
+    expect(rows).toEqual([
+      { id: first, trigger: 'schedule', status: 'running', params: { day: 'mon', region: 'eu' }, scheduled_at: new Date(scheduledAt) },
+    ]);
+
+    // A fire missing a required parameter (the pipeline gained one since) is recorded refused.
+    const third = randomUUID();
+    const refused = await pipelines.openRun({ ...fire(third), scheduledAt: '2026-12-02T10:00:00.000Z', params: {} });
+    expect(refused).toEqual({
+      kind: 'refused',
+      pipelineRunId: third,
+      reason: 'params_invalid: required parameter day not given; nothing ran',
+    });
+  });
+
+  test('a fire of a deleted pipeline is refused and recorded cancelled; so is a queued run whose pipeline went', async () => {
+    const pipelineId = await createPipeline(definition([{ key: 'a', taskId: await createTask() }]));
+    const queued = await queueRun(pipelineId);
+    await ds.query(`UPDATE pipelines SET deleted_at = now() WHERE id = $1`, [pipelineId]);
+    const id = randomUUID();
+    const opened = await pipelines.openRun(openArgs(id, pipelineId, { drawn: true, trigger: 'schedule' }));
+    expect(opened).toEqual({ kind: 'refused', pipelineRunId: id, reason: expect.stringMatching(/^pipeline_deleted: /) });
+    expect(await pipelines.openRun(openArgs(id, pipelineId, { drawn: true, trigger: 'schedule' }))).toEqual(opened);
+    expect((await pipelines.openRun(openArgs(queued, pipelineId))).kind).toBe('refused');
+    const rows = await ds.query(`SELECT status, error, finished_at FROM pipeline_runs WHERE id = ANY($1)`, [[id, queued]]);
+    expect(rows).toEqual([
+      { status: 'cancelled', error: expect.stringMatching(/^pipeline_deleted: /), finished_at: expect.any(Date) },
+      { status: 'cancelled', error: expect.stringMatching(/^pipeline_deleted: /), finished_at: expect.any(Date) },
+    ]);
+    expect(await ds.query(`SELECT 1 FROM pipeline_run_steps WHERE pipeline_run_id = ANY($1)`, [[id, queued]])).toEqual([]);
+  });
+
+  test('a retry takes over the succeeded steps nothing re-run feeds, with their outputs', async () => {
+    const task = await createTask();
+    const pipelineId = await createPipeline(
+      definition([
+        { key: 'a', taskId: task },
+        { key: 'b', taskId: task, dependsOn: ['a'] },
+        { key: 'c', taskId: task },
+        { key: 'd', taskId: task, dependsOn: ['b', 'c'] },
+      ]),
+    );
+    const first = await openedRun(pipelineId);
+    await succeedStep(first, 'a', { n: 1 });
+    await pipelines.settleStep({ pipelineRunId: first, stepKey: 'b', outcome: 'failed', reason: 'ran', error: 'exit 1' });
+    await succeedStep(first, 'c', { n: 3 });
+    await pipelines.settleStep({ pipelineRunId: first, stepKey: 'd', outcome: 'skipped', reason: 'trigger_rule', error: null });
+    await pipelines.closeRun({ pipelineRunId: first, status: 'failed', error: 'step b failed' });
+
+    const retry = await queueRun(pipelineId, { retryOf: first });
+    const opened = await pipelines.openRun(openArgs(retry, pipelineId, { trigger: 'retry' }));
+    expect(opened.kind === 'open' && opened.plan.reused).toEqual(['a', 'c']);
+    const steps = await ds.query(
+      `SELECT step_key, status, reason, outputs, reused_from_pipeline_run_id FROM pipeline_run_steps WHERE pipeline_run_id = $1 ORDER BY step_key`,
+      [retry],
+    );
+    expect(steps).toEqual([
+      { step_key: 'a', status: 'succeeded', reason: 'reused', outputs: { n: 1 }, reused_from_pipeline_run_id: first },
+      { step_key: 'b', status: 'pending', reason: null, outputs: null, reused_from_pipeline_run_id: null },
+      { step_key: 'c', status: 'succeeded', reason: 'reused', outputs: { n: 3 }, reused_from_pipeline_run_id: first },
+      { step_key: 'd', status: 'pending', reason: null, outputs: null, reused_from_pipeline_run_id: null },
+    ]);
+    // b's templates see a's outputs, carried over.
+    expect(await pipelines.prepareStep({ pipelineRunId: retry, stepKey: 'b', upstream: { a: 'succeeded' } })).toMatchObject({
+      action: 'run',
+    });
+  });
+});
+
+describe('prepareStep', () => {
+  test('when false skips; an empty list skips; a list too long, not a list or a missing output fails, readably', async () => {
+    const task = await createTask();
+    const many = Array.from({ length: PIPELINE_LIMITS.maxItemsPerStep + 1 }, (_, i) => i);
+    const pipelineId = await createPipeline(
+      definition(
+        [
+          { key: 'extract', taskId: task },
+          { key: 'gated', taskId: task, dependsOn: ['extract'], when: 'steps.extract.outputs.count > 3' },
+          { key: 'none', taskId: task, dependsOn: ['extract'], forEach: '{{ steps.extract.outputs.rows_list }}' },
+          { key: 'empty', taskId: task, forEach: [] },
+          { key: 'toomany', taskId: task, forEach: many },
+          { key: 'notlist', taskId: task, forEach: '{{ params.region }}' },
+          { key: 'missing', taskId: task, dependsOn: ['extract'], overrides: { env: { ROWS: '{{ steps.extract.outputs.rows }}' } } },
+        ],
+        { parameters: [{ name: 'region', default: 'eu' }] },
+      ),
+    );
+    const id = await openedRun(pipelineId, { params: { region: 'eu' } });
+    await succeedStep(id, 'extract', { count: 2, path: '/tmp/x', rows_list: [] });
+    const prepare = (stepKey: string) => pipelines.prepareStep({ pipelineRunId: id, stepKey, upstream: { extract: 'succeeded' } });
+
+    expect(await prepare('gated')).toEqual({ action: 'skip', reason: 'condition_false', detail: expect.stringContaining('is false') });
+    expect(await prepare('none')).toEqual({ action: 'skip', reason: 'empty_list', detail: 'forEach gave no items' });
+    expect(await prepare('empty')).toEqual({ action: 'skip', reason: 'empty_list', detail: 'forEach gave no items' });
+    expect(await prepare('toomany')).toEqual({
+      action: 'fail',
+      error: `forEach: the list has ${many.length} items; a step runs at most ${PIPELINE_LIMITS.maxItemsPerStep}`,
+    });
+    expect(await prepare('notlist')).toEqual({ action: 'fail', error: 'forEach: "{{ params.region }}" gave the string "eu", not a list' });
+    const missing = await prepare('missing');
+    // jsonb keeps keys shortest first, so that is the order the message lists them in.
+    expect(missing).toEqual({ action: 'fail', error: expect.stringContaining('overrides.env.ROWS') });
+    expect(missing.action === 'fail' && missing.error).toContain('step extract has no output "rows" (it has: path, count, rows_list)');
+    // Nothing of a step that does not run is written by preparing it: settleStep records why.
+    for (const key of ['gated', 'none', 'toomany', 'missing'])
+      expect(await stepRow(id, key)).toMatchObject({ status: 'pending', started_at: null });
+  });
+
+  test('renders templates from outputs, params and items; a disabled, deleted or unsuitable task fails the step', async () => {
+    const shell = await createTask();
+    const http = await createTask({ executor: 'http' });
+    const off = await createTask({ enabled: false });
+    const gone = await createTask();
+    await ds.query(`UPDATE tasks SET deleted_at = now() WHERE id = $1`, [gone]);
+    const pipelineId = await createPipeline(
+      definition(
+        [
+          { key: 'extract', taskId: shell },
+          {
+            key: 'load',
+            taskId: http,
+            dependsOn: ['extract'],
+            forEach: '{{ steps.extract.outputs.ids }}',
+            overrides: {
+              variables: { id: '{{ item }}' },
+              headers: { 'X-Run': 'item {{ itemIndex }} of {{ size(steps.extract.outputs.ids) }}' },
+              body: {
+                ids: '{{ steps.extract.outputs.ids }}',
+                region: '{{ params.region }}',
+                count: '{{ steps.extract.outputs.count + 1 }}',
+              },
+            },
+          },
+          { key: 'off', taskId: off },
+          { key: 'gone', taskId: gone },
+          { key: 'wrong', taskId: shell, overrides: { headers: { A: 'b' } } },
+        ],
+        { parameters: [{ name: 'region', default: 'eu' }] },
+      ),
+    );
+    const id = await openedRun(pipelineId, { params: { region: 'us' } });
+    await succeedStep(id, 'extract', { ids: ['x', 'y'], count: 5 });
+    expect(await pipelines.prepareStep({ pipelineRunId: id, stepKey: 'load', upstream: { extract: 'succeeded' } })).toEqual({
+      action: 'run',
+      itemCount: 2,
+      fanOut: true,
+    });
+    expect(await stepRow(id, 'load')).toMatchObject({ status: 'running', item_count: 2, items: ['x', 'y'], started_at: expect.any(Date) });
+    // Prepared once: a retried call answers the same without evaluating again.
+    expect(await pipelines.prepareStep({ pipelineRunId: id, stepKey: 'load', upstream: { extract: 'succeeded' } })).toEqual({
+      action: 'run',
+      itemCount: 2,
+      fanOut: true,
+    });
+    const starts = await pipelines.stepItems({ pipelineRunId: id, stepKey: 'load', from: 0, count: 10 });
+    expect(starts.map((s) => s.input.http)).toEqual([
+      expect.objectContaining({
+        variables: { id: 'x' },
+        headers: { 'X-Run': 'item 0 of 2' },
+        body: { ids: ['x', 'y'], region: 'us', count: 6 },
+      }),
+      expect.objectContaining({ variables: { id: 'y' }, headers: { 'X-Run': 'item 1 of 2' } }),
+    ]);
+
+    const prepare = (stepKey: string) => pipelines.prepareStep({ pipelineRunId: id, stepKey, upstream: {} });
+    expect(await prepare('off')).toEqual({ action: 'fail', error: expect.stringMatching(/^task task-\w+ is disabled$/) });
+    expect(await prepare('gone')).toEqual({ action: 'fail', error: expect.stringMatching(/^task task-\w+ was deleted$/) });
+    expect(await prepare('wrong')).toEqual({ action: 'fail', error: 'headers cannot override a shell task (it takes env, args)' });
+  });
+});
+
+describe('stepItems', () => {
+  test('inputs of a shell fan-out: deterministic run ids, ITEM_INDEX and ITEM, sealed secrets, trigger pipeline, paged', async () => {
+    const task = await createTask({ secrets: SEALED, spec: { command: 'process', args: ['--all'], env: { MODE: 'batch' } } });
+    const items = ['plain', { k: 1 }, 3];
+    const pipelineId = await createPipeline(
+      definition([{ key: 'each', taskId: task, forEach: items, overrides: { args: ['--item', '{{ item }}', '--at', '{{ itemIndex }}'] } }]),
+    );
+    const id = await openedRun(pipelineId);
+    expect(await pipelines.prepareStep({ pipelineRunId: id, stepKey: 'each', upstream: {} })).toEqual({
+      action: 'run',
+      itemCount: 3,
+      fanOut: true,
+    });
+    const starts = await pipelines.stepItems({ pipelineRunId: id, stepKey: 'each', from: 0, count: 50 });
+    expect(starts.map((s) => [s.itemIndex, s.workflowId, s.input.runId])).toEqual(
+      [0, 1, 2].map((i) => [i, stepRunWorkflowId(id, 'each', i), stepRunId(id, 'each', i)]),
+    );
+    expect(new Set(starts.map((s) => s.input.runId)).size).toBe(3);
+    for (const s of starts) expect(s.input.runId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(starts.map((s) => s.input.shell?.env)).toEqual([
+      { MODE: 'batch', ITEM_INDEX: '0', ITEM: 'plain' },
+      { MODE: 'batch', ITEM_INDEX: '1', ITEM: '{"k":1}' },
+      { MODE: 'batch', ITEM_INDEX: '2', ITEM: '3' },
+    ]);
+    expect(starts.map((s) => s.input.shell?.args)).toEqual([
+      ['--item', 'plain', '--at', '0'],
+      ['--item', '{"k":1}', '--at', '1'],
+      ['--item', '3', '--at', '2'],
+    ]);
+    expect(starts[1].input).toMatchObject({
+      tenantId,
+      taskId: task,
+      taskVersion: 1,
+      trigger: 'pipeline',
+      executor: 'shell',
+      secrets: SEALED,
+      shellTaskQueue: 'pipeline-recorder-test.shell',
+      pipeline: { pipelineRunId: id, stepKey: 'each', itemIndex: 1 },
+    });
+    expect(starts[1].input.shell?.limits).toEqual(SHELL_DEFAULT_LIMITS);
+
+    // The same items again (a retried activity, a workflow continued as new), and a page of them.
+    expect(await pipelines.stepItems({ pipelineRunId: id, stepKey: 'each', from: 0, count: 50 })).toEqual(starts);
+    expect(await pipelines.stepItems({ pipelineRunId: id, stepKey: 'each', from: 1, count: 1 })).toEqual([starts[1]]);
+    expect(await pipelines.stepItems({ pipelineRunId: id, stepKey: 'each', from: 3, count: 5 })).toEqual([]);
+  });
+
+  test('a single-run step has one input without item; a step not prepared is refused', async () => {
+    const task = await createTask();
+    const pipelineId = await createPipeline(
+      definition([
+        { key: 'one', taskId: task },
+        { key: 'two', taskId: task },
+      ]),
+    );
+    const id = await openedRun(pipelineId);
+    await pipelines.prepareStep({ pipelineRunId: id, stepKey: 'one', upstream: {} });
+    const [start, ...rest] = await pipelines.stepItems({ pipelineRunId: id, stepKey: 'one', from: 0, count: 50 });
+    expect(rest).toEqual([]);
+    expect(start).toMatchObject({ itemIndex: null, workflowId: stepRunWorkflowId(id, 'one', null) });
+    expect(start.input.runId).toBe(stepRunId(id, 'one', null));
+    expect(start.input.pipeline).toEqual({ pipelineRunId: id, stepKey: 'one', itemIndex: null });
+    expect(start.input.shell?.env).toBeUndefined();
+    await expect(pipelines.stepItems({ pipelineRunId: id, stepKey: 'two', from: 0, count: 1 })).rejects.toMatchObject({
+      type: 'PipelineStepNotPrepared',
+      nonRetryable: true,
+    });
+  });
+});
+
+describe('settleStep', () => {
+  test("a fan-out's outputs are its items' in item order; a single run's are its own; settling twice changes nothing", async () => {
+    const task = await createTask();
+    const pipelineId = await createPipeline(
+      definition([
+        { key: 'each', taskId: task, forEach: ['a', 'b', 'c'] },
+        {
+          key: 'after',
+          taskId: task,
+          dependsOn: ['each'],
+          triggerRule: 'all_done',
+          overrides: { env: { N: '{{ size(steps.each.outputs) }}' } },
+        },
+      ]),
+    );
+    const id = await openedRun(pipelineId);
+    await pipelines.prepareStep({ pipelineRunId: id, stepKey: 'each', upstream: {} });
+    const starts = await pipelines.stepItems({ pipelineRunId: id, stepKey: 'each', from: 0, count: 50 });
+    // Items end out of order; item 1 fails without outputs.
+    await runItem(starts[2], 'succeeded', { v: 'c' });
+    await runItem(starts[1], 'failed', null);
+    await runItem(starts[0], 'succeeded', { v: 'a' });
+    const recorded = await ds.query(
+      `SELECT id, trigger, pipeline_step_key, item_index, outputs FROM runs WHERE pipeline_run_id = $1 ORDER BY item_index`,
+      [id],
+    );
+    expect(recorded).toEqual([
+      { id: starts[0].input.runId, trigger: 'pipeline', pipeline_step_key: 'each', item_index: 0, outputs: { v: 'a' } },
+      { id: starts[1].input.runId, trigger: 'pipeline', pipeline_step_key: 'each', item_index: 1, outputs: null },
+      { id: starts[2].input.runId, trigger: 'pipeline', pipeline_step_key: 'each', item_index: 2, outputs: { v: 'c' } },
+    ]);
+    await pipelines.settleStep({ pipelineRunId: id, stepKey: 'each', outcome: 'failed', reason: 'ran', error: '1 of 3 items failed' });
+    await pipelines.settleStep({ pipelineRunId: id, stepKey: 'each', outcome: 'succeeded', reason: 'ran', error: null });
+    expect(await stepRow(id, 'each')).toMatchObject({
+      status: 'failed',
+      reason: 'ran',
+      error: '1 of 3 items failed',
+      outputs: [{ v: 'a' }, null, { v: 'c' }],
+      finished_at: expect.any(Date),
+    });
+    await pipelines.prepareStep({ pipelineRunId: id, stepKey: 'after', upstream: { each: 'failed' } });
+    const [after] = await pipelines.stepItems({ pipelineRunId: id, stepKey: 'after', from: 0, count: 1 });
+    expect(after.input.shell?.env).toEqual({ N: '3' });
+    await runItem(after, 'succeeded', { done: true });
+    await pipelines.settleStep({ pipelineRunId: id, stepKey: 'after', outcome: 'succeeded', reason: 'ran', error: null });
+    expect(await stepRow(id, 'after')).toMatchObject({ status: 'succeeded', outputs: { done: true } });
+  });
+});
+
+describe('closeRun', () => {
+  test('final once; a failure alerts (once per run), a later success sends the recovery', async () => {
+    const task = await createTask();
+    const pipelineId = await createPipeline(definition([{ key: 'a', taskId: task }]), {
+      webhookUrl: 'https://alerts.example/pipelines',
+      onRecovery: true,
+    });
+    const failed = await openedRun(pipelineId);
+    await pipelines.settleStep({ pipelineRunId: failed, stepKey: 'a', outcome: 'failed', reason: 'ran', error: 'exit 1' });
+    const closed = await pipelines.closeRun({ pipelineRunId: failed, status: 'failed', error: 'step a failed' });
+    expect(closed.alert).toEqual({
+      url: 'https://alerts.example/pipelines',
+      kind: 'failure',
+      idempotencyKey: `alert-pipeline-run-${failed}`,
+      payload: expect.objectContaining({
+        kind: 'failure',
+        tenantId,
+        pipelineId,
+        pipelineName: expect.stringMatching(/^pipeline-/),
+        pipelineRunId: failed,
+        status: 'failed',
+        error: 'step a failed',
+        failedSteps: ['a'],
+      }),
+    });
+    // A retried close: same decision, and the status stays.
+    expect(await pipelines.closeRun({ pipelineRunId: failed, status: 'succeeded', error: null })).toEqual(closed);
+    const [row] = await ds.query(`SELECT status, error, finished_at FROM pipeline_runs WHERE id = $1`, [failed]);
+    expect(row).toEqual({ status: 'failed', error: 'step a failed', finished_at: expect.any(Date) });
+
+    // Another failure within the window is suppressed; then a success recovers.
+    const again = await openedRun(pipelineId);
+    expect(await pipelines.closeRun({ pipelineRunId: again, status: 'failed', error: 'step a failed' })).toEqual({ alert: null });
+    const ok = await openedRun(pipelineId);
+    const recovered = await pipelines.closeRun({ pipelineRunId: ok, status: 'succeeded', error: null });
+    expect(recovered.alert).toMatchObject({
+      kind: 'recovery',
+      payload: { status: 'succeeded', failedSteps: [], suppressedSinceLastAlert: 1 },
+    });
+    const cancelled = await openedRun(pipelineId);
+    expect(await pipelines.closeRun({ pipelineRunId: cancelled, status: 'cancelled', error: 'the pipeline run was cancelled' })).toEqual({
+      alert: null,
+    });
+  });
+});
