@@ -162,8 +162,9 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
       memo?.scheduleVersion !== row.version
         ? `updated: Temporal had version ${String(memo?.scheduleVersion)}, the row ${row.version}`
         : // A task change whose resync did not reach Temporal: its fires would still run the old task version.
-          memo?.taskVersion !== desired.task.version
-          ? `updated: Temporal had task version ${String(memo?.taskVersion)}, the task ${desired.task.version}`
+          // (A pipeline schedule's fires read the pipeline's current version themselves: nothing to compare.)
+          desired.target.kind === 'task' && memo?.taskVersion !== desired.target.task.version
+          ? `updated: Temporal had task version ${String(memo?.taskVersion)}, the task ${desired.target.task.version}`
           : // Saved before crons were read by the product: Temporal's reading differs (`MON#2` fired every Monday).
             memo?.specEncoding !== SPEC_ENCODING
             ? `updated: spec re-sent in encoding ${SPEC_ENCODING} (crons as calendar rules)`

@@ -1,7 +1,14 @@
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_CATCHUP_WINDOW_SECONDS, taskQueues } from '@task-scheduler/contracts';
-import type { CalendarRule, OverlapPolicy, ScheduleSpecInput, ShellSpec, TenantShellPolicy } from '@task-scheduler/contracts';
-import type { CalendarEntity, ScheduleEntity, TaskEntity } from '@task-scheduler/db';
+import type {
+  CalendarRule,
+  OverlapPolicy,
+  PipelineRunInput,
+  ScheduleSpecInput,
+  ShellSpec,
+  TenantShellPolicy,
+} from '@task-scheduler/contracts';
+import type { CalendarEntity, PipelineEntity, ScheduleEntity, TaskEntity } from '@task-scheduler/db';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { CalendarSpec, ScheduleOptions, ScheduleSpec, ScheduleUpdateOptions } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
@@ -191,9 +198,12 @@ export function temporalSpecOf(
   };
 }
 
+/** What each fire starts: a run of the task, or a run of the pipeline (its version of the moment of the fire). */
+export type DesiredTarget = { kind: 'task'; task: TaskEntity } | { kind: 'pipeline'; pipeline: PipelineEntity };
+
 export interface DesiredSchedule {
   schedule: ScheduleEntity;
-  task: TaskEntity;
+  target: DesiredTarget;
   calendars: readonly CalendarEntity[];
   /** The tenant is suspended: the schedule stays paused in Temporal whatever its own state. */
   tenantSuspended: boolean;
@@ -212,41 +222,78 @@ export const TASK_DISABLED_NOTE = 'paused: task disabled';
 
 export function effectivePause(d: DesiredSchedule): { paused: boolean; note: string | undefined } {
   if (d.tenantSuspended) return { paused: true, note: TENANT_SUSPENDED_NOTE };
-  if (!d.task.enabled) return { paused: true, note: TASK_DISABLED_NOTE };
-  if (egressForbidden(d.task.spec as ShellSpec, d.shellPolicy)) return { paused: true, note: EGRESS_FORBIDDEN_NOTE };
+  // A pipeline's steps are checked when each starts (a disabled task's step fails), not by pausing the schedule.
+  if (d.target.kind === 'task') {
+    if (!d.target.task.enabled) return { paused: true, note: TASK_DISABLED_NOTE };
+    if (egressForbidden(d.target.task.spec as ShellSpec, d.shellPolicy)) return { paused: true, note: EGRESS_FORBIDDEN_NOTE };
+  }
   return { paused: d.schedule.paused, note: d.schedule.paused ? (d.schedule.pauseNote ?? 'paused') : undefined };
+}
+
+type StartAction = Omit<ScheduleUpdateOptions, 'state'>['action'];
+
+/**
+ * The workflow each fire starts. Its input is the same for every fire, so it names no run: the workflow
+ * draws the run id and records the run (with the fire's time) first thing.
+ */
+function actionOf(config: AppConfig, d: DesiredSchedule): StartAction {
+  const { schedule, target } = d;
+  const queues = taskQueues(config.TASK_QUEUE_PREFIX);
+  const common = {
+    type: 'startWorkflow' as const,
+    taskQueue: queues.workflows,
+    // Temporal appends each fire's time to this id.
+    workflowId: `schedule-${schedule.id}`,
+    priority: { fairnessKey: schedule.tenantId },
+  };
+  // The reconciler compares the memo with the rows to find schedules Temporal holds an old version of.
+  // `apiPaused`: the pause state the API itself wrote, beside it. Temporal's UI, CLI and pauseOnFailure change
+  // the state but not the memo, so a state that differs from it was changed in Temporal (and is adopted), while
+  // one equal to it that the row does not share comes from an API change whose commit failed (and is reverted).
+  const memo = { scheduleVersion: schedule.version, specEncoding: SPEC_ENCODING, apiPaused: effectivePause(d).paused };
+  if (target.kind === 'pipeline') {
+    const { pipeline } = target;
+    // No pipeline version here: the workflow runs the version current at the fire, so a pipeline change needs no resync.
+    const input: PipelineRunInput = {
+      tenantId: pipeline.tenantId,
+      pipelineId: pipeline.id,
+      scheduleId: schedule.id,
+      params: schedule.params ?? {},
+      trigger: 'schedule',
+      httpTaskQueue: queues.http,
+    };
+    return {
+      ...common,
+      workflowType: 'pipelineRunWorkflow',
+      args: [input],
+      // The workflow adds PipelineRunId once it has drawn the run's id.
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: SA.tenantId, value: pipeline.tenantId },
+        { key: SA.trigger, value: 'schedule' },
+      ]),
+      memo: { ...memo, pipelineName: pipeline.name },
+    };
+  }
+  const { task } = target;
+  return {
+    ...common,
+    workflowType: 'taskRunWorkflow',
+    args: [runInputOf(config, task, { trigger: 'schedule', scheduleId: schedule.id, shellPolicy: d.shellPolicy })],
+    typedSearchAttributes: new TypedSearchAttributes([
+      { key: SA.tenantId, value: task.tenantId },
+      { key: SA.taskId, value: task.id },
+      { key: SA.trigger, value: 'schedule' },
+    ]),
+    memo: { ...memo, taskVersion: task.version, taskName: task.name },
+  };
 }
 
 /** Everything but the id and the creation-only parts, shared by create and update. */
 function body(config: AppConfig, d: DesiredSchedule): Omit<ScheduleUpdateOptions, 'state'> {
-  const { schedule, task } = d;
-  const queues = taskQueues(config.TASK_QUEUE_PREFIX);
+  const { schedule } = d;
   return {
     spec: temporalSpecOf(schedule.spec, d.calendars),
-    action: {
-      type: 'startWorkflow',
-      workflowType: 'taskRunWorkflow',
-      taskQueue: queues.workflows,
-      // Temporal appends each fire's time to this id.
-      workflowId: `schedule-${schedule.id}`,
-      args: [runInputOf(config, task, { trigger: 'schedule', scheduleId: schedule.id, shellPolicy: d.shellPolicy })],
-      typedSearchAttributes: new TypedSearchAttributes([
-        { key: SA.tenantId, value: task.tenantId },
-        { key: SA.taskId, value: task.id },
-        { key: SA.trigger, value: 'schedule' },
-      ]),
-      // The reconciler compares these with the rows to find schedules Temporal holds an old version (of either) of.
-      // `apiPaused`: the pause state the API itself wrote, beside it. Temporal's UI, CLI and pauseOnFailure change
-      // the state but not the memo, so a state that differs from it was changed in Temporal (and is adopted), while
-      // one equal to it that the row does not share comes from an API change whose commit failed (and is reverted).
-      memo: {
-        scheduleVersion: schedule.version,
-        taskVersion: task.version,
-        taskName: task.name,
-        specEncoding: SPEC_ENCODING,
-        apiPaused: effectivePause(d).paused,
-      },
-    },
+    action: actionOf(config, d),
     policies: {
       overlap: overlapOf(schedule.policies.overlap),
       catchupWindow: `${schedule.policies.catchupWindowSeconds ?? DEFAULT_CATCHUP_WINDOW_SECONDS}s`,
@@ -261,8 +308,8 @@ export function createOptionsOf(config: AppConfig, d: DesiredSchedule): Schedule
     scheduleId: d.schedule.temporalScheduleId,
     ...body(config, d),
     typedSearchAttributes: new TypedSearchAttributes([
-      { key: SA.tenantId, value: d.task.tenantId },
-      { key: SA.taskId, value: d.task.id },
+      { key: SA.tenantId, value: d.schedule.tenantId },
+      ...(d.target.kind === 'task' ? [{ key: SA.taskId, value: d.target.task.id }] : []),
     ]),
     state: { ...effectivePause(d), ...(remainingActions != null ? { remainingActions } : {}) },
   };

@@ -3,11 +3,13 @@ import type { Response } from 'express';
 import {
   ApiAcceptedResponse,
   ApiCreatedResponse,
+  ApiExtraModels,
   ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
   ApiPropertyOptional,
   ApiTags,
+  getSchemaPath,
 } from '@nestjs/swagger';
 import { ApiErrors, ApiResponseHeaders } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
@@ -37,9 +39,12 @@ import { temporalSpecOf } from './schedule-translator';
 import { SchedulesService } from './schedules.service';
 import { RunResponse } from '../runs/dtos/run.response';
 import { RunsService } from '../runs/runs.service';
+import { PipelineRunResponse } from '../pipeline-runs/dtos/pipeline-run.response';
+import { PipelineRunsService } from '../pipeline-runs/pipeline-runs.service';
 
 class ListSchedulesQueryDto extends ListQueryDto {
   @ApiPropertyOptional() @Optional() @IsUUID() taskId?: string;
+  @ApiPropertyOptional() @Optional() @IsUUID() pipelineId?: string;
 
   @ApiPropertyOptional()
   @Optional()
@@ -60,6 +65,7 @@ export class SchedulesController {
     private readonly schedules: SchedulesService,
     private readonly previews: SchedulePreviewService,
     private readonly runs: RunsService,
+    private readonly pipelineRuns: PipelineRunsService,
   ) {}
 
   private async full(s: Awaited<ReturnType<SchedulesService['get']>>): Promise<ScheduleResponse> {
@@ -69,7 +75,7 @@ export class SchedulesController {
 
   @Post()
   @ApiOperation({ operationId: 'createSchedule', summary: 'Create a schedule (and its Temporal Schedule)' })
-  @ApiErrors(ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.TASK_DISABLED, ErrorCode.PIPELINE_PARAMS_INVALID, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiCreatedResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateScheduleDto): Promise<ScheduleResponse> {
@@ -98,7 +104,13 @@ export class SchedulesController {
   @ApiOkResponse({ type: SchedulePage })
   @RequirePermission('schedules:read')
   async list(@Ctx() ctx: RequestContext, @Query() q: ListSchedulesQueryDto): Promise<Page<ScheduleResponse>> {
-    const page = await this.schedules.list(ctx, { limit: q.limit ?? 50, cursor: q.cursor, taskId: q.taskId, paused: q.paused });
+    const page = await this.schedules.list(ctx, {
+      limit: q.limit ?? 50,
+      cursor: q.cursor,
+      taskId: q.taskId,
+      pipelineId: q.pipelineId,
+      paused: q.paused,
+    });
     return mapPage(page, (s) => ScheduleResponse.from(s, this.schedules.uiUrl(s)));
   }
 
@@ -113,7 +125,7 @@ export class SchedulesController {
 
   @Patch(':id')
   @ApiOperation({ operationId: 'updateSchedule', summary: 'Change a schedule (spec replaced whole, policies merged)' })
-  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.PIPELINE_PARAMS_INVALID, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async update(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: UpdateScheduleDto): Promise<ScheduleResponse> {
@@ -157,22 +169,33 @@ export class SchedulesController {
     ErrorCode.SCHEDULE_NOT_FOUND,
     ErrorCode.TASK_DISABLED,
     ErrorCode.TASK_EGRESS_FORBIDDEN,
+    ErrorCode.PIPELINE_PARAMS_INVALID,
     ErrorCode.SCHEDULE_TRIGGER_NOT_STARTED,
     ErrorCode.SCHEDULE_RUN_NOT_RECORDED,
     ErrorCode.TEMPORAL_UNAVAILABLE,
   )
   @ApiResponseHeaders('Location')
-  @ApiAcceptedResponse({ type: RunResponse, description: 'The run the fire started.' })
+  @ApiExtraModels(RunResponse, PipelineRunResponse)
+  @ApiAcceptedResponse({
+    description: 'The run the fire started: a task schedule\'s run, or a pipeline schedule\'s pipeline run (Location says which).',
+    schema: { oneOf: [{ $ref: getSchemaPath(RunResponse) }, { $ref: getSchemaPath(PipelineRunResponse) }] },
+  })
   @RequirePermission('runs:execute')
   async trigger(
     @Ctx() ctx: RequestContext,
     @Param('id') id: string,
     @Body() dto: TriggerScheduleDto,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<RunResponse> {
-    const run = await this.schedules.trigger(ctx, id, dto.overlap);
-    res.setHeader('Location', `/v1/runs/${run.id}`);
-    return RunResponse.from(run, this.runs.uiUrl(run));
+  ): Promise<RunResponse | PipelineRunResponse> {
+    const fired = await this.schedules.trigger(ctx, id, dto.overlap);
+    if (fired.kind === 'pipeline_run') {
+      const { run } = fired;
+      res.setHeader('Location', `/v1/pipeline-runs/${run.id}`);
+      const names = await this.pipelineRuns.pipelineNames(ctx, [run]);
+      return PipelineRunResponse.from(run, names.get(run.pipelineId) ?? '', this.pipelineRuns.uiUrl(run));
+    }
+    res.setHeader('Location', `/v1/runs/${fired.run.id}`);
+    return RunResponse.from(fired.run, this.runs.uiUrl(fired.run));
   }
 
   @Post(':id/backfill')

@@ -3,7 +3,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { DEFAULT_CATCHUP_WINDOW_SECONDS, temporalScheduleId } from '@task-scheduler/contracts';
 import type { OverlapPolicy, SchedulePolicyInput, ShellSpec } from '@task-scheduler/contracts';
-import { CalendarEntity, RunEntity, ScheduleEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
+import { CalendarEntity, PipelineEntity, ScheduleEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
 import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError } from '@temporalio/client';
 import type { ScheduleDescription, ScheduleHandle, ScheduleSpec } from '@temporalio/client';
 import { DataSource, In, IsNull } from 'typeorm';
@@ -22,7 +22,12 @@ import { SchedulePreviewService } from './schedule-preview.service';
 import { TRIGGER_WAIT_MS, pollForTrigger, takenFire } from './schedule-trigger';
 import { validateScheduleSpec } from './spec-validation';
 import { createOptionsOf, overlapOf, temporalSpecOf, updateOptionsOf } from './schedule-translator';
-import type { DesiredSchedule } from './schedule-translator';
+import type { DesiredSchedule, DesiredTarget } from './schedule-translator';
+import { WORKFLOW_CLOSE_MARGIN_MS, classifyFires } from './fire-classification';
+import type { FireList } from './fire-classification';
+import { firedTimes, lastFire, runOfWorkflow, windowRuns } from './schedule-runs';
+import type { FireRun, LastFire } from './schedule-runs';
+import { paramsOnTask, scheduleParams, storedTargetOf, targetOf } from './schedule-target';
 
 /** The schedule's spec without jitter: fire times as run records carry them. */
 function nominalSpecOf(s: ScheduleEntity, calendars: readonly CalendarEntity[], opts: { withExclusions?: boolean } = {}): ScheduleSpec {
@@ -54,26 +59,8 @@ export interface ScheduleLiveState {
 /** Fires one backfill may start. */
 const MAX_BACKFILL_FIRES = 10_000;
 
-/** Time between a run's recorded end and its workflow's close as Temporal's scheduler sees it, at most. */
-const WORKFLOW_CLOSE_MARGIN_MS = 2_000;
-
-export interface FireList {
-  /** Newest first. */
-  items: FireRecord[];
-  /** Set when the window held more fires than one answer: ask again from here. */
-  nextFrom: string | null;
-}
-
-export interface FireRecord {
-  scheduledAt: string;
-  outcome: 'ran' | 'missed' | 'excluded';
-  runId: string | null;
-  runStatus: string | null;
-  /** When the run was recorded (its workflow started). */
-  startedAt: string | null;
-  latenessMs: number | null;
-  reason: 'paused' | 'task_disabled' | 'overlap_skip' | 'outside_catchup_window' | 'excluded' | null;
-}
+// Until the API helper adds SCHEDULE_PIPELINE_NOT_FOUND (422), as SCHEDULE_TASK_NOT_FOUND is for tasks.
+const PIPELINE_NOT_FOUND = ErrorCode.VALIDATION_FAILED;
 
 /**
  * Schedules: a row in PostgreSQL and its Temporal Schedule, changed together.
@@ -133,10 +120,43 @@ export class SchedulesService {
 
   async desiredOf(tx: EntityManager, schedule: ScheduleEntity): Promise<DesiredSchedule> {
     // One after another: inside a transaction the three share one connection.
-    const task = await tx.getRepository(TaskEntity).findOneByOrFail({ id: schedule.taskId });
+    const target = storedTargetOf(schedule);
+    const desiredTarget: DesiredTarget =
+      target.kind === 'task'
+        ? { kind: 'task', task: await tx.getRepository(TaskEntity).findOneByOrFail({ id: target.taskId }) }
+        : { kind: 'pipeline', pipeline: await tx.getRepository(PipelineEntity).findOneByOrFail({ id: target.pipelineId }) };
     const tenant = await tx.getRepository(TenantEntity).findOneByOrFail({ id: schedule.tenantId });
     const calendars = await this.excludedCalendars(tx, schedule);
-    return { schedule, task, calendars, tenantSuspended: tenant.status === 'suspended', shellPolicy: tenant.shellPolicy };
+    return { schedule, target: desiredTarget, calendars, tenantSuspended: tenant.status === 'suspended', shellPolicy: tenant.shellPolicy };
+  }
+
+  /**
+   * The task a new schedule fires, read `FOR SHARE` first as every task change locks it: a concurrent task
+   * delete, disable or PATCH either finishes before (and is seen here) or waits for this schedule and then
+   * includes it.
+   */
+  private async lockTaskTarget(tx: EntityManager, ctx: RequestContext, taskId: string): Promise<TaskEntity> {
+    const task = await tx
+      .getRepository(TaskEntity)
+      .findOne({ where: { id: taskId, tenantId: ctx.tenantId, deletedAt: IsNull() }, lock: { mode: 'pessimistic_read' } });
+    // Another tenant's task answers exactly like a missing one.
+    if (!task) throw fieldError(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${taskId} does not exist`);
+    if (!task.enabled)
+      throw fieldError(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
+    return task;
+  }
+
+  /**
+   * The pipeline a schedule fires, read `FOR KEY SHARE`: a pipeline delete (`FOR UPDATE`) waits for this
+   * schedule and then sees it, while a pipeline edit need not wait (fires read the pipeline's current version).
+   */
+  private async lockPipelineTarget(tx: EntityManager, ctx: RequestContext, pipelineId: string): Promise<PipelineEntity> {
+    const pipeline = await tx
+      .getRepository(PipelineEntity)
+      .findOne({ where: { id: pipelineId, tenantId: ctx.tenantId, deletedAt: IsNull() }, lock: { mode: 'for_key_share' } });
+    // Another tenant's pipeline answers exactly like a missing one.
+    if (!pipeline) throw fieldError(PIPELINE_NOT_FOUND, 'pipelineId', `pipeline ${pipelineId} does not exist`);
+    return pipeline;
   }
 
   /** Refuses a spec whose exclusions leave no fire in the next five years. */
@@ -167,11 +187,7 @@ export class SchedulesService {
 
   async create(ctx: RequestContext, dto: CreateScheduleDto): Promise<ScheduleEntity> {
     const spec = validateScheduleSpec(dto.spec);
-    const task = await this.db.getRepository(TaskEntity).findOneBy({ id: dto.taskId, tenantId: ctx.tenantId, deletedAt: IsNull() });
-    // Another tenant's task answers exactly like a missing one.
-    if (!task) throw fieldError(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
-    if (!task.enabled)
-      throw fieldError(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
+    const target = targetOf(dto);
     const policies: SchedulePolicyInput = {
       overlap: dto.policies?.overlap ?? 'skip',
       catchupWindowSeconds: dto.policies?.catchupWindowSeconds ?? DEFAULT_CATCHUP_WINDOW_SECONDS,
@@ -179,14 +195,15 @@ export class SchedulesService {
       remainingActions: dto.policies?.remainingActions ?? null,
     };
     return this.db.transaction(async (tx) => {
-      // A share lock on the task, taken first as every task change does: a concurrent task delete, disable or
-      // PATCH either finishes before (and is seen here) or waits for this schedule and then includes it.
-      const current = await tx
-        .getRepository(TaskEntity)
-        .findOne({ where: { id: task.id, deletedAt: IsNull() }, lock: { mode: 'pessimistic_read' } });
-      if (!current) throw fieldError(ErrorCode.SCHEDULE_TASK_NOT_FOUND, 'taskId', `task ${dto.taskId} does not exist`);
-      if (!current.enabled)
-        throw fieldError(ErrorCode.TASK_DISABLED, 'taskId', `task ${task.id} is disabled; a schedule would only start runs it refuses`);
+      // The target first, as every change of it takes its row first.
+      const fires =
+        target.kind === 'task'
+          ? { taskId: (await this.lockTaskTarget(tx, ctx, target.taskId)).id, pipelineId: null, params: null }
+          : await this.lockPipelineTarget(tx, ctx, target.pipelineId).then((p) => ({
+              taskId: null,
+              pipelineId: p.id,
+              params: scheduleParams(p.definition.parameters, target.params),
+            }));
       const calendars = await this.calendarsOf(tx, ctx.tenantId, dto.spec.excludeCalendarIds ?? []);
       const repo = tx.getRepository(ScheduleEntity);
       const id = randomUUID();
@@ -194,7 +211,7 @@ export class SchedulesService {
         id,
         temporalScheduleId: temporalScheduleId(this.config.TASK_QUEUE_PREFIX, id),
         tenantId: ctx.tenantId,
-        taskId: task.id,
+        ...fires,
         name: dto.name,
         description: dto.description ?? null,
         spec,
@@ -206,7 +223,8 @@ export class SchedulesService {
         deletedAt: null,
       });
       try {
-        await repo.insert(draft);
+        // TypeORM's insert type cannot spell a JSON object column (`params`); the row is the entity as created.
+        await repo.insert(draft as never);
       } catch (err) {
         if (isUniqueViolation(err))
           throw new ApiError(ErrorCode.SCHEDULE_NAME_TAKEN, `a schedule named ${JSON.stringify(dto.name)} already exists`);
@@ -219,7 +237,7 @@ export class SchedulesService {
         action: 'schedule.create',
         targetType: 'schedule',
         targetId: schedule.id,
-        details: { taskId: task.id },
+        details: fires.taskId ? { taskId: fires.taskId } : { pipelineId: fires.pipelineId },
       });
       await temporalCall('the schedule was not created', () => this.temporal.schedule.create(createOptionsOf(this.config, desired)));
       // After Temporal has it: the event's time is when fires can begin.
@@ -252,17 +270,22 @@ export class SchedulesService {
     }
   }
 
-  async lastRun(schedule: ScheduleEntity): Promise<RunEntity | null> {
-    return this.db.getRepository(RunEntity).findOne({ where: { scheduleId: schedule.id }, order: { scheduledAt: 'DESC' } });
+  /** The run (a pipeline schedule's: the pipeline run) with the latest scheduled time. */
+  lastRun(schedule: ScheduleEntity): Promise<LastFire | null> {
+    return lastFire(this.db.manager, schedule);
   }
 
-  list(ctx: RequestContext, q: { limit: number; cursor?: string; taskId?: string; paused?: boolean }): Promise<Page<ScheduleEntity>> {
+  list(
+    ctx: RequestContext,
+    q: { limit: number; cursor?: string; taskId?: string; pipelineId?: string; paused?: boolean },
+  ): Promise<Page<ScheduleEntity>> {
     const qb = this.db
       .getRepository(ScheduleEntity)
       .createQueryBuilder('s')
       .where('s.tenant_id = :tenantId', { tenantId: ctx.tenantId })
       .andWhere('s.deleted_at IS NULL');
     if (q.taskId) qb.andWhere('s.task_id = :taskId', { taskId: q.taskId });
+    if (q.pipelineId) qb.andWhere('s.pipeline_id = :pipelineId', { pipelineId: q.pipelineId });
     if (q.paused !== undefined) qb.andWhere('s.paused = :paused', { paused: q.paused });
     return keysetPage(qb, 's', q.limit, q.cursor);
   }
@@ -271,9 +294,11 @@ export class SchedulesService {
     const spec = dto.spec ? validateScheduleSpec(dto.spec) : undefined;
     return this.db.transaction(async (tx) => {
       const current = await this.get(ctx, id, tx);
+      const params = dto.params !== undefined ? await this.paramsFor(tx, ctx, current, dto.params) : undefined;
       const calendars = dto.spec ? await this.calendarsOf(tx, ctx.tenantId, dto.spec.excludeCalendarIds ?? []) : undefined;
       const next: ScheduleEntity = {
         ...current,
+        ...(params ? { params } : {}),
         ...(dto.description !== undefined ? { description: dto.description } : {}),
         ...(spec ? { spec } : {}),
         ...(calendars ? { excludeCalendarIds: calendars.map((c) => c.id) } : {}),
@@ -291,19 +316,41 @@ export class SchedulesService {
     });
   }
 
+  /** New parameters of a pipeline schedule, checked against the pipeline's parameters as they are now. */
+  private async paramsFor(
+    tx: EntityManager,
+    ctx: RequestContext,
+    s: ScheduleEntity,
+    given: Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    const target = storedTargetOf(s);
+    if (target.kind === 'task') throw paramsOnTask();
+    return scheduleParams((await this.lockPipelineTarget(tx, ctx, target.pipelineId)).definition.parameters, given);
+  }
+
   async remove(ctx: RequestContext, id: string): Promise<void> {
     await this.db.transaction(async (tx) => this.removeLocked(tx, ctx, await this.get(ctx, id, tx)));
   }
 
-  /** Deletes a schedule whose row `tx` holds locked, and its Temporal Schedule (also when its task is deleted with cascade). */
-  async removeLocked(tx: EntityManager, ctx: RequestContext, s: ScheduleEntity, opts: { cause?: 'task_deleted' } = {}): Promise<void> {
+  /**
+   * Deletes a schedule whose row `tx` holds locked, and its Temporal Schedule (also when its task or
+   * pipeline is deleted with cascade: `cause`).
+   */
+  async removeLocked(
+    tx: EntityManager,
+    ctx: RequestContext,
+    s: ScheduleEntity,
+    opts: { cause?: 'task_deleted' | 'pipeline_deleted' } = {},
+  ): Promise<void> {
     await tx.getRepository(ScheduleEntity).update({ id: s.id }, { deletedAt: new Date() });
-    await this.event(tx, s, 'deleted', opts.cause ? 'task deleted' : null, opts.cause ? { cause: opts.cause } : {});
+    const note = opts.cause ? opts.cause.replace('_', ' ') : null;
+    await this.event(tx, s, 'deleted', note, opts.cause ? { cause: opts.cause } : {});
+    const target = opts.cause === 'pipeline_deleted' ? { pipelineId: s.pipelineId } : { taskId: s.taskId };
     await this.audit.record(tx, ctx, {
       action: 'schedule.delete',
       targetType: 'schedule',
       targetId: s.id,
-      ...(opts.cause ? { details: { cause: opts.cause, taskId: s.taskId } } : {}),
+      ...(opts.cause ? { details: { cause: opts.cause, ...target } } : {}),
     });
     try {
       await temporalCall('the schedule was not deleted', () => this.handle(s).delete());
@@ -318,6 +365,17 @@ export class SchedulesService {
       .getRepository(ScheduleEntity)
       .createQueryBuilder('s')
       .where('s.tenant_id = :tenantId AND s.task_id = :taskId AND s.deleted_at IS NULL', { tenantId, taskId })
+      .orderBy('s.created_at')
+      .setLock('pessimistic_write')
+      .getMany();
+  }
+
+  /** Locks (and returns) the live schedules of a pipeline, after the pipeline's own row (as {@link lockTaskUsers}). */
+  lockPipelineUsers(tx: EntityManager, tenantId: string, pipelineId: string): Promise<ScheduleEntity[]> {
+    return tx
+      .getRepository(ScheduleEntity)
+      .createQueryBuilder('s')
+      .where('s.tenant_id = :tenantId AND s.pipeline_id = :pipelineId AND s.deleted_at IS NULL', { tenantId, pipelineId })
       .orderBy('s.created_at')
       .setLock('pessimistic_write')
       .getMany();
@@ -381,12 +439,20 @@ export class SchedulesService {
   /** Refuses to fire a schedule whose task asks for egress the tenant may no longer use (its action has no network). */
   private async assertMayFire(tx: EntityManager, s: ScheduleEntity): Promise<void> {
     const d = await this.desiredOf(tx, s);
-    if (!d.task.enabled) {
-      throw new ApiError(ErrorCode.TASK_DISABLED, `task ${d.task.id} of this schedule is disabled; enable it to fire the schedule`, [
+    if (d.target.kind === 'pipeline') {
+      const { pipeline } = d.target;
+      if (pipeline.deletedAt) throw fieldError(PIPELINE_NOT_FOUND, 'pipelineId', `pipeline ${pipeline.id} of this schedule was deleted`);
+      // The worker would refuse the fire (recorded cancelled): say so now, naming what no longer fits.
+      scheduleParams(pipeline.definition.parameters, s.params ?? {});
+      return;
+    }
+    const { task } = d.target;
+    if (!task.enabled) {
+      throw new ApiError(ErrorCode.TASK_DISABLED, `task ${task.id} of this schedule is disabled; enable it to fire the schedule`, [
         { field: 'taskId', message: 'the task is disabled' },
       ]);
     }
-    if (egressForbidden(d.task.spec as ShellSpec, d.shellPolicy)) {
+    if (egressForbidden(task.spec as ShellSpec, d.shellPolicy)) {
       throw new ApiError(
         ErrorCode.TASK_EGRESS_FORBIDDEN,
         'the task asks for network egress, which the platform admin has turned off for this tenant',
@@ -406,7 +472,7 @@ export class SchedulesService {
    * are bounded. A fire the overlap policy skipped or buffered started no run:
    * that is `SCHEDULE_TRIGGER_NOT_STARTED`, not a success.
    */
-  async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<RunEntity> {
+  async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<FireRun> {
     const taken = await this.db.transaction(async (tx) => {
       const s = await this.get(ctx, id, tx);
       await this.assertMayFire(tx, s);
@@ -437,13 +503,12 @@ export class SchedulesService {
       calledAt: taken.calledAt,
       policy: taken.policy,
     });
-    const run = await pollForTrigger(
-      async () => (await this.db.getRepository(RunEntity).findOneBy({ workflowId, tenantId: ctx.tenantId })) ?? undefined,
-    );
+    const run = await pollForTrigger(() => runOfWorkflow(this.db.manager, taken.s, workflowId));
     if (run) return run;
+    const listing = taken.s.pipelineId ? 'GET /v1/pipeline-runs?trigger=schedule' : 'GET /v1/runs?trigger=schedule';
     throw new ApiError(
       ErrorCode.SCHEDULE_RUN_NOT_RECORDED,
-      `the fire started workflow ${workflowId}, but its run was not recorded within ${TRIGGER_WAIT_MS / 1000} s (are workers running?); do not trigger again, the run appears in GET /v1/runs?trigger=schedule once a worker records it`,
+      `the fire started workflow ${workflowId}, but its run was not recorded within ${TRIGGER_WAIT_MS / 1000} s (are workers running?); do not trigger again, the run appears in ${listing} once a worker records it`,
       [{ message: `workflow ${workflowId} started; its run is not recorded yet`, workflowId }],
     );
   }
@@ -477,11 +542,7 @@ export class SchedulesService {
       );
     }
     const inRange = fires.filter((t) => t >= start && t <= end);
-    const ran: { scheduled_at: Date }[] = await this.db.query(
-      `SELECT scheduled_at FROM runs WHERE schedule_id = $1 AND scheduled_at >= $2 AND scheduled_at <= $3`,
-      [s.id, start, end],
-    );
-    const ranAt = new Set(ran.map((r) => r.scheduled_at.getTime()));
+    const ranAt = await firedTimes(this.db.manager, s, start, end);
     const missing = inRange.filter((t) => !ranAt.has(t.getTime()));
     const overlap = overlapOf(dto.overlap ?? 'allow_all');
     // Temporal places a backfilled fire at its jittered time and only takes those inside the range.
@@ -522,17 +583,7 @@ export class SchedulesService {
     const [expected, unexcluded, runs, events] = await Promise.all([
       this.preview.matchingTimes({ spec: nominalSpecOf(s, calendars) }, notBefore, limit, { until }),
       this.preview.matchingTimes({ spec: nominalSpecOf(s, calendars, { withExclusions: false }) }, notBefore, limit, { until }),
-      // Runs of the window, and those that were still going at its start (for overlap reasons).
-      this.db
-        .getRepository(RunEntity)
-        .createQueryBuilder('r')
-        .where('r.schedule_id = :id AND r.queued_at <= :to AND (r.finished_at IS NULL OR r.finished_at >= :from)', {
-          id: s.id,
-          from: new Date(from.getTime() - WORKFLOW_CLOSE_MARGIN_MS),
-          to: until,
-        })
-        .orWhere('r.schedule_id = :id AND r.scheduled_at BETWEEN :from AND :to', { id: s.id, from, to: until })
-        .getMany(),
+      windowRuns(this.db.manager, s, from, until, WORKFLOW_CLOSE_MARGIN_MS),
       this.db.query(
         `SELECT kind, at, details->>'cause' AS cause FROM schedule_events WHERE schedule_id = $1 AND kind IN ('paused', 'resumed') ORDER BY at, id`,
         [s.id],
@@ -541,89 +592,7 @@ export class SchedulesService {
     // More fires than the limit: report the first `limit` of the window, and where to continue.
     const truncated = unexcluded.length >= limit;
     if (truncated) until = unexcluded[unexcluded.length - 1];
-    const byTime = new Map(runs.filter((r) => r.scheduledAt).map((r) => [(r.scheduledAt as Date).getTime(), r]));
-    // A disabled task holds the schedule paused on its own, beside the schedule's own pause: two states, not one.
-    const pausedAt = (t: number, byTask: boolean): boolean => {
-      let paused = false;
-      for (const e of events) if (e.at.getTime() <= t && (e.cause === 'task_disabled') === byTask) paused = e.kind === 'paused';
-      return paused;
-    };
-    // A run's end is recorded a moment before its workflow closes, and Temporal's scheduler learns of the close after that.
-    const overlapping = (t: number): boolean =>
-      runs.some(
-        (r) =>
-          (r.scheduledAt ?? r.queuedAt).getTime() < t && (r.finishedAt === null || r.finishedAt.getTime() + WORKFLOW_CLOSE_MARGIN_MS > t),
-      );
-    const expectedSet = new Set(expected.map((t) => t.getTime()));
-    const records: FireRecord[] = [];
-    for (const t of unexcluded) {
-      const ms = t.getTime();
-      if (ms > until.getTime()) continue;
-      const run = byTime.get(ms);
-      if (!expectedSet.has(ms)) {
-        records.push({
-          scheduledAt: t.toISOString(),
-          outcome: 'excluded',
-          runId: null,
-          runStatus: null,
-          startedAt: null,
-          latenessMs: null,
-          reason: 'excluded',
-        });
-      } else if (run && run.status === 'cancelled' && run.admittedAt === null && run.error?.startsWith('task_disabled:')) {
-        // The worker recorded the fire without running it: the task was disabled (see RunRecorder.ensureRun).
-        records.push({
-          scheduledAt: t.toISOString(),
-          outcome: 'missed',
-          runId: run.id,
-          runStatus: run.status,
-          startedAt: null,
-          latenessMs: null,
-          reason: 'task_disabled',
-        });
-      } else if (run) {
-        records.push({
-          scheduledAt: t.toISOString(),
-          outcome: 'ran',
-          runId: run.id,
-          runStatus: run.status,
-          startedAt: run.queuedAt.toISOString(),
-          latenessMs: run.queuedAt.getTime() - ms,
-          reason: null,
-        });
-      } else if (now - ms > 5_000) {
-        const reason = pausedAt(ms, true)
-          ? 'task_disabled'
-          : pausedAt(ms, false)
-            ? 'paused'
-            : (s.policies.overlap ?? 'skip') === 'skip' && overlapping(ms)
-              ? 'overlap_skip'
-              : 'outside_catchup_window';
-        records.push({
-          scheduledAt: t.toISOString(),
-          outcome: 'missed',
-          runId: null,
-          runStatus: null,
-          startedAt: null,
-          latenessMs: null,
-          reason,
-        });
-      }
-    }
-    // Runs started by trigger or backfill at times the spec does not produce are fires too.
-    for (const r of runs) {
-      const ms = (r.scheduledAt as Date).getTime();
-      if (ms < from.getTime() || ms > until.getTime() || unexcluded.some((t) => t.getTime() === ms)) continue;
-      records.push({
-        scheduledAt: new Date(ms).toISOString(),
-        outcome: 'ran',
-        runId: r.id,
-        runStatus: r.status,
-        startedAt: r.queuedAt.toISOString(),
-        latenessMs: r.queuedAt.getTime() - ms,
-        reason: null,
-      });
-    }
+    const records = classifyFires({ expected, unexcluded, runs, events, overlap: s.policies.overlap, from, until, now });
     return {
       items: records.sort((a, b) => b.scheduledAt.localeCompare(a.scheduledAt)),
       nextFrom: truncated ? new Date(until.getTime() + 1).toISOString() : null,

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { OVERLAP_POLICIES } from '@task-scheduler/contracts';
+import { OVERLAP_POLICIES, PIPELINE_LIMITS } from '@task-scheduler/contracts';
 import type { OverlapPolicy } from '@task-scheduler/contracts';
 import { Type } from 'class-transformer';
 import {
@@ -17,7 +17,9 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
-import { Nullable, Optional } from '../../common/validation';
+import { IsBoundedJsonObject, Nullable, Optional } from '../../common/validation';
+
+const PARAMS_BOUNDS = { maxDepth: 16, maxBytes: PIPELINE_LIMITS.maxParameterBytes };
 
 const FIELD = /^[\w*,\-/ ]{1,200}$/;
 
@@ -141,9 +143,26 @@ export class CreateScheduleDto {
 
   @ApiPropertyOptional({ maxLength: 2000 }) @Optional() @IsString() @MaxLength(2000) description?: string;
 
-  @ApiProperty({ description: 'The task each fire runs.' })
+  @ApiPropertyOptional({ description: 'The task each fire runs. Exactly one of taskId and pipelineId.' })
+  @Optional()
   @IsUUID('all', { message: 'taskId must be a task id' })
-  taskId!: string;
+  taskId?: string;
+
+  @ApiPropertyOptional({ description: 'The pipeline each fire runs (its version current at the fire). Exactly one of taskId and pipelineId.' })
+  @Optional()
+  @IsUUID('all', { message: 'pipelineId must be a pipeline id' })
+  pipelineId?: string;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description:
+      "A pipeline schedule's run parameters, by name, checked against the pipeline's parameters. Stored as given: each fire applies the pipeline's defaults of the moment.",
+    example: { date: '2026-12-01' },
+  })
+  @Optional()
+  @IsBoundedJsonObject(PARAMS_BOUNDS)
+  params?: Record<string, unknown>;
 
   @ApiProperty({ type: ScheduleSpecDto })
   @ValidateNested()
@@ -162,6 +181,16 @@ export class CreateScheduleDto {
 
 export class UpdateScheduleDto {
   @ApiPropertyOptional({ maxLength: 2000 }) @Optional() @IsString() @MaxLength(2000) description?: string;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description: "A pipeline schedule's run parameters, replaced whole and checked against the pipeline's parameters as they are now.",
+    example: { date: '2026-12-01' },
+  })
+  @Optional()
+  @IsBoundedJsonObject(PARAMS_BOUNDS)
+  params?: Record<string, unknown>;
 
   @ApiPropertyOptional({ type: ScheduleSpecDto, description: 'Replaces the whole spec.' })
   @Optional()

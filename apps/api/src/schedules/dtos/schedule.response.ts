@@ -1,9 +1,12 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { SchedulePolicyInput, ScheduleSpecInput } from '@task-scheduler/contracts';
 import { localIsoString } from '@task-scheduler/core';
-import type { RunEntity, ScheduleEntity } from '@task-scheduler/db';
+import type { ScheduleEntity } from '@task-scheduler/db';
 import { PageOf, isoOrNull } from '../../common/page.dto';
-import type { FireRecord, ScheduleLiveState } from '../schedules.service';
+import { FIRE_REASONS } from '../fire-classification';
+import type { FireRecord } from '../fire-classification';
+import type { LastFire } from '../schedule-runs';
+import type { ScheduleLiveState } from '../schedules.service';
 
 export class FireTimeResponse {
   @ApiProperty({ example: '2026-11-24T01:00:00.000Z' }) at!: string;
@@ -18,7 +21,7 @@ export class ScheduleStatsResponse {
 }
 
 export class LastRunResponse {
-  @ApiProperty() runId!: string;
+  @ApiProperty({ description: 'The run; for a pipeline schedule, the pipeline run.' }) runId!: string;
   @ApiProperty() status!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) scheduledAt!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) finishedAt!: string | null;
@@ -29,7 +32,17 @@ export class ScheduleResponse {
   @ApiProperty() id!: string;
   @ApiProperty() name!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) description!: string | null;
-  @ApiProperty() taskId!: string;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The task each fire runs (null: a pipeline schedule).' })
+  taskId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The pipeline each fire runs (null: a task schedule).' })
+  pipelineId!: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: 'object',
+    additionalProperties: true,
+    description: 'A pipeline schedule\'s run parameters as given (the pipeline\'s defaults are applied at each fire); null for a task schedule.',
+  })
+  params!: Record<string, unknown> | null;
   @ApiProperty({ type: Object }) spec!: ScheduleSpecInput;
   @ApiProperty({ type: Object }) policies!: SchedulePolicyInput;
   @ApiProperty({ description: 'Paused by a user (resume to restart).' }) paused!: boolean;
@@ -49,7 +62,7 @@ export class ScheduleResponse {
   @ApiProperty() createdAt!: string;
   @ApiProperty() updatedAt!: string;
 
-  static from(s: ScheduleEntity, uiUrl: string, live?: ScheduleLiveState, lastRun?: RunEntity | null): ScheduleResponse {
+  static from(s: ScheduleEntity, uiUrl: string, live?: ScheduleLiveState, lastRun?: LastFire | null): ScheduleResponse {
     const d = live?.description;
     const zone = s.spec.timezone ?? 'UTC';
     return {
@@ -57,6 +70,8 @@ export class ScheduleResponse {
       name: s.name,
       description: s.description,
       taskId: s.taskId,
+      pipelineId: s.pipelineId,
+      params: s.params,
       spec: { ...s.spec, excludeCalendarIds: s.excludeCalendarIds },
       policies: s.policies,
       paused: s.paused,
@@ -98,12 +113,12 @@ export const SchedulePage = PageOf(ScheduleResponse);
 export class FireResponse {
   @ApiProperty() scheduledAt!: string;
   @ApiProperty({ enum: ['ran', 'missed', 'excluded'] }) outcome!: string;
-  @ApiPropertyOptional({ nullable: true, type: String }) runId!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'The run; for a pipeline schedule, the pipeline run.' })
+  runId!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String }) runStatus!: string | null;
   @ApiPropertyOptional({ nullable: true, type: String, description: 'When the fire started its run.' }) startedAt!: string | null;
   @ApiPropertyOptional({ nullable: true, type: Number, description: 'startedAt − scheduledAt.' }) latenessMs!: number | null;
-  @ApiPropertyOptional({ nullable: true, enum: ['paused', 'task_disabled', 'overlap_skip', 'outside_catchup_window', 'excluded'] })
-  reason!: string | null;
+  @ApiPropertyOptional({ nullable: true, enum: [...FIRE_REASONS] }) reason!: string | null;
 
   static from(f: FireRecord): FireResponse {
     return { ...f };
