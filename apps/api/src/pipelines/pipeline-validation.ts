@@ -73,7 +73,7 @@ export function pipelineProblems(
     const add = (field: string, code: PipelineProblemCode, message: string, extra: Record<string, unknown> = {}): void => {
       problems.push({ field, code, message, ...extra });
     };
-    const upstream = upstreamOf(steps, step.key);
+    let upstream: Set<string> | undefined; // only a step reference needs it
     const references = (field: string, expr: string, itemAllowed: boolean): void => {
       let refs: ExpressionReference[];
       try {
@@ -83,7 +83,7 @@ export function pipelineProblems(
         return add(field, 'bad_expression', `${field}: ${err.message}`, { expression: expr });
       }
       for (const r of refs) {
-        if (r.kind === 'step' && !upstream.has(r.key)) {
+        if (r.kind === 'step' && !(upstream ??= upstreamOf(steps, step.key)).has(r.key)) {
           const why = keys.has(r.key)
             ? 'which is not upstream of it (add it to dependsOn, directly or through another step)'
             : 'which is not a step of this pipeline';

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DEFAULT_TRIGGER_RULE, PIPELINE_LIMITS } from '@task-scheduler/contracts';
 import type { AlertSpec, PipelineDefinition, PipelineParameter, PipelineStep, RunOverrides } from '@task-scheduler/contracts';
-import { PipelineEntity, PipelineVersionEntity, ScheduleEntity, TaskEntity } from '@task-scheduler/db';
+import { PipelineEntity, PipelineVersionEntity, TaskEntity } from '@task-scheduler/db';
 import { DataSource, In, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -278,17 +278,6 @@ export class PipelinesService {
     });
   }
 
-  /** Locks (and returns) the live schedules that start the pipeline, after the pipeline's own row. */
-  private lockPipelineUsers(tx: EntityManager, tenantId: string, pipelineId: string): Promise<ScheduleEntity[]> {
-    return tx
-      .getRepository(ScheduleEntity)
-      .createQueryBuilder('s')
-      .where('s.tenant_id = :tenantId AND s.pipeline_id = :pipelineId AND s.deleted_at IS NULL', { tenantId, pipelineId })
-      .orderBy('s.created_at')
-      .setLock('pessimistic_write')
-      .getMany();
-  }
-
   /**
    * Deletes a pipeline. Live schedules that start it make it `PIPELINE_IN_USE`, unless `cascade`: then they
    * are deleted with it (in Temporal too). Runs in flight keep running; its runs stay readable; its name is free.
@@ -300,7 +289,7 @@ export class PipelinesService {
   ): Promise<{ id: string; deletedSchedules: { id: string; name: string }[] }> {
     return this.db.transaction(async (tx) => {
       const p = await this.lockPipeline(tx, ctx, id, opts.ifMatch, 'pessimistic_write');
-      const users = await this.lockPipelineUsers(tx, p.tenantId, p.id);
+      const users = await this.schedules.lockPipelineUsers(tx, p.tenantId, p.id);
       if (users.length > 0 && !opts.cascade) {
         const advice = 'delete them first, or delete with ?cascade=true to delete them too';
         if (!ctx.permissions.has('schedules:read')) {
@@ -324,7 +313,7 @@ export class PipelinesService {
           { message: 'missing permission schedules:write', permission: 'schedules:write' },
         ]);
       }
-      for (const s of users) await this.schedules.removeLocked(tx, ctx, s);
+      for (const s of users) await this.schedules.removeLocked(tx, ctx, s, { cause: 'pipeline_deleted' });
       await tx.getRepository(PipelineEntity).update({ id: p.id }, { deletedAt: () => 'clock_timestamp()' });
       const deletedSchedules = users.map((s) => ({ id: s.id, name: s.name }));
       await this.audit.record(tx, ctx, {
@@ -384,7 +373,7 @@ export class PipelinesService {
 /** A page of versions is keyed by version number (a pipeline's versions have no id of their own). */
 function versionCursor(raw: string): number {
   const n = Number(Buffer.from(raw, 'base64url').toString('utf8'));
-  if (!Number.isInteger(n) || n < 1) {
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 31 - 1) {
     throw new ApiError(ErrorCode.INVALID_CURSOR, 'cursor is not one this API returned', [
       { field: 'cursor', message: 'pass back the nextCursor of a page, unchanged' },
     ]);
