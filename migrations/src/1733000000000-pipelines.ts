@@ -133,7 +133,9 @@ export class Pipelines1733000000000 implements MigrationInterface {
         ADD COLUMN params jsonb,
         ALTER COLUMN task_id DROP NOT NULL,
         ADD CONSTRAINT schedules_target_ck CHECK ((task_id IS NULL) <> (pipeline_id IS NULL))`);
-    await q.query(`CREATE INDEX schedules_pipeline_live_idx ON schedules (pipeline_id) WHERE deleted_at IS NULL AND pipeline_id IS NOT NULL`);
+    await q.query(
+      `CREATE INDEX schedules_pipeline_live_idx ON schedules (pipeline_id) WHERE deleted_at IS NULL AND pipeline_id IS NOT NULL`,
+    );
   }
 
   async down(q: QueryRunner): Promise<void> {
@@ -151,7 +153,9 @@ export class Pipelines1733000000000 implements MigrationInterface {
     // Runs of pipeline steps stay (trigger 'pipeline' existed before); only their link to the pipeline run goes.
     await q.query(`DROP INDEX runs_pipeline_run_idx`);
     await q.query(`DROP INDEX runs_pipeline_item_uq`);
-    await q.query(`ALTER TABLE runs DROP COLUMN outputs, DROP COLUMN item_index, DROP COLUMN pipeline_step_key, DROP COLUMN pipeline_run_id`);
+    await q.query(
+      `ALTER TABLE runs DROP COLUMN outputs, DROP COLUMN item_index, DROP COLUMN pipeline_step_key, DROP COLUMN pipeline_run_id`,
+    );
     await q.query(`DROP TABLE pipeline_alert_states`);
     await q.query(`DROP TABLE pipeline_run_steps`);
     await q.query(`DROP TABLE pipeline_runs`);

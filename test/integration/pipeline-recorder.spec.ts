@@ -561,3 +561,67 @@ describe('closeRun', () => {
     });
   });
 });
+
+describe('the pipelines migration', () => {
+  test('keeps existing schedules and runs; down removes pipeline schedules and tables, and up applies again', async () => {
+    const { Client } = await import('pg');
+    const { MIGRATIONS } = await import('@task-scheduler/migrations');
+    const schema = `ts_pipelines_mig_${Date.now()}_${randomBytes(3).toString('hex')}`;
+    const client = new Client({ connectionString: process.env.TEST_DATABASE_URL });
+    await client.connect();
+    const q = async (sql: string, params?: unknown[]) => (await client.query(sql, params)).rows;
+    try {
+      await q(`CREATE SCHEMA ${schema}`);
+      await q(`SET search_path TO ${schema}, public`);
+      const at = MIGRATIONS.findIndex((m) => m.name === 'Pipelines1733000000000');
+      const runner = { query: q } as never;
+      for (const M of MIGRATIONS.slice(0, at)) await new M().up(runner);
+      const [{ id: tenant }] = await q(`INSERT INTO tenants (slug, name) VALUES ('t', 't') RETURNING id`);
+      const [{ id: task }] = await q(
+        `INSERT INTO tasks (tenant_id, name, executor, spec, timeout_seconds, retry_policy) VALUES ($1, 'a', 'shell', '{}', 60, '{}') RETURNING id`,
+        [tenant],
+      );
+      const schedule = `INSERT INTO schedules (tenant_id, task_id, pipeline_id, name, spec, policies, temporal_schedule_id)
+                        VALUES ($1, $2, $3, $4, '{}', '{}', $4) RETURNING id`;
+      await q(
+        `INSERT INTO schedules (tenant_id, task_id, name, spec, policies, temporal_schedule_id) VALUES ($1, $2, 'task-schedule', '{}', '{}', 'x')`,
+        [tenant, task],
+      );
+      await q(
+        `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id) VALUES (gen_random_uuid(), $1, $2, 1, 'manual', 'queued', 'w1')`,
+        [tenant, task],
+      );
+
+      await new MIGRATIONS[at]().up(runner);
+      expect(await q(`SELECT pipeline_id, params, outputs FROM schedules, runs`)).toEqual([
+        { pipeline_id: null, params: null, outputs: null },
+      ]);
+      const [{ id: pipeline }] = await q(
+        `INSERT INTO pipelines (tenant_id, name, version, definition) VALUES ($1, 'p', 1, '{}') RETURNING id`,
+        [tenant],
+      );
+      await expect(q(schedule, [tenant, task, pipeline, 'both'])).rejects.toMatchObject({ code: '23514' });
+      await expect(q(schedule, [tenant, null, null, 'neither'])).rejects.toMatchObject({ code: '23514' });
+      const [{ id: pipelineSchedule }] = await q(schedule, [tenant, null, pipeline, 'pipeline-schedule']);
+      await q(`INSERT INTO schedule_events (schedule_id, tenant_id, kind) VALUES ($1, $2, 'created')`, [pipelineSchedule, tenant]);
+      const [{ id: pipelineRun }] = await q(
+        `INSERT INTO pipeline_runs (id, tenant_id, pipeline_id, pipeline_version, trigger, workflow_id, schedule_id, scheduled_at)
+         VALUES (gen_random_uuid(), $1, $2, 1, 'schedule', 'p1', $3, now()) RETURNING id`,
+        [tenant, pipeline, pipelineSchedule],
+      );
+      const stepRun = `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, pipeline_run_id, pipeline_step_key)
+                       VALUES (gen_random_uuid(), $1, $2, 1, 'pipeline', 'queued', $3, $4, 'a')`;
+      await q(stepRun, [tenant, task, 'w2', pipelineRun]);
+      await expect(q(stepRun, [tenant, task, 'w3', pipelineRun])).rejects.toMatchObject({ code: '23505' }); // one run per item
+
+      await new MIGRATIONS[at]().down(runner);
+      expect(await q(`SELECT name FROM schedules`)).toEqual([{ name: 'task-schedule' }]);
+      expect(await q(`SELECT trigger FROM runs ORDER BY trigger`)).toEqual([{ trigger: 'manual' }, { trigger: 'pipeline' }]);
+      expect(await q(`SELECT to_regclass('pipelines') IS NULL AS gone`)).toEqual([{ gone: true }]);
+      await new MIGRATIONS[at]().up(runner);
+    } finally {
+      await q(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    }
+  });
+});

@@ -1,10 +1,4 @@
-import type {
-  AlertDelivery,
-  PipelineRunOpened,
-  StepItemStart,
-  StepOutcome,
-  StepPreparation,
-} from '@task-scheduler/contracts';
+import type { AlertDelivery, PipelineRunOpened, StepItemStart, StepOutcome, StepPreparation } from '@task-scheduler/contracts';
 import type { OpenPipelineRun, PipelineRecorder, SettleStep } from './pipeline-recorder';
 
 export { MAX_ITEMS_PER_CALL, PipelineRecorder, stepRunId } from './pipeline-recorder';

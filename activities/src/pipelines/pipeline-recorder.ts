@@ -230,7 +230,10 @@ export class PipelineRecorder {
    * commit failed). The unique (schedule, scheduled time) index decides
    * between two workflows of one fire.
    */
-  private async recordFire(tx: EntityManager, a: OpenPipelineRun): Promise<{ kind: 'recorded' } | Exclude<PipelineRunOpened, { kind: 'open' }>> {
+  private async recordFire(
+    tx: EntityManager,
+    a: OpenPipelineRun,
+  ): Promise<{ kind: 'recorded' } | Exclude<PipelineRunOpened, { kind: 'open' }>> {
     const [p]: { tenant_id: string; version: number; definition: PipelineDefinition; deleted: boolean }[] = await tx.query(
       `SELECT tenant_id, version, definition, deleted_at IS NOT NULL AS deleted FROM pipelines WHERE id = $1`,
       [a.pipelineId],
@@ -417,10 +420,10 @@ export class PipelineRecorder {
       `SELECT step_key FROM pipeline_run_steps WHERE pipeline_run_id = $1 AND status = 'failed' ORDER BY step_key`,
       [pipelineRunId],
     );
-    await tx.query(
-      `INSERT INTO pipeline_alert_states (pipeline_id, tenant_id) VALUES ($1, $2) ON CONFLICT (pipeline_id) DO NOTHING`,
-      [run.pipeline_id, run.tenant_id],
-    );
+    await tx.query(`INSERT INTO pipeline_alert_states (pipeline_id, tenant_id) VALUES ($1, $2) ON CONFLICT (pipeline_id) DO NOTHING`, [
+      run.pipeline_id,
+      run.tenant_id,
+    ]);
     const [state]: {
       failing: boolean;
       within_window: boolean;
