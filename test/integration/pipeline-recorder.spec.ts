@@ -10,7 +10,7 @@ import { DEFAULT_RETRY, PIPELINE_LIMITS, stepRunWorkflowId } from '@task-schedul
 import type { PipelineDefinition, PipelineStep, RunOutputs, StepItemStart } from '@task-scheduler/contracts';
 import { SHELL_DEFAULT_LIMITS, SHELL_MAX_LIMITS } from '@task-scheduler/core';
 import type { RunInputConfig } from '@task-scheduler/core';
-import { createDataSource } from '@task-scheduler/db';
+import { WORKER_ROLE_GRANTS, createDataSource, ensureAppRole } from '@task-scheduler/db';
 import type { DataSource } from 'typeorm';
 
 const config: RunInputConfig = {
@@ -559,6 +559,73 @@ describe('closeRun', () => {
     expect(await pipelines.closeRun({ pipelineRunId: cancelled, status: 'cancelled', error: 'the pipeline run was cancelled' })).toEqual({
       alert: null,
     });
+  });
+});
+
+describe('with the worker role', () => {
+  test('a whole pipeline run is recorded with the grants workers get, alert and retry included', async () => {
+    const { Client } = await import('pg');
+    const url = new URL(process.env.TEST_DATABASE_URL as string);
+    const schema = /search_path=([\w]+)/.exec(url.searchParams.get('options') ?? '')?.[1] ?? 'public';
+    const role = `ts_pipeline_worker_${randomBytes(4).toString('hex')}`;
+    const password = randomBytes(12).toString('hex');
+    const owner = new Client({ connectionString: url.toString() });
+    await owner.connect();
+    let worker: DataSource | null = null;
+    try {
+      await ensureAppRole(owner, { role, password, schema, grants: WORKER_ROLE_GRANTS });
+      const workerUrl = new URL(url);
+      workerUrl.username = role;
+      workerUrl.password = password;
+      worker = createDataSource({ url: workerUrl.toString(), applicationName: 'task-scheduler-test-pipeline-worker', poolSize: 2 });
+      await worker.initialize();
+      const recorder = new PipelineRecorder(worker, config);
+      const runRecorder = new RunRecorder(worker);
+
+      const task = await createTask({ secrets: SEALED });
+      const pipelineId = await createPipeline(
+        definition([
+          { key: 'a', taskId: task },
+          { key: 'b', taskId: task, dependsOn: ['a'], overrides: { env: { N: '{{ steps.a.outputs.n }}' } } },
+        ]),
+        { webhookUrl: 'https://alerts.example/worker' },
+      );
+      const id = randomUUID();
+      const fire = openArgs(id, pipelineId, { drawn: true, trigger: 'schedule' });
+      expect((await recorder.openRun(fire)).kind).toBe('open');
+      const step = async (key: string, status: 'succeeded' | 'failed', outputs: RunOutputs | null) => {
+        expect((await recorder.prepareStep({ pipelineRunId: id, stepKey: key, upstream: {} })).action).toBe('run');
+        const [start] = await recorder.stepItems({ pipelineRunId: id, stepKey: key, from: 0, count: 1 });
+        expect(start.input.secrets).toBe(SEALED);
+        expect(await runRecorder.ensureRun(start.input, start.workflowId, 'temporal')).toEqual({ duplicateOf: null });
+        await runRecorder.finalizeRun({
+          runId: start.input.runId,
+          status,
+          attempts: 1,
+          exitCode: 0,
+          error: null,
+          stdout: null,
+          stderr: null,
+          outputs,
+        });
+        await recorder.settleStep({ pipelineRunId: id, stepKey: key, outcome: status, reason: 'ran', error: null });
+        return start;
+      };
+      await step('a', 'succeeded', { n: 7 });
+      expect((await step('b', 'failed', null)).input.shell?.env).toEqual({ N: '7' });
+      expect((await recorder.closeRun({ pipelineRunId: id, status: 'failed', error: 'step b failed' })).alert).toMatchObject({
+        kind: 'failure',
+      });
+
+      const retry = await queueRun(pipelineId, { retryOf: id });
+      const opened = await recorder.openRun(openArgs(retry, pipelineId, { trigger: 'retry' }));
+      expect(opened.kind === 'open' && opened.plan.reused).toEqual(['a']);
+    } finally {
+      await worker?.destroy();
+      await owner.query(`DROP OWNED BY "${role}"`).catch(() => undefined);
+      await owner.query(`DROP ROLE IF EXISTS "${role}"`);
+      await owner.end();
+    }
   });
 });
 
