@@ -60,7 +60,7 @@ test('a fire with a run ran, with its lateness; a fire the exclusions removed is
       reason: null,
     },
   ]);
-  expect(classify({ expected: spec.filter((_, i) => i !== 3), runs: spec.map((t, i) => run(`r${i}`, i * 10, i * 10 + 1)) })['30']).toBe(
+  expect(classify({ expected: spec.filter((_, i) => i !== 3), runs: spec.map((_, i) => run(`r${i}`, i * 10, i * 10 + 1)) })['30']).toBe(
     'excluded',
   );
 });

@@ -2,6 +2,7 @@
  * (schedule-translator.ts): pure, no Temporal or database here; test/e2e/pipeline-schedules.e2e.spec.ts
  * fires the real thing. */
 import { loadConfig } from '@task-scheduler/config';
+import type { TypedSearchAttributes } from '@temporalio/common';
 import type { CalendarEntity, PipelineEntity, ScheduleEntity, TaskEntity } from '@task-scheduler/db';
 import { ApiError, ErrorCode } from '../../apps/api/src/common/api-error';
 import { scheduleParams, storedTargetOf, targetOf } from '../../apps/api/src/schedules/schedule-target';
@@ -128,7 +129,7 @@ describe('the Temporal action of a pipeline schedule', () => {
       ['Trigger', 'schedule'],
     ]);
     expect(options.policies).toMatchObject({ catchupWindow: '60s', pauseOnFailure: true });
-    expect(options.typedSearchAttributes?.getAll().map((p: any) => p.key.name)).toEqual(['TenantId']);
+    expect((options.typedSearchAttributes as TypedSearchAttributes).getAll().map((p) => p.key.name)).toEqual(['TenantId']);
   });
 
   test("pauses as the schedule and its tenant say; a task's disable or egress rules do not apply", () => {
