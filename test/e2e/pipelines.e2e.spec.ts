@@ -14,6 +14,8 @@ import { intervalOf, maxConcurrent, overlap, pipelineClient, stepOf, stepStates,
 import type { PipelineClient } from '../support/pipelines';
 
 const TIMEOUT_MS = 120_000;
+/** A secret value of a task: it must never show in outputs. */
+const SECRET = `s3cr3t-${randomBytes(6).toString('hex')}`;
 
 let stack: TestStack;
 let p: PipelineClient;
@@ -169,6 +171,7 @@ describe('failure policies and trigger rules', () => {
       const bad = await p.createTask({ name: 'bad', shell: { script: 'echo bad >&2; exit 1' } });
       const good = await p.createTask({ name: 'good', shell: { script: 'sleep 1' } });
       const quick = await p.createTask({ name: 'quick', shell: { command: 'true' } });
+      const tooSlow = await p.createTask({ name: 'too-slow', shell: { script: 'sleep 30' }, timeoutSeconds: 1 });
       const pipeline = await p.createPipeline({
         name: 'continue',
         failurePolicy: 'continue',
@@ -177,17 +180,22 @@ describe('failure policies and trigger rules', () => {
           { key: 'bad_next', task: quick, dependsOn: ['bad'] },
           { key: 'good', task: good },
           { key: 'good_next', task: quick, dependsOn: ['good'] },
+          { key: 'too_slow', task: tooSlow },
         ],
       });
       const run = await p.waitForPipelineRun((await p.startPipelineRun(pipeline.id)).id);
       expect(run.status).toBe('failed');
       expect(run.error).toContain('bad');
+      expect(run.error).toContain('too_slow');
       expect(stepStates(run)).toEqual({
         bad: ['failed', 'ran'],
         bad_next: ['skipped', 'trigger_rule'],
         good: ['succeeded', 'ran'],
         good_next: ['succeeded', 'ran'],
+        // A timed-out run is a failed step.
+        too_slow: ['failed', 'ran'],
       });
+      expect((await runOf(stepOf(run, 'too_slow').runId)).status).toBe('timed_out');
       // The independent branch went on after the failure.
       expect(Date.parse(stepOf(run, 'good_next').startedAt)).toBeGreaterThanOrEqual(Date.parse(stepOf(run, 'bad').finishedAt));
     },
@@ -224,6 +232,65 @@ describe('failure policies and trigger rules', () => {
   );
 });
 
+describe('skips', () => {
+  test(
+    'a false `when` and an empty forEach skip their step; none_failed runs past skips, all_success does not; a failing item fails its step',
+    async () => {
+      const count = await p.createTask({ name: 'count', shell: { script: 'echo count=0 >> "$TASK_OUTPUTS"' } });
+      const echo = await p.createTask({ name: 'echo', shell: { script: 'echo "item $ITEM"' } });
+      const picky = await p.createTask({ name: 'picky', shell: { script: 'test "$ITEM" != 1' } });
+      const gated = await p.createPipeline({
+        name: 'skips',
+        parameters: [{ name: 'regions', default: [] }],
+        steps: [
+          { key: 'count', task: count },
+          { key: 'gate', task: echo, dependsOn: ['count'], when: 'steps.count.outputs.count != "0"' },
+          { key: 'each', task: echo, dependsOn: ['count'], forEach: '{{ params.regions }}' },
+          { key: 'strict', task: echo, dependsOn: ['gate', 'each'] },
+          { key: 'lenient', task: echo, dependsOn: ['gate', 'each'], triggerRule: 'none_failed' },
+        ],
+      });
+      const items = await p.createPipeline({
+        name: 'failing-item',
+        failurePolicy: 'continue',
+        steps: [
+          { key: 'fan', task: picky, forEach: [0, 1, 2] },
+          { key: 'after', task: echo, dependsOn: ['fan'] },
+        ],
+      });
+      const [empty, regions, failing] = await Promise.all(
+        (
+          [
+            [gated, undefined],
+            [gated, { regions: ['eu', 'us'] }],
+            [items, undefined],
+          ] as const
+        ).map(async ([pl, params]) => p.waitForPipelineRun((await p.startPipelineRun(pl.id, params)).id)),
+      );
+
+      expect([empty.status, empty.error]).toEqual(['succeeded', null]);
+      expect(stepStates(empty)).toEqual({
+        count: ['succeeded', 'ran'],
+        gate: ['skipped', 'condition_false'],
+        each: ['skipped', 'empty_list'],
+        strict: ['skipped', 'trigger_rule'],
+        lenient: ['succeeded', 'ran'],
+      });
+      expect(stepOf(empty, 'each').itemCount ?? 0).toBe(0);
+
+      // The same list from a parameter given at start.
+      expect([regions.status, stepOf(regions, 'each').status, stepOf(regions, 'each').itemCount]).toEqual(['succeeded', 'succeeded', 2]);
+      const stdout = await Promise.all(stepOf(regions, 'each').items.map(async (i: any) => (await runOf(i.runId)).stdout));
+      expect(stdout).toEqual(['item eu\n', 'item us\n']);
+
+      expect(failing.status).toBe('failed');
+      expect(stepStates(failing)).toEqual({ fan: ['failed', 'ran'], after: ['skipped', 'trigger_rule'] });
+      expect(stepOf(failing, 'fan').items.map((i: any) => i.status)).toEqual(['succeeded', 'failed', 'succeeded']);
+    },
+    TIMEOUT_MS,
+  );
+});
+
 describe('outputs between steps', () => {
   test(
     'an output and a parameter reach a downstream step; a missing output and one over the cap fail clearly',
@@ -231,6 +298,13 @@ describe('outputs between steps', () => {
       const extract = await p.createTask({
         name: 'extract',
         shell: { script: `printf '# how many rows\\n\\nrows=42\\n' >> "$TASK_OUTPUTS"` },
+      });
+      const secretive = await p.createTask({
+        name: 'secretive',
+        shell: {
+          script: 'echo "token=$TOKEN" >> "$TASK_OUTPUTS"; echo "url=https://u:$TOKEN@example.test/" >> "$TASK_OUTPUTS"',
+          secretEnv: { TOKEN: SECRET },
+        },
       });
       const load = await p.createTask({
         name: 'load',
@@ -250,18 +324,20 @@ describe('outputs between steps', () => {
             { key: 'load', task: load, dependsOn: ['extract'], overrides: { env: { ROWS: rowsExpr, DAY: '{{ params.date }}' } } },
           ],
         });
-      const [good, missing, big] = await Promise.all([
+      const [good, missing, big, secret] = await Promise.all([
         pipelineOf('outputs', extract, '{{ steps.extract.outputs.rows }}'),
         pipelineOf('outputs-missing', extract, '{{ steps.extract.outputs.nothing_here }}'),
         pipelineOf('outputs-too-big', tooBig, '{{ steps.extract.outputs.big }}'),
+        pipelineOf('outputs-secret', secretive, '{{ steps.extract.outputs.token }}'),
       ]);
-      const [byDefault, overridden, missingRun, bigRun] = await Promise.all(
+      const [byDefault, overridden, missingRun, bigRun, secretRun] = await Promise.all(
         (
           [
             [good, undefined],
             [good, { date: '2026-12-02' }],
             [missing, undefined],
             [big, undefined],
+            [secret, undefined],
           ] as const
         ).map(async ([pl, params]) => p.waitForPipelineRun((await p.startPipelineRun(pl.id, params)).id)),
       );
@@ -291,6 +367,14 @@ describe('outputs between steps', () => {
       // Not retryable: the same file would be written again.
       expect(bigExtract.attemptCount).toBe(1);
       expect(stepOf(bigRun, 'extract').outputs ?? null).toBeNull();
+
+      // A secret of the task never leaves it as an output, neither whole nor inside a value.
+      expect(secretRun.status).toBe('succeeded');
+      const secretOutputs = stepOf(secretRun, 'extract').outputs;
+      expect(secretOutputs.token).toBe('***');
+      expect(JSON.stringify(secretOutputs)).not.toContain(SECRET);
+      expect(JSON.stringify((await runOf(stepOf(secretRun, 'extract').runId)).outputs)).not.toContain(SECRET);
+      expect((await runOf(stepOf(secretRun, 'load').runId)).stdout).toBe('rows: *** day: 2026-01-01\n');
     },
     TIMEOUT_MS,
   );
