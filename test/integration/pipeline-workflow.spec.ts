@@ -9,6 +9,7 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import type { InjectedSinks } from '@temporalio/worker';
 import type {
   FailurePolicy,
   PipelineRunInput,
@@ -18,13 +19,13 @@ import type {
   StepReason,
 } from '@task-scheduler/contracts';
 import { SEARCH_ATTRIBUTES, TRIGGER_RULES, pipelineRunWorkflowId, stepRunWorkflowId } from '@task-scheduler/contracts';
-import type { PipelineActivities } from '../../workflows/src/pipeline-run.workflow';
+import type { PipelineActivities } from '@task-scheduler/activities';
 import { referencePipeline } from '../support/pipeline-reference';
 import type { ReferenceStep, WouldBe } from '../support/pipeline-reference';
-import type { StubRecorder } from '../support/pipeline-stub-workflows';
+import type { StubSinks } from '../support/pipeline-stub-workflows';
 
 const TASK_QUEUE = `pipeline-workflow-${process.pid}`;
-const RESULT_DEADLINE_MS = 30_000;
+const RESULT_DEADLINE_MS = 60_000;
 
 interface FakeStep extends ReferenceStep {
   wouldBe: WouldBe;
@@ -69,8 +70,8 @@ function stepOf(plan: FakePlan, key: string): FakeStep {
   return step;
 }
 
-/** In-memory PipelineActivities over the registered plans, plus the stub children's recorder. */
-const activities: PipelineActivities & StubRecorder = {
+/** In-memory PipelineActivities over the registered plans. */
+const activities: PipelineActivities = {
   async openPipelineRun(a): Promise<PipelineRunOpened> {
     const plan = plans.get(a.pipelineId);
     if (!plan) throw new Error(`no plan for pipeline ${a.pipelineId}`);
@@ -136,14 +137,22 @@ const activities: PipelineActivities & StubRecorder = {
     planOf(a.pipelineRunId).closed.push({ status: a.status, error: a.error, seq: ++seq });
     return { alert: null };
   },
-  async stubEvent(e) {
-    const c = children.get(e.workflowId) ?? {};
-    if (e.event === 'start') c.start = ++seq;
-    else {
-      c.end = ++seq;
-      c.outcome = e.outcome;
-    }
-    children.set(e.workflowId, c);
+};
+
+const sinks: InjectedSinks<StubSinks> = {
+  stub: {
+    event: {
+      fn(info, e) {
+        const c = children.get(info.workflowId) ?? {};
+        if (e.event === 'start') c.start = ++seq;
+        else {
+          c.end = ++seq;
+          c.outcome = e.outcome;
+        }
+        children.set(info.workflowId, c);
+      },
+      callDuringReplay: false,
+    },
   },
 };
 
@@ -154,7 +163,8 @@ let workerRun: Promise<void>;
 
 beforeAll(async () => {
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    // ERROR: every failed pipeline and child would log a warning.
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
     // already installed by an earlier suite in this Jest worker
   }
@@ -176,7 +186,7 @@ beforeAll(async () => {
     taskQueue: TASK_QUEUE,
     workflowBundle: { code },
     activities,
-    maxConcurrentWorkflowTaskExecutions: 50,
+    sinks,
   });
   workerRun = worker.run();
   connection = await Connection.connect({ address });
@@ -317,7 +327,8 @@ const dagArb: fc.Arbitrary<FakeStep[]> = fc.integer({ min: 1, max: 30 }).chain((
         dependsOn: i === 0 ? fc.constant<string[]>([]) : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 3 }).map((ds) => ds.map((d) => `s${d}`)),
         triggerRule: fc.constantFrom(...TRIGGER_RULES),
         wouldBe: wouldBeArb,
-        sleepMs: fc.integer({ min: 0, max: 30 }),
+        // Most children end at once (a timer costs a workflow task); some take a while, to vary the interleavings.
+        sleepMs: fc.constantFrom(0, 0, 0, 30),
       }),
     ),
   ),
@@ -325,25 +336,44 @@ const dagArb: fc.Arbitrary<FakeStep[]> = fc.integer({ min: 1, max: 30 }).chain((
 
 const fails = (w: WouldBe) => w.kind === 'prepare_failed' || (w.kind === 'items' && w.items.includes('failed'));
 
-test('generated DAGs: the run ends, every step as the reference evaluator says, in dependency order, within maxParallelism', async () => {
-  await fc.assert(
-    fc.asyncProperty(dagArb, fc.constantFrom<FailurePolicy>('fail_fast', 'continue'), fc.integer({ min: 1, max: 5 }), async (steps, policy, p) => {
-      // Under fail_fast the outcome of a race between a failure and a running step depends on timing; with one
-      // step at a time there is none (and with no failure there is nothing to race). See pipeline-reference.ts.
-      const maxParallelism = policy === 'fail_fast' && steps.some((s) => fails(s.wouldBe)) ? 1 : p;
-      const expected = referencePipeline(steps, Object.fromEntries(steps.map((s) => [s.key, s.wouldBe])), policy);
-      const { plan, handle } = await startPipeline(steps, { maxParallelism, failurePolicy: policy });
-      const status = await outcomeOf(handle);
+const caseArb = fc.record({
+  steps: dagArb,
+  policy: fc.constantFrom<FailurePolicy>('fail_fast', 'continue'),
+  maxParallelism: fc.integer({ min: 1, max: 5 }),
+});
 
-      expect(statesOf(plan)).toEqual(expected.steps);
-      expect(status).toBe(expected.status);
-      expect(plan.closed.map((c) => c.status)).toEqual([expected.status]);
-      checkOrdering(plan);
-      expect(peakChildren(plan)).toBeLessThanOrEqual(maxParallelism);
+/** Checks one generated pipeline run against the reference evaluator and the invariants. */
+async function checkGenerated({ steps, policy, maxParallelism: p }: { steps: FakeStep[]; policy: FailurePolicy; maxParallelism: number }) {
+  // Under fail_fast the outcome of a race between a failure and a running step depends on timing; with one
+  // step at a time there is none (and with no failure there is nothing to race). See pipeline-reference.ts.
+  const maxParallelism = policy === 'fail_fast' && steps.some((s) => fails(s.wouldBe)) ? 1 : p;
+  const expected = referencePipeline(steps, Object.fromEntries(steps.map((s) => [s.key, s.wouldBe])), policy);
+  const { plan, handle } = await startPipeline(steps, { maxParallelism, failurePolicy: policy });
+  const status = await outcomeOf(handle);
+
+  expect(statesOf(plan)).toEqual(expected.steps);
+  expect(status).toBe(expected.status);
+  expect(plan.closed.map((c) => c.status)).toEqual([expected.status]);
+  checkOrdering(plan);
+  expect(peakChildren(plan)).toBeLessThanOrEqual(maxParallelism);
+}
+
+/** Pipelines per property run, run at once (independent runs; the dev server's latency, not its CPU, is the cost). */
+const AT_ONCE = 4;
+const PROPERTY_RUNS = 10;
+
+test(`generated DAGs (${AT_ONCE * PROPERTY_RUNS}): each ends, every step as the reference evaluator says, in dependency order, within maxParallelism`, async () => {
+  let runs = 0;
+  const t0 = Date.now();
+  await fc.assert(
+    fc.asyncProperty(fc.array(caseArb, { minLength: AT_ONCE, maxLength: AT_ONCE }), async (cases) => {
+      runs += cases.length;
+      await Promise.all(cases.map(checkGenerated));
     }),
-    { numRuns: 40, interruptAfterTimeLimit: 100_000 },
+    { numRuns: PROPERTY_RUNS, interruptAfterTimeLimit: 120_000, markInterruptAsFailure: true },
   );
-}, 150_000);
+  console.log(`generated DAGs: ${runs} pipeline runs in ${Date.now() - t0} ms`);
+}, 180_000);
 
 // ---------------------------------------------------------------- targeted cases
 

@@ -13,17 +13,14 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { SearchAttributeType, WorkflowExecutionAlreadyStartedError, defineSearchAttributeKey } from '@temporalio/common';
+import type { PipelineActivities } from '@task-scheduler/activities';
 import type {
-  AlertDelivery,
   PipelineCarriedState,
   PipelineRunInput,
-  PipelineRunOpened,
   PipelineRunPlan,
-  PipelineRunTrigger,
   PlannedStep,
   StepItemStart,
   StepOutcome,
-  StepPreparation,
   StepReason,
 } from '@task-scheduler/contracts';
 import {
@@ -36,30 +33,6 @@ import {
 } from '@task-scheduler/contracts';
 import type { alertDeliveryWorkflow } from './alert-delivery.workflow';
 import type { taskRunWorkflow } from './task-run.workflow';
-
-/** The pipeline run's records in PostgreSQL (activities/src/pipelines, `createPipelineActivities`). */
-export interface PipelineActivities {
-  openPipelineRun(a: {
-    pipelineRunId: string;
-    drawn: boolean;
-    tenantId: string;
-    pipelineId: string;
-    scheduleId: string | null;
-    scheduledAt: string | null;
-    params: Record<string, unknown> | null;
-    trigger: PipelineRunTrigger;
-    workflowId: string;
-    temporalRunId: string;
-  }): Promise<PipelineRunOpened>;
-  prepareStep(a: { pipelineRunId: string; stepKey: string; upstream: Record<string, StepOutcome> }): Promise<StepPreparation>;
-  stepItems(a: { pipelineRunId: string; stepKey: string; from: number; count: number }): Promise<StepItemStart[]>;
-  settleStep(a: { pipelineRunId: string; stepKey: string; outcome: StepOutcome; reason: StepReason; error: string | null }): Promise<void>;
-  closePipelineRun(a: {
-    pipelineRunId: string;
-    status: 'succeeded' | 'failed' | 'cancelled';
-    error: string | null;
-  }): Promise<{ alert: AlertDelivery | null }>;
-}
 
 /** What a pipeline run's workflow returns when it did not end failed or cancelled. */
 export interface PipelineRunResult {
