@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   FINAL_PIPELINE_RUN_STATUSES,
   PIPELINE_LIMITS,
+  STEP_OUTCOMES,
   plannedSteps,
   reusableSteps,
   stepRunWorkflowId,
@@ -54,7 +55,7 @@ export interface SettleStep {
 /** Item inputs one {@link PipelineRecorder.stepItems} call builds at most. */
 export const MAX_ITEMS_PER_CALL = 50;
 
-const FINAL_STEP = `('succeeded', 'failed', 'skipped', 'cancelled')`;
+const FINAL_STEP = `(${STEP_OUTCOMES.map((s) => `'${s}'`).join(', ')})`;
 const FINAL_RUN = `(${FINAL_PIPELINE_RUN_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 const DEFAULT_ALERT_WINDOW_SECONDS = 3600;
 
