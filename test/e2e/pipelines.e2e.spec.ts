@@ -4,6 +4,8 @@
  * when rest on the clock each shell step records of itself (its `start`/`end` outputs), not on
  * the times the API reports. Definitions and their validation are test/e2e/pipelines-api.e2e.spec.ts. */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
@@ -21,15 +23,22 @@ let stack: TestStack;
 let p: PipelineClient;
 let connection: Connection;
 let client: Client;
+let http: ReturnType<typeof createServer> | undefined;
 
 beforeAll(async () => {
-  stack = await startStack('pipelines');
+  // HTTP steps call a server of the test on loopback.
+  stack = await startStack('pipelines', { env: { HTTP_ALLOW_CIDRS: '127.0.0.1/32' } });
   const tenant = await stack.createTenant(`pipelines-${randomBytes(3).toString('hex')}`, { maxConcurrentRuns: 50 });
   p = pipelineClient(stack, tenant.apiKey);
   connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   client = new Client({ connection });
 });
 afterAll(async () => {
+  const server = http;
+  if (server) {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
   await connection?.close();
   await stack?.stop();
 });
@@ -375,6 +384,66 @@ describe('outputs between steps', () => {
       expect(JSON.stringify(secretOutputs)).not.toContain(SECRET);
       expect(JSON.stringify((await runOf(stepOf(secretRun, 'extract').runId)).outputs)).not.toContain(SECRET);
       expect((await runOf(stepOf(secretRun, 'load').runId)).stdout).toBe('rows: *** day: 2026-01-01\n');
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe('HTTP steps', () => {
+  test(
+    "an HTTP step's status and JSON body are outputs; a whole template keeps its type in a downstream body",
+    async () => {
+      const received: unknown[] = [];
+      http = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          if (req.url === '/source') {
+            res.setHeader('content-type', 'application/json');
+            res.end(JSON.stringify({ rows: 7, tags: ['a', 'b'] }));
+          } else if (req.url === '/text') {
+            res.end('not json');
+          } else {
+            received.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+            res.statusCode = 201;
+            res.end();
+          }
+        });
+      });
+      await new Promise<void>((resolve) => http?.listen(0, '127.0.0.1', resolve));
+      const origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+      const get = (path: string) =>
+        p.createTask({ name: `get${path.replace('/', '-')}`, executor: 'http', http: { method: 'GET', url: `${origin}${path}` } });
+      const [source, text] = await Promise.all([get('/source'), get('/text')]);
+      const sink = await p.createTask({ name: 'sink', executor: 'http', http: { method: 'POST', url: `${origin}/sink`, body: {} } });
+      const status = await p.createTask({ name: 'status', shell: { script: 'echo "status $STATUS"' } });
+      const pipeline = await p.createPipeline({
+        name: 'http',
+        steps: [
+          { key: 'fetch', task: source },
+          { key: 'text', task: text },
+          {
+            key: 'push',
+            task: sink,
+            dependsOn: ['fetch'],
+            overrides: {
+              body: {
+                count: '{{ steps.fetch.outputs.body.rows }}',
+                tags: '{{ steps.fetch.outputs.body.tags }}',
+                note: 'rows={{ steps.fetch.outputs.body.rows }}',
+              },
+            },
+          },
+          { key: 'status', task: status, dependsOn: ['text'], overrides: { env: { STATUS: '{{ steps.text.outputs.status }}' } } },
+        ],
+      });
+      const run = await p.waitForPipelineRun((await p.startPipelineRun(pipeline.id)).id);
+      expect([run.status, run.error]).toEqual(['succeeded', null]);
+      expect(stepOf(run, 'fetch').outputs).toEqual({ status: 200, body: { rows: 7, tags: ['a', 'b'] } });
+      expect(stepOf(run, 'text').outputs).toEqual({ status: 200, body: null });
+      expect(stepOf(run, 'push').outputs).toEqual({ status: 201, body: null });
+      expect(received).toEqual([{ count: 7, tags: ['a', 'b'], note: 'rows=7' }]);
+      expect((await runOf(stepOf(run, 'status').runId)).stdout).toBe('status 200\n');
     },
     TIMEOUT_MS,
   );
