@@ -264,14 +264,17 @@ describe('the worker role', () => {
     expect(rows).toEqual([{ status: 'failed', dead_letter: true }]);
   });
 
-  test('reaches neither API keys, task secrets nor anything outside run records', async () => {
+  test('reaches neither API keys nor anything outside run records and what a step run is built from', async () => {
     await expectDenied(worker, 'SELECT * FROM api_keys');
     await expectDenied(
       worker,
       `INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, role) SELECT id, 'x', 'x', 'x', 'admin' FROM tenants`,
     );
-    await expectDenied(worker, 'SELECT secrets FROM tasks');
-    await expectDenied(worker, 'SELECT spec FROM tasks');
+    // A pipeline step's run is built by the worker, so it reads a task's spec and sealed secrets (as Temporal
+    // histories hold them); the key that opens them is SECRETS_KEY, never in the database.
+    await expectDenied(worker, 'SELECT secret_names, metadata FROM tasks');
+    await expectDenied(worker, 'SELECT description FROM pipelines');
+    await expectDenied(worker, `UPDATE pipelines SET name = 'x'`);
     await expectDenied(worker, 'SELECT * FROM audit_events');
     await expectDenied(worker, `UPDATE tenants SET max_concurrent_runs = 100000`);
     await expectDenied(worker, `UPDATE tasks SET name = 'x'`);
