@@ -113,9 +113,9 @@ export class PipelineStepDto {
   @ApiPropertyOptional({ type: [String], description: 'Keys of the steps this one waits for.', example: [] })
   @Optional()
   @IsArray()
-  @ArrayMaxSize(1000)
+  @ArrayMaxSize(2 * PIPELINE_LIMITS.maxDependsOn)
   @IsString({ each: true })
-  @MaxLength(256, { each: true })
+  @MaxLength(64, { each: true })
   dependsOn?: string[];
 
   @ApiPropertyOptional({ enum: TRIGGER_RULES, default: 'all_success', description: 'When the step runs, over its upstream outcomes.' })
@@ -161,9 +161,10 @@ export class CreatePipelineDto {
   @Type(() => PipelineParameterDto)
   parameters?: PipelineParameterDto[];
 
+  // No array bound of its own: the body limit bounds it, and more than maxSteps is a PIPELINE_INVALID problem
+  // (too_many_steps) reported with the others rather than a 400 alone.
   @ApiProperty({ type: [PipelineStepDto], description: `1 to ${PIPELINE_LIMITS.maxSteps} steps.` })
   @IsArray()
-  @ArrayMaxSize(1000)
   @ValidateNested({ each: true })
   @Type(() => PipelineStepDto)
   steps!: PipelineStepDto[];
