@@ -43,6 +43,7 @@ interface FakePlan {
   settles: { key: string; outcome: StepOutcome; reason: StepReason; error: string | null; seq: number }[];
   closed: { status: string; error: string | null; seq: number }[];
   fetched: { key: string; from: number; count: number }[];
+  prepared: string[];
 }
 
 /** A child's start and end, in the order the test process saw them (one sequence over everything). */
@@ -91,7 +92,9 @@ const activities: PipelineActivities = {
     };
   },
   async prepareStep(a) {
-    const step = stepOf(planOf(a.pipelineRunId), a.stepKey);
+    const plan = planOf(a.pipelineRunId);
+    plan.prepared.push(a.stepKey);
+    const step = stepOf(plan, a.stepKey);
     const missing = step.dependsOn.filter((d) => !(d in a.upstream));
     if (missing.length) throw new Error(`prepareStep ${a.stepKey} without upstream ${missing.join(', ')}`);
     const w = step.wouldBe;
@@ -213,6 +216,7 @@ async function startPipeline(
     settles: [],
     closed: [],
     fetched: [],
+    prepared: [],
   };
   plans.set(plan.pipelineId, plan);
   const pipelineRunId = opts.drawn ? undefined : randomUUID();
@@ -416,6 +420,25 @@ test('a 40-step chain continues as new at barriers: every run stays short, the d
   for (const n of lengths) expect(n).toBeLessThan(limit + 60);
   const described = await client.workflow.getHandle(handle.workflowId).describe();
   expect(described.searchAttributes[SEARCH_ATTRIBUTES.pipelineRunId]).toEqual([plan.pipelineRunId]);
+}, 60_000);
+
+test('a barrier in the middle of a fan-out: the next run starts the remaining items only, the outcome counts them all', async () => {
+  const items = Array.from({ length: 24 }, (_, i) => (i === 7 ? 'failed' : 'succeeded') as 'succeeded' | 'failed');
+  const steps = [step('fan', [], { wouldBe: { kind: 'items', items } }), step('after', ['fan'], { triggerRule: 'all_done' })];
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 3, failurePolicy: 'continue', continueAsNewAfterEvents: 100 });
+  expect(await outcomeOf(handle)).toBe('failed');
+  expect(plan.settles.map((s) => [s.key, s.outcome, s.reason, s.error])).toEqual([
+    ['fan', 'failed', 'ran', expect.stringMatching(/^1 of 24 items failed/)],
+    ['after', 'succeeded', 'ran', null],
+  ]);
+  // Every item started once: fetched ranges tile [0, 24) without overlap across the runs.
+  const fetched = plan.fetched.filter((f) => f.key === 'fan').sort((x, y) => x.from - y.from);
+  expect(fetched.reduce((next, f) => (f.from === next ? next + f.count : -1), 0)).toBe(24);
+  const ids = childIdsOf(plan, stepOf(plan, 'fan'));
+  expect(ids.map((id) => children.get(id)?.outcome)).toEqual(items);
+  // The next run prepared the step again, to carry on with it.
+  expect(plan.prepared.filter((k) => k === 'fan').length).toBeGreaterThan(1);
+  checkOrdering(plan);
 }, 60_000);
 
 test('cancelling the pipeline run cancels its running children, waits for them, and settles the rest cancelled', async () => {
