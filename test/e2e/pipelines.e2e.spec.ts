@@ -23,13 +23,15 @@ let stack: TestStack;
 let p: PipelineClient;
 let connection: Connection;
 let client: Client;
+let tenantKey: string;
 let http: ReturnType<typeof createServer> | undefined;
 
 beforeAll(async () => {
   // HTTP steps call a server of the test on loopback.
   stack = await startStack('pipelines', { env: { HTTP_ALLOW_CIDRS: '127.0.0.1/32' } });
   const tenant = await stack.createTenant(`pipelines-${randomBytes(3).toString('hex')}`, { maxConcurrentRuns: 50 });
-  p = pipelineClient(stack, tenant.apiKey);
+  tenantKey = tenant.apiKey;
+  p = pipelineClient(stack, tenantKey);
   connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   client = new Client({ connection });
 });
@@ -124,6 +126,41 @@ describe('scheduling by dependencies', () => {
       expect([run.status, run.error]).toEqual(['succeeded', null]);
       const clocks = ['s1', 's2', 's3'].map((k) => intervalOf(stepOf(run, k).outputs));
       expect(maxConcurrent(clocks)).toBe(1);
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe('versions', () => {
+  test(
+    'editing a pipeline does not change a run in flight; the next run takes the new version',
+    async () => {
+      const wait = await p.createTask({ name: 'wait', shell: { script: 'sleep 2' } });
+      const say = await p.createTask({ name: 'say', shell: { script: 'echo "$MSG"' } });
+      const stepsOf = (msg: string) => [
+        { key: 'first', task: wait },
+        { key: 'second', task: say, dependsOn: ['first'], overrides: { env: { MSG: msg } } },
+      ];
+      const pipeline = await p.createPipeline({ name: 'versions', steps: stepsOf('v1') });
+      const started = await p.startPipelineRun(pipeline.id);
+      await p.waitForPipelineRun(started.id, (r) => stepOf(r, 'first').status === 'running', 30_000);
+
+      const edited = await stack.request('PATCH', `/v1/pipelines/${pipeline.id}`, {
+        apiKey: tenantKey,
+        headers: { 'if-match': '"1"' },
+        body: { steps: [...stepsOf('v2'), { key: 'third', task: say, dependsOn: ['second'] }] },
+      });
+      expect([edited.status, edited.body.error?.code, edited.body.version]).toEqual([200, undefined, 2]);
+
+      const old = await p.waitForPipelineRun(started.id);
+      expect([old.status, old.pipelineVersion]).toEqual(['succeeded', 1]);
+      expect(old.steps.map((s: any) => s.key)).toEqual(['first', 'second']);
+      expect((await runOf(stepOf(old, 'second').runId)).stdout).toBe('v1\n');
+
+      const next = await p.waitForPipelineRun((await p.startPipelineRun(pipeline.id)).id);
+      expect([next.status, next.pipelineVersion]).toEqual(['succeeded', 2]);
+      expect(stepStates(next)).toEqual({ first: ['succeeded', 'ran'], second: ['succeeded', 'ran'], third: ['succeeded', 'ran'] });
+      expect((await runOf(stepOf(next, 'second').runId)).stdout).toBe('v2\n');
     },
     TIMEOUT_MS,
   );
