@@ -1,7 +1,7 @@
 /* Pipeline runs end to end: scheduling by dependencies and trigger rules, failure policies that
  * kill what runs, outputs and fan-out between steps, retry, cancel, tenant slots and the children
- * in Temporal. Real API, Temporal dev server and workers, real PostgreSQL. Claims about what ran
- * when rest on the clock each shell step records of itself (its `start`/`end` outputs), not on
+ * in Temporal. Real API, Temporal dev server and workers, real PostgreSQL. Claims about which steps
+ * overlapped rest on the clock each shell step records of itself (its `start`/`end` outputs), not on
  * the times the API reports. Definitions and their validation are test/e2e/pipelines-api.e2e.spec.ts. */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -25,15 +25,13 @@ let stack: TestStack;
 let p: PipelineClient;
 let connection: Connection;
 let client: Client;
-let tenantKey: string;
 let http: ReturnType<typeof createServer> | undefined;
 
 beforeAll(async () => {
   // HTTP steps call a server of the test on loopback.
   stack = await startStack('pipelines', { env: { HTTP_ALLOW_CIDRS: '127.0.0.1/32' } });
   const tenant = await stack.createTenant(`pipelines-${randomBytes(3).toString('hex')}`, { maxConcurrentRuns: 50 });
-  tenantKey = tenant.apiKey;
-  p = pipelineClient(stack, tenantKey);
+  p = pipelineClient(stack, tenant.apiKey);
   connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   client = new Client({ connection });
 });
@@ -147,11 +145,12 @@ describe('versions', () => {
       const started = await p.startPipelineRun(pipeline.id);
       await p.waitForPipelineRun(started.id, (r) => stepOf(r, 'first').status === 'running', 30_000);
 
-      const edited = await stack.request('PATCH', `/v1/pipelines/${pipeline.id}`, {
-        apiKey: tenantKey,
-        headers: { 'if-match': '"1"' },
-        body: { steps: [...stepsOf('v2'), { key: 'third', task: say, dependsOn: ['second'] }] },
-      });
+      const edited = await p.request(
+        'PATCH',
+        `/v1/pipelines/${pipeline.id}`,
+        { steps: [...stepsOf('v2'), { key: 'third', task: say, dependsOn: ['second'] }] },
+        { 'if-match': '"1"' },
+      );
       expect([edited.status, edited.body.error?.code, edited.body.version]).toEqual([200, undefined, 2]);
 
       const old = await p.waitForPipelineRun(started.id);

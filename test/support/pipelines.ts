@@ -14,11 +14,12 @@ export interface PipelineClient {
   getPipelineRun(id: string): Promise<any>;
   /** Polls the pipeline run until `until` holds (default: a final status), at most `timeoutMs`. */
   waitForPipelineRun(id: string, until?: (run: any) => boolean, timeoutMs?: number): Promise<any>;
-  request: (method: string, path: string, body?: unknown) => ReturnType<TestStack['request']>;
+  /** Any request as this client's tenant. */
+  request: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => ReturnType<TestStack['request']>;
 }
 
 export function pipelineClient(stack: TestStack, apiKey: string): PipelineClient {
-  const request: PipelineClient['request'] = (method, path, body) => stack.request(method, path, { body, apiKey });
+  const request: PipelineClient['request'] = (method, path, body, headers) => stack.request(method, path, { body, apiKey, headers });
   const getPipelineRun = async (id: string): Promise<any> => {
     const res = await request('GET', `/v1/pipeline-runs/${id}`);
     if (res.status !== 200) throw new Error(`GET pipeline run ${id}: ${res.status} ${JSON.stringify(res.body)}`);
