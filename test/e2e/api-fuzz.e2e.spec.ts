@@ -112,6 +112,8 @@ async function seed(c: { apiKey: string; name: string }): Promise<Record<string,
   const backfill = await call('POST', '/v1/schedules', { name: `backfill-${c.name}`, taskId: task.id, spec: yearly, paused: true });
   const schedule = await call('POST', '/v1/schedules', { name: `seed-${c.name}`, taskId: task.id, spec: yearly, paused: true });
   const calendar = await call('POST', '/v1/calendars', { name: `seed-${c.name}`, holidays: ['2027-12-25'] });
+  const pipeline = await call('POST', '/v1/pipelines', { name: `seed-${c.name}`, steps: [{ key: 'a', task: task.id }] });
+  const pipelineRun = await call('POST', `/v1/pipelines/${pipeline.id}/runs`, {});
   // Keys the fuzzer may revoke: never the key it is calling with.
   const keys = [];
   for (let i = 0; i < 3; i++) keys.push((await call('POST', '/v1/api-keys', { name: `victim-${i}`, role: 'readonly' })).id);
@@ -121,6 +123,8 @@ async function seed(c: { apiKey: string; name: string }): Promise<Record<string,
     schedules: [schedule.id],
     backfill: [backfill.id],
     calendars: [calendar.id],
+    pipelines: [pipeline.id],
+    'pipeline-runs': [pipelineRun.id],
     'api-keys': keys,
   };
 }

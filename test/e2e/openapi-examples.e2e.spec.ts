@@ -48,6 +48,12 @@ beforeAll(async () => {
   ids.calendars = calendar.id;
   const schedule = await ok('POST', '/v1/schedules', { name: 'examples-schedule', taskId: task.id, spec: { cron: ['0 4 * * *'] } });
   ids.schedules = schedule.id;
+  const pipeline = await ok('POST', '/v1/pipelines', {
+    name: 'examples-pipeline',
+    parameters: [{ name: 'date', default: '2026-12-01' }],
+    steps: [{ key: 'a', task: task.id }],
+  });
+  ids.pipelines = pipeline.id;
   const tenant = await stack.createTenant(`examples-${Date.now()}`);
   ids.tenants = tenant.tenantId;
 });

@@ -20,6 +20,8 @@ export class ApiKeysController {
   @Post()
   @RequirePermission('api-keys:write')
   @ApiOperation({ operationId: 'createApiKey', summary: 'Create an API key; the full key is returned only here' })
+  // The platform admin may name another tenant (`tenantId`), which may not exist.
+  @ApiErrors(ErrorCode.TENANT_NOT_FOUND)
   @ApiCreatedResponse({ type: CreatedApiKeyResponse })
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateApiKeyDto): Promise<CreatedApiKeyResponse> {
     const { entity, key } = await this.keys.create(ctx, dto);
