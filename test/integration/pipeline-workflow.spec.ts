@@ -21,6 +21,7 @@ import type {
 import { SEARCH_ATTRIBUTES, TRIGGER_RULES, pipelineRunWorkflowId, stepRunWorkflowId } from '@task-scheduler/contracts';
 import type { PipelineActivities } from '@task-scheduler/activities';
 import { referencePipeline } from '../support/pipeline-reference';
+import { checkReplayAndRecord } from '../support/replay-fixtures';
 import type { ReferenceStep, WouldBe } from '../support/pipeline-reference';
 import type { StubSinks } from '../support/pipeline-stub-workflows';
 
@@ -363,8 +364,8 @@ async function checkGenerated({ steps, policy, maxParallelism: p }: { steps: Fak
 }
 
 /** Pipelines per property run, run at once (independent runs; the dev server's latency, not its CPU, is the cost). */
-const AT_ONCE = 4;
-const PROPERTY_RUNS = 10;
+const AT_ONCE = 8;
+const PROPERTY_RUNS = 5;
 
 test(`generated DAGs (${AT_ONCE * PROPERTY_RUNS}): each ends, every step as the reference evaluator says, in dependency order, within maxParallelism`, async () => {
   let runs = 0;
@@ -374,7 +375,7 @@ test(`generated DAGs (${AT_ONCE * PROPERTY_RUNS}): each ends, every step as the 
       runs += cases.length;
       await Promise.all(cases.map(checkGenerated));
     }),
-    { numRuns: PROPERTY_RUNS, interruptAfterTimeLimit: 120_000, markInterruptAsFailure: true },
+    { numRuns: PROPERTY_RUNS, interruptAfterTimeLimit: 150_000, markInterruptAsFailure: true },
   );
   console.log(`generated DAGs: ${runs} pipeline runs in ${Date.now() - t0} ms`);
 }, 180_000);
@@ -467,6 +468,7 @@ test('cancelling the pipeline run cancels its running children, waits for them, 
     expect(children.get(id)?.end as number).toBeLessThan(plan.closed[0].seq);
   }
   checkOrdering(plan);
+  await checkReplayAndRecord(process.env.TEST_TEMPORAL_ADDRESS as string, handle.workflowId, 'pipeline-run-cancelled.json');
 }, 60_000);
 
 test('fail_fast: the first failure cancels running children, starts no more items, and skips what is not failure-aware', async () => {
@@ -496,6 +498,8 @@ test('fail_fast: the first failure cancels running children, starts no more item
   expect(plan.settles.find((s) => s.key === 'b')?.error).toBe('run failed: exit code 1');
   expect(plan.closed[0].error).toBe('steps c, fan cancelled');
   checkOrdering(plan);
+  // Cancelled children and a failure, replayed by the production bundle.
+  await checkReplayAndRecord(process.env.TEST_TEMPORAL_ADDRESS as string, handle.workflowId, 'pipeline-run-fail-fast.json');
 }, 60_000);
 
 test('a fan-out of 50 items under maxParallelism 5 never has more than 5 running, and runs them all', async () => {
