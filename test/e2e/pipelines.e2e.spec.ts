@@ -213,6 +213,45 @@ describe('failure policies and trigger rules', () => {
   );
 
   test(
+    'fail_fast inside a fan-out: a failing item cancels its running siblings and starts no more; the step is failed',
+    async () => {
+      const seconds = uniqueSleepSeconds();
+      const marker = `sleep ${seconds}`;
+      // Item 0 fails once the others had time to start; the rest sleep until cancelled.
+      const item = await p.createTask({
+        name: 'item',
+        shell: { script: `if [ "$ITEM_INDEX" = 0 ]; then sleep 2; exit 1; fi; sleep ${seconds}` },
+        timeoutSeconds: 300,
+      });
+      const pipeline = await p.createPipeline({
+        name: 'fail-fast-items',
+        maxParallelism: 3,
+        steps: [{ key: 'fan', task: item, forEach: [0, 1, 2, 3, 4, 5] }],
+      });
+      const started = await p.startPipelineRun(pipeline.id);
+      let run: any;
+      try {
+        await waitForProcesses(started.id, 'fan', marker, 2);
+        run = await p.waitForPipelineRun(started.id, undefined, 20_000);
+      } finally {
+        // Whatever the outcome, no sleeper outlives the test.
+        if (!run) await p.request('POST', `/v1/pipeline-runs/${started.id}/cancel`);
+      }
+      expect(run.status).toBe('failed');
+      expect(stepStates(run)).toEqual({ fan: ['failed', 'ran'] });
+      const items = stepOf(run, 'fan').items.map((i: any) => [i.itemIndex, i.status]);
+      // Items 3-5 never started: no run at all.
+      expect(items).toEqual([
+        [0, 'failed'],
+        [1, 'cancelled'],
+        [2, 'cancelled'],
+      ]);
+      expect(processesMatching(marker)).toEqual([]);
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
     'continue: a failure does not stop an independent branch; its all_success downstream is skipped; the run is failed',
     async () => {
       const bad = await p.createTask({ name: 'bad', shell: { script: 'echo bad >&2; exit 1' } });
