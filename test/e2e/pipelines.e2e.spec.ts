@@ -213,39 +213,52 @@ describe('failure policies and trigger rules', () => {
   );
 
   test(
-    'fail_fast inside a fan-out: a failing item cancels its running siblings and starts no more; the step is failed',
+    'fail_fast and a fan-out: a failed item lets its siblings finish (docs/pipelines.md), then the failed step cancels the rest',
     async () => {
       const seconds = uniqueSleepSeconds();
       const marker = `sleep ${seconds}`;
-      // Item 0 fails once the others had time to start; the rest sleep until cancelled.
-      const item = await p.createTask({
-        name: 'item',
-        shell: { script: `if [ "$ITEM_INDEX" = 0 ]; then sleep 2; exit 1; fi; sleep ${seconds}` },
+      // Item 0 fails at once; its siblings take a second and succeed.
+      const item = await p.createTask({ name: 'item', shell: { script: 'if [ "$ITEM_INDEX" = 0 ]; then exit 1; fi; sleep 1' } });
+      const long = await p.createTask({
+        name: 'long',
+        shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` },
         timeoutSeconds: 300,
       });
+      const quick = await p.createTask({ name: 'quick', shell: { command: 'true' } });
       const pipeline = await p.createPipeline({
         name: 'fail-fast-items',
-        maxParallelism: 3,
-        steps: [{ key: 'fan', task: item, forEach: [0, 1, 2, 3, 4, 5] }],
+        maxParallelism: 4,
+        steps: [
+          { key: 'long', task: long },
+          { key: 'fan', task: item, forEach: [0, 1, 2, 3, 4, 5] },
+          { key: 'after', task: quick, dependsOn: ['fan'] },
+        ],
       });
       const started = await p.startPipelineRun(pipeline.id);
       let run: any;
       try {
-        await waitForProcesses(started.id, 'fan', marker, 2);
-        run = await p.waitForPipelineRun(started.id, undefined, 20_000);
+        await waitForProcesses(started.id, 'long', marker, 2);
+        run = await p.waitForPipelineRun(started.id, undefined, 30_000);
       } finally {
         // Whatever the outcome, no sleeper outlives the test.
         if (!run) await p.request('POST', `/v1/pipeline-runs/${started.id}/cancel`);
       }
       expect(run.status).toBe('failed');
-      expect(stepStates(run)).toEqual({ fan: ['failed', 'ran'] });
-      const items = stepOf(run, 'fan').items.map((i: any) => [i.itemIndex, i.status]);
-      // Items 3-5 never started: no run at all.
-      expect(items).toEqual([
+      expect(stepStates(run)).toEqual({
+        long: ['cancelled', 'fail_fast'],
+        fan: ['failed', 'ran'],
+        after: ['skipped', 'fail_fast'],
+      });
+      // A fan-out step fails once all its items ended: every item ran, only item 0 failed.
+      expect(stepOf(run, 'fan').items.map((i: any) => [i.itemIndex, i.status])).toEqual([
         [0, 'failed'],
-        [1, 'cancelled'],
-        [2, 'cancelled'],
+        [1, 'succeeded'],
+        [2, 'succeeded'],
+        [3, 'succeeded'],
+        [4, 'succeeded'],
+        [5, 'succeeded'],
       ]);
+      expect(stepOf(run, 'fan').error).toContain('item 0');
       expect(processesMatching(marker)).toEqual([]);
     },
     TIMEOUT_MS,
