@@ -83,6 +83,7 @@ interface ItemEnd {
   key: string;
   index: number;
   outcome: StepOutcome;
+  /** What a failed run said. */
   error: string | null;
 }
 
@@ -109,9 +110,9 @@ async function runItem(start: StepItemStart, pipelineRunId: string): Promise<Omi
     });
     const result = await child.result();
     // `duplicate`: the child found its run already final (its task was disabled when it started: recorded cancelled).
-    return result.status === 'succeeded' ? ended('succeeded', null) : ended('cancelled', 'the run was not started: its task is disabled');
+    return ended(result.status === 'succeeded' ? 'succeeded' : 'cancelled', null);
   } catch (err) {
-    if (isCancellation(err)) return ended('cancelled', 'the run was cancelled');
+    if (isCancellation(err)) return ended('cancelled', null);
     // A timed-out run is a failed step; the cause names what the run said.
     const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
     return ended('failed', cause instanceof Error ? cause.message : String(cause));
