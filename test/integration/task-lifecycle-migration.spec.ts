@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import type { TaskEntity } from '@task-scheduler/db';
 import { MIGRATIONS } from '@task-scheduler/migrations';
 import { Client } from 'pg';
-import { canonicalJson, definitionOf } from '../../apps/api/src/tasks/task-definition';
+import { canonicalJson } from '../../apps/api/src/common/versioning';
+import { definitionOf } from '../../apps/api/src/tasks/task-definition';
 
 const SCHEMA = `ts_lifecycle_mig_${Date.now()}_${randomBytes(3).toString('hex')}`;
 let client: Client;

@@ -1,7 +1,8 @@
 /* The pure rules of task versions: which fields a change touched, and If-Match against a version. */
 import fc from 'fast-check';
 import type { TaskDefinition } from '../../apps/api/src/tasks/task-definition';
-import { canonicalJson, changedFields, etagOf, ifMatchHolds } from '../../apps/api/src/tasks/task-definition';
+import { canonicalJson, etagOf, ifMatchHolds } from '../../apps/api/src/common/versioning';
+import { changedFields } from '../../apps/api/src/tasks/task-definition';
 
 const shellDefinition = fc.record({
   name: fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),

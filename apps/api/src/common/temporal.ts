@@ -28,4 +28,5 @@ export const SEARCH_ATTRIBUTE_KEYS = {
   taskId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.taskId, SearchAttributeType.KEYWORD),
   runId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.runId, SearchAttributeType.KEYWORD),
   trigger: defineSearchAttributeKey(SEARCH_ATTRIBUTES.trigger, SearchAttributeType.KEYWORD),
+  pipelineRunId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.pipelineRunId, SearchAttributeType.KEYWORD),
 };

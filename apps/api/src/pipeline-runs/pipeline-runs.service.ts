@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
-import { FINAL_PIPELINE_RUN_STATUSES, SEARCH_ATTRIBUTES, pipelineRunWorkflowId, taskQueues } from '@task-scheduler/contracts';
+import { FINAL_PIPELINE_RUN_STATUSES, pipelineRunWorkflowId, taskQueues } from '@task-scheduler/contracts';
 import type {
   PipelineDefinition,
   PipelineRunInput,
@@ -13,7 +13,7 @@ import type {
 import { temporalUiUrl } from '@task-scheduler/core';
 import { PipelineEntity, PipelineRunEntity, PipelineVersionEntity } from '@task-scheduler/db';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
-import { SearchAttributeType, TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { DataSource, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -23,11 +23,10 @@ import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import { SEARCH_ATTRIBUTE_KEYS as SA, isUnavailable } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
-import { canonicalJson } from '../tasks/task-definition';
+import { canonicalJson } from '../common/versioning';
 import type { PipelineRunStepResponse } from './dtos/pipeline-run.response';
 import { runParams } from './pipeline-params';
 
-const PIPELINE_RUN_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.pipelineRunId, SearchAttributeType.KEYWORD);
 
 export interface PipelineRunListQuery {
   limit: number;
@@ -199,7 +198,7 @@ export class PipelineRunsService {
         priority: { fairnessKey: ctx.tenantId },
         typedSearchAttributes: new TypedSearchAttributes([
           { key: SA.tenantId, value: ctx.tenantId },
-          { key: PIPELINE_RUN_ID, value: id },
+          { key: SA.pipelineRunId, value: id },
           { key: SA.trigger, value: r.trigger },
         ]),
         memo: { pipelineName: pipeline.name },

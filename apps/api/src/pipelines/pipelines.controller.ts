@@ -8,7 +8,7 @@ import { ListQueryDto } from '../common/list-query.dto';
 import { ApiErrors, ApiIfMatch, ApiResponseHeaders } from '../common/openapi';
 import { mapPage } from '../common/page.dto';
 import type { Page } from '../common/pagination';
-import { VersionEtagInterceptor } from '../tasks/task-etag.interceptor';
+import { VersionEtagInterceptor } from '../common/versioning';
 import { CreatePipelineDto } from './dtos/create-pipeline.dto';
 import { DeletePipelineQueryDto } from './dtos/delete-pipeline.query';
 import {

@@ -11,7 +11,7 @@ import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import { SchedulesService } from '../schedules/schedules.service';
-import { canonicalJson, etagOf, ifMatchHolds } from '../tasks/task-definition';
+import { canonicalJson, etagOf, ifMatchHolds } from '../common/versioning';
 import type { CreatePipelineDto, PipelineStepDto } from './dtos/create-pipeline.dto';
 import type { UpdatePipelineDto } from './dtos/update-pipeline.dto';
 import { pipelineProblems } from './pipeline-validation';

@@ -13,24 +13,12 @@ import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
 import { ApiError, ErrorCode, fieldError } from '../common/api-error';
 import { isUuid, keysetPage } from '../common/pagination';
+import { canonicalJson } from '../common/versioning';
 import type { Page } from '../common/pagination';
 import { SEARCH_ATTRIBUTE_KEYS as SA, isUnavailable } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { TasksService } from '../tasks/tasks.service';
 import { mergeOverrides, runInputOf } from './run-input';
-
-/** JSON with object keys sorted, so equal parameters hash equally whatever their key order. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 export interface TriggerOptions {
   idempotencyKey?: string;

@@ -1,5 +1,6 @@
 import type { TaskEntity } from '@task-scheduler/db';
 import { TaskResponse } from './dtos/task.response';
+import { canonicalJson } from '../common/versioning';
 
 /** A task's definition as its versions record it: what GET shows, secret values as `***`, without id, version and times. */
 export type TaskDefinition = Omit<TaskResponse, 'id' | 'version' | 'createdAt' | 'updatedAt'>;
@@ -11,20 +12,6 @@ export function definitionOf(t: TaskEntity): TaskDefinition {
   delete definition.createdAt;
   delete definition.updatedAt;
   return definition as TaskDefinition;
-}
-
-/** JSON with object keys sorted and undefined members left out, so equal values compare equal whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    return `{${Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value ?? null);
 }
 
 /**
@@ -51,25 +38,4 @@ export function changedFields(before: TaskDefinition, after: TaskDefinition): st
     }
   }
   return out.sort();
-}
-
-/**
- * Parses `If-Match` against the task's version (its ETag is `"<version>"`).
- * Absent: no precondition. `*` matches any existing task; otherwise one of
- * the listed entity tags must be the current one. The comparison is strong
- * (RFC 9110 §13.1.1): a weak tag `W/"…"` never matches. Returns whether it holds.
- */
-export function ifMatchHolds(header: string | undefined, version: number): boolean {
-  if (header === undefined) return true;
-  const text = header.trim();
-  if (text === '*') return true;
-  return text
-    .split(',')
-    .map((t) => t.trim())
-    .some((t) => t === `"${version}"`);
-}
-
-/** The ETag of a task version. */
-export function etagOf(version: number): string {
-  return `"${version}"`;
 }

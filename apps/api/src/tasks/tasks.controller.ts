@@ -23,7 +23,7 @@ import { CreateTaskDto } from './dtos/create-task.dto';
 import { TaskDeletedResponse, TaskVersionPage, TaskVersionResponse } from './dtos/task-version.response';
 import { UpdateTaskDto } from './dtos/update-task.dto';
 import { DeleteTaskQueryDto } from './dtos/delete-task.query';
-import { TaskEtagInterceptor } from './task-etag.interceptor';
+import { VersionEtagInterceptor } from '../common/versioning';
 import { TaskPage, TaskResponse } from './dtos/task.response';
 import { TasksService } from './tasks.service';
 import { mapPage } from '../common/page.dto';
@@ -41,7 +41,7 @@ const SwitchesTask = (): MethodDecorator =>
 
 @ApiTags('tasks')
 @Controller('v1/tasks')
-@UseInterceptors(TaskEtagInterceptor)
+@UseInterceptors(VersionEtagInterceptor)
 export class TasksController {
   constructor(private readonly tasks: TasksService) {}
 

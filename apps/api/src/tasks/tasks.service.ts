@@ -18,7 +18,8 @@ import { APP_CONFIG } from '../infra/tokens';
 import { SchedulesService } from '../schedules/schedules.service';
 import type { CreateTaskDto, HttpSpecDto, ShellSpecDto } from './dtos/create-task.dto';
 import type { UpdateTaskDto } from './dtos/update-task.dto';
-import { canonicalJson, changedFields, definitionOf, etagOf, ifMatchHolds } from './task-definition';
+import { canonicalJson, etagOf, ifMatchHolds } from '../common/versioning';
+import { changedFields, definitionOf } from './task-definition';
 
 const DEFAULT_TIMEOUT_SECONDS = 3600;
 
