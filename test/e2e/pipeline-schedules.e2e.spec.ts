@@ -177,6 +177,44 @@ test(
   TIMEOUT_MS,
 );
 
+test(
+  'backfill starts the pipeline runs of the fires without one; the whole range again starts no second run of a fire',
+  async () => {
+    const pipeline = await paramPipeline();
+    // Paused, so that only the backfills start runs: Temporal runs the backfills of a paused schedule.
+    const s = await createSchedule({
+      name: 'backfill',
+      pipelineId: pipeline.id,
+      params: { date: 'b' },
+      spec: { cron: ['* * * * *'] },
+      paused: true,
+    });
+    const MINUTE = 60_000;
+    const T = Math.floor(Date.now() / MINUTE) * MINUTE;
+    const range = { start: new Date(T - 3 * MINUTE).toISOString(), end: new Date(T - MINUTE).toISOString() };
+    const rows = (): Promise<{ id: string; scheduled_at: Date; status: string }[]> =>
+      stack.db.query(`SELECT id, scheduled_at, status FROM pipeline_runs WHERE schedule_id = $1 ORDER BY scheduled_at`, [s.id]);
+
+    const first = await p.request('POST', `/v1/schedules/${s.id}/backfill`, range);
+    expect([first.status, first.body]).toEqual([202, { fires: 3, alreadyRan: 0, started: 3 }]);
+    const ran = await eventually(rows, (rs) => rs.length >= 3 && rs.every((r) => r.status === 'succeeded'), 60_000);
+    expect(ran.map((r) => r.scheduled_at.getTime())).toEqual([T - 3 * MINUTE, T - 2 * MINUTE, T - MINUTE]);
+
+    const again = await p.request('POST', `/v1/schedules/${s.id}/backfill`, { ...range, onlyMissing: false });
+    expect([again.status, again.body]).toEqual([202, { fires: 3, alreadyRan: 3, started: 0 }]);
+    // The workflows of the fires sent again find their fire recorded and end as duplicates.
+    const actions = await eventually(
+      async () => (await p.request('GET', `/v1/schedules/${s.id}`)).body.stats.actionsTaken,
+      (n: number) => n >= 6,
+      30_000,
+    );
+    expect(actions).toBe(6);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect((await rows()).map((r) => r.id)).toEqual(ran.map((r) => r.id));
+  },
+  TIMEOUT_MS,
+);
+
 describe('validation, with nothing stored', () => {
   test(
     'exactly one of taskId and pipelineId; params only for a pipeline, and only those it declares',
