@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
 import { ScheduleReconciler } from '../../apps/api/src/schedules/schedule-reconciler';
+import { ContractValidator } from '../support/openapi-contract';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 import { eventually } from '../support/eventually';
@@ -19,6 +20,8 @@ let other: PipelineClient;
 let connection: Connection;
 let client: Client;
 let tenantId: string;
+/** The OpenAPI document as a check of the answers that differ for pipeline schedules. */
+let contract: ContractValidator;
 
 /** Schedules created by the running test and not deleted yet (afterEach deletes them, pass or fail). */
 const live = new Set<string>();
@@ -32,6 +35,7 @@ beforeAll(async () => {
   other = pipelineClient(stack, (await stack.createTenant(`pipe-sched-other-${randomBytes(3).toString('hex')}`)).apiKey);
   connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   client = new Client({ connection });
+  contract = new ContractValidator((await stack.request('GET', '/docs-json', { apiKey: null })).body);
 });
 afterEach(async () => {
   for (const id of [...live]) await deleteSchedule(id);
@@ -41,8 +45,15 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** Sends a request and checks the answer against the OpenAPI document (`path` as the document spells it). */
+async function checked(method: string, documented: string, path: string, body?: unknown) {
+  const res = await p.request(method, path, body);
+  expect(contract.check(documented, method, res.status, res.body, res.headers)).toEqual([]);
+  return res;
+}
+
 async function createSchedule(body: Record<string, unknown>): Promise<any> {
-  const res = await p.request('POST', '/v1/schedules', { ...body, name: `${body.name}-${randomBytes(3).toString('hex')}` });
+  const res = await checked('POST', '/v1/schedules', '/v1/schedules', { ...body, name: `${body.name}-${randomBytes(3).toString('hex')}` });
   expect([res.status, res.body.error]).toEqual([201, undefined]);
   live.add(res.body.id);
   return res.body;
@@ -116,8 +127,8 @@ test(
       (rows: { id: string }[]) => rows.length > 0,
       60_000,
     );
-    const schedule = (await p.request('GET', `/v1/schedules/${s.id}`)).body;
-    const fires = (await p.request('GET', `/v1/schedules/${s.id}/fires?from=${s.createdAt}`)).body.items;
+    const schedule = (await checked('GET', '/v1/schedules/{id}', `/v1/schedules/${s.id}`)).body;
+    const fires = (await checked('GET', '/v1/schedules/{id}/fires', `/v1/schedules/${s.id}/fires?from=${s.createdAt}`)).body.items;
     await deleteSchedule(s.id);
 
     const run = await p.getPipelineRun(first.id);
@@ -159,7 +170,7 @@ test(
     const pipeline = await paramPipeline();
     const s = await createSchedule({ name: 'trigger', pipelineId: pipeline.id, params: { date: '2026-12-03', limit: 7 }, spec: yearly });
     const triggeredAt = Date.now();
-    const fired = await p.request('POST', `/v1/schedules/${s.id}/trigger`, {});
+    const fired = await checked('POST', '/v1/schedules/{id}/trigger', `/v1/schedules/${s.id}/trigger`, {});
     // (A pipeline run has an `error` field of its own: null here.)
     expect([fired.status, fired.body.error]).toEqual([202, null]);
     expect(fired.headers.get('location')).toBe(`/v1/pipeline-runs/${fired.body.id}`);
