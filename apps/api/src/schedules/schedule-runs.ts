@@ -30,13 +30,20 @@ const tableOf = (s: ScheduleEntity): 'runs' | 'pipeline_runs' => (isPipeline(s) 
 export async function windowRuns(m: EntityManager, s: ScheduleEntity, from: Date, until: Date, marginMs: number): Promise<FiredRun[]> {
   // `started`: the worker ran the fire (a task run got a slot, a pipeline run opened); a refused fire did neither.
   const started = isPipeline(s) ? 'started_at IS NOT NULL' : 'admitted_at IS NOT NULL';
-  const rows: { id: string; status: string; scheduled_at: Date | null; queued_at: Date; finished_at: Date | null; error: string | null; started: boolean }[] =
-    await m.query(
-      `SELECT id, status, scheduled_at, queued_at, finished_at, error, ${started} AS started FROM ${tableOf(s)}
+  const rows: {
+    id: string;
+    status: string;
+    scheduled_at: Date | null;
+    queued_at: Date;
+    finished_at: Date | null;
+    error: string | null;
+    started: boolean;
+  }[] = await m.query(
+    `SELECT id, status, scheduled_at, queued_at, finished_at, error, ${started} AS started FROM ${tableOf(s)}
         WHERE schedule_id = $1
           AND ((queued_at <= $3 AND (finished_at IS NULL OR finished_at >= $2)) OR scheduled_at BETWEEN $4 AND $3)`,
-      [s.id, new Date(from.getTime() - marginMs), until, from],
-    );
+    [s.id, new Date(from.getTime() - marginMs), until, from],
+  );
   return rows.map((r) => ({
     id: r.id,
     status: r.status,

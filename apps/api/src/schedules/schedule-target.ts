@@ -5,9 +5,7 @@ import type { ScheduleEntity } from '@task-scheduler/db';
 import { ErrorCode, fieldError } from '../common/api-error';
 import { runParams } from '../pipeline-runs/pipeline-params';
 
-export type ScheduleTarget =
-  | { kind: 'task'; taskId: string }
-  | { kind: 'pipeline'; pipelineId: string; params: Record<string, unknown> };
+export type ScheduleTarget = { kind: 'task'; taskId: string } | { kind: 'pipeline'; pipelineId: string; params: Record<string, unknown> };
 
 const TARGET_INVALID = ErrorCode.VALIDATION_FAILED;
 

@@ -148,7 +148,9 @@ export class CreateScheduleDto {
   @IsUUID('all', { message: 'taskId must be a task id' })
   taskId?: string;
 
-  @ApiPropertyOptional({ description: 'The pipeline each fire runs (its version current at the fire). Exactly one of taskId and pipelineId.' })
+  @ApiPropertyOptional({
+    description: 'The pipeline each fire runs (its version current at the fire). Exactly one of taskId and pipelineId.',
+  })
   @Optional()
   @IsUUID('all', { message: 'pipelineId must be a pipeline id' })
   pipelineId?: string;

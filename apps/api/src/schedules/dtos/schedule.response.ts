@@ -40,7 +40,8 @@ export class ScheduleResponse {
     nullable: true,
     type: 'object',
     additionalProperties: true,
-    description: 'A pipeline schedule\'s run parameters as given (the pipeline\'s defaults are applied at each fire); null for a task schedule.',
+    description:
+      "A pipeline schedule's run parameters as given (the pipeline's defaults are applied at each fire); null for a task schedule.",
   })
   params!: Record<string, unknown> | null;
   @ApiProperty({ type: Object }) spec!: ScheduleSpecInput;
