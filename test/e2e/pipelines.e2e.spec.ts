@@ -213,12 +213,17 @@ describe('failure policies and trigger rules', () => {
   );
 
   test(
-    'fail_fast and a fan-out: a failed item lets its siblings finish (docs/pipelines.md), then the failed step cancels the rest',
+    'fail_fast and a fan-out: the first failed item cancels its running siblings and every other step, and starts no more items',
     async () => {
       const seconds = uniqueSleepSeconds();
       const marker = `sleep ${seconds}`;
-      // Item 0 fails at once; its siblings take a second and succeed.
-      const item = await p.createTask({ name: 'item', shell: { script: 'if [ "$ITEM_INDEX" = 0 ]; then exit 1; fi; sleep 1' } });
+      // Item 0 fails after a second (once its siblings are running); the others would sleep far longer.
+      const itemSleep = `sleep ${uniqueSleepSeconds()}`;
+      const item = await p.createTask({
+        name: 'item',
+        shell: { script: `if [ "$ITEM_INDEX" = 0 ]; then sleep 1; exit 1; fi; ${itemSleep}` },
+        timeoutSeconds: 300,
+      });
       const long = await p.createTask({
         name: 'long',
         shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` },
@@ -249,17 +254,15 @@ describe('failure policies and trigger rules', () => {
         fan: ['failed', 'ran'],
         after: ['skipped', 'fail_fast'],
       });
-      // A fan-out step fails once all its items ended: every item ran, only item 0 failed.
-      expect(stepOf(run, 'fan').items.map((i: any) => [i.itemIndex, i.status])).toEqual([
-        [0, 'failed'],
-        [1, 'succeeded'],
-        [2, 'succeeded'],
-        [3, 'succeeded'],
-        [4, 'succeeded'],
-        [5, 'succeeded'],
-      ]);
+      // Items 1 and 2 were running beside item 0 (4 slots: long and three items) and were cancelled; 3-5 never started.
+      const items = new Map(stepOf(run, 'fan').items.map((i: any) => [i.itemIndex, i.status]));
+      expect(items.get(0)).toBe('failed');
+      expect(items.get(1)).toBe('cancelled');
+      expect(items.get(2)).toBe('cancelled');
+      for (const i of [3, 4, 5]) expect(items.get(i) ?? 'not started').toBe('not started');
       expect(stepOf(run, 'fan').error).toContain('item 0');
       expect(processesMatching(marker)).toEqual([]);
+      expect(processesMatching(itemSleep)).toEqual([]);
     },
     TIMEOUT_MS,
   );

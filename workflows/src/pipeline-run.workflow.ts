@@ -320,6 +320,8 @@ class PipelineScheduler {
       if (end.outcome === 'failed') {
         step.failedItems++;
         step.firstError ??= step.fanOut ? `item ${end.index}: ${end.error}` : end.error;
+        // A failed item fails its step whatever its siblings do: fail_fast need not wait for them.
+        this.markFailing();
       }
       this.progressed = true;
     }
@@ -332,7 +334,7 @@ class PipelineScheduler {
    * the cancellation) says they do not run.
    */
   private async settleDecided(): Promise<void> {
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const step of this.plan.steps) {
         if (this.settled[step.key]) continue;
@@ -457,12 +459,18 @@ class PipelineScheduler {
     this.settled[key] = { outcome, reason, error };
     this.active.delete(key);
     this.progressed = true;
-    if (outcome === 'failed' && !this.failing) {
-      this.failing = true;
-      if (this.plan.failurePolicy === 'fail_fast') {
-        for (const step of this.active.values()) this.stop(step, 'fail_fast');
-        for (const scope of this.running.values()) scope.cancel();
-      }
-    }
+    if (outcome === 'failed') this.markFailing();
+  }
+
+  /**
+   * The first failure (a failed step, or the first failed item of a fan-out):
+   * under fail_fast every running child is cancelled and no further item starts.
+   */
+  private markFailing(): void {
+    if (this.failing) return;
+    this.failing = true;
+    if (this.plan.failurePolicy !== 'fail_fast') return;
+    for (const step of this.active.values()) this.stop(step, 'fail_fast');
+    for (const scope of this.running.values()) scope.cancel();
   }
 }
