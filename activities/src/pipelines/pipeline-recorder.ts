@@ -117,6 +117,8 @@ interface StepScope {
   step: PipelineStep;
   ctx: ExpressionContext;
   task: RunnableTask;
+  /** The child's memo in the Temporal UI. */
+  taskName: string;
   shellPolicy: TenantShellPolicy | null;
 }
 
@@ -196,7 +198,9 @@ export class PipelineRecorder {
          SELECT $1, x.step_key, $2, x.task_id,
                 CASE WHEN p.step_key IS NULL THEN 'pending' ELSE 'succeeded' END,
                 CASE WHEN p.step_key IS NULL THEN NULL ELSE 'reused' END,
-                p.item_count, p.items, p.outputs, p.pipeline_run_id, p.started_at, p.finished_at
+                p.item_count, p.items, p.outputs,
+                -- the run that ran it: a step reused twice names the first, whose runs hold its attempts
+                coalesce(p.reused_from_pipeline_run_id, p.pipeline_run_id), p.started_at, p.finished_at
            FROM jsonb_to_recordset($3::jsonb) AS x(step_key text, task_id uuid, reused boolean)
            LEFT JOIN pipeline_run_steps p ON x.reused AND p.pipeline_run_id = $4 AND p.step_key = x.step_key
          ON CONFLICT (pipeline_run_id, step_key) DO NOTHING`,
@@ -583,7 +587,7 @@ export class PipelineRecorder {
       shardCount: t.shard_count,
       priority: t.priority,
     };
-    return { run, step, ctx, task, shellPolicy: tenant?.shell_policy ?? null };
+    return { run, step, ctx, task, taskName: t.name, shellPolicy: tenant?.shell_policy ?? null };
   }
 
   /** One item's start: overrides rendered for the item, ITEM_INDEX/ITEM for a shell item, the one run-input builder. */
@@ -607,7 +611,7 @@ export class PipelineRecorder {
       shellPolicy: scope.shellPolicy,
       pipeline: { pipelineRunId: run.id, stepKey: step.key, itemIndex },
     }) as TaskRunInput & { runId: string };
-    return { itemIndex, workflowId: stepRunWorkflowId(run.id, step.key, itemIndex), input };
+    return { itemIndex, workflowId: stepRunWorkflowId(run.id, step.key, itemIndex), input, taskName: scope.taskName };
   }
 }
 

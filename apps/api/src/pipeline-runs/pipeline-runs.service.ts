@@ -27,7 +27,6 @@ import { canonicalJson } from '../common/versioning';
 import type { PipelineRunStepResponse } from './dtos/pipeline-run.response';
 import { runParams } from './pipeline-params';
 
-
 export interface PipelineRunListQuery {
   limit: number;
   cursor?: string;
@@ -189,10 +188,18 @@ export class PipelineRunsService {
       targetId: id,
       details: { pipelineId: pipeline.id, pipelineVersion: r.version, trigger: r.trigger, ...(r.retryOf ? { retryOf: r.retryOf } : {}) },
     });
-    const input: PipelineRunInput = { pipelineRunId: id, tenantId: ctx.tenantId, pipelineId: pipeline.id, trigger: r.trigger };
+    const queues = taskQueues(this.config.TASK_QUEUE_PREFIX);
+    // httpTaskQueue: where the pipeline's alert webhook is delivered from.
+    const input: PipelineRunInput = {
+      pipelineRunId: id,
+      tenantId: ctx.tenantId,
+      pipelineId: pipeline.id,
+      trigger: r.trigger,
+      httpTaskQueue: queues.http,
+    };
     try {
       await this.temporal.workflow.start('pipelineRunWorkflow', {
-        taskQueue: taskQueues(this.config.TASK_QUEUE_PREFIX).workflows,
+        taskQueue: queues.workflows,
         workflowId,
         args: [input],
         priority: { fairnessKey: ctx.tenantId },
@@ -237,22 +244,23 @@ export class PipelineRunsService {
       .getRepository(PipelineVersionEntity)
       .findOneBy({ pipelineId: run.pipelineId, version: run.pipelineVersion, tenantId: ctx.tenantId });
     const definition: PipelineDefinition | undefined = version?.definition as PipelineDefinition | undefined;
-    const [rows, runs]: [StepRow[], StepRunRow[]] = await Promise.all([
-      this.db.query(
-        `SELECT step_key, status, reason, error, item_count, outputs, reused_from_pipeline_run_id, started_at, finished_at
-           FROM pipeline_run_steps WHERE pipeline_run_id = $1 AND tenant_id = $2`,
-        [run.id, ctx.tenantId],
-      ),
-      this.db.query(
-        `SELECT id, pipeline_step_key, item_index, status, attempts, started_at, finished_at
-           FROM runs WHERE pipeline_run_id = $1 AND tenant_id = $2 ORDER BY pipeline_step_key, item_index NULLS FIRST`,
-        [run.id, ctx.tenantId],
-      ),
-    ]);
+    const rows: StepRow[] = await this.db.query(
+      `SELECT step_key, status, reason, error, item_count, outputs, reused_from_pipeline_run_id, started_at, finished_at
+         FROM pipeline_run_steps WHERE pipeline_run_id = $1 AND tenant_id = $2`,
+      [run.id, ctx.tenantId],
+    );
+    // A reused step's runs are those of the pipeline run that ran it.
+    const sources = [run.id, ...new Set(rows.map((r) => r.reused_from_pipeline_run_id).filter((x): x is string => x !== null))];
+    const runs: (StepRunRow & { pipeline_run_id: string })[] = await this.db.query(
+      `SELECT id, pipeline_run_id, pipeline_step_key, item_index, status, attempts, started_at, finished_at
+         FROM runs WHERE pipeline_run_id = ANY($1::uuid[]) AND tenant_id = $2 ORDER BY pipeline_step_key, item_index NULLS FIRST`,
+      [sources, ctx.tenantId],
+    );
     const byKey = new Map(rows.map((r) => [r.step_key, r]));
     return (definition?.steps ?? []).map((s) => {
       const row = byKey.get(s.key);
-      const own = runs.filter((r) => r.pipeline_step_key === s.key);
+      const source = row?.reused_from_pipeline_run_id ?? run.id;
+      const own = runs.filter((r) => r.pipeline_step_key === s.key && r.pipeline_run_id === source);
       const fanOut = s.forEach !== undefined;
       return {
         key: s.key,
