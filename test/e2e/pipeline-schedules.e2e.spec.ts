@@ -239,12 +239,12 @@ describe('validation, with nothing stored', () => {
       const name = `bad-${randomBytes(3).toString('hex')}`;
       const spec = yearly;
       const cases: [string, Record<string, unknown>, number, string, string][] = [
-        ['both ids', { taskId, pipelineId: pipeline.id, params: { date: 'x' } }, 400, 'VALIDATION_FAILED', 'pipelineId'],
-        ['neither id', {}, 400, 'VALIDATION_FAILED', 'taskId'],
-        ['params on a task schedule', { taskId, params: { date: 'x' } }, 400, 'VALIDATION_FAILED', 'params'],
+        ['both ids', { taskId, pipelineId: pipeline.id, params: { date: 'x' } }, 422, 'SCHEDULE_TARGET_INVALID', 'pipelineId'],
+        ['neither id', {}, 422, 'SCHEDULE_TARGET_INVALID', 'taskId'],
+        ['params on a task schedule', { taskId, params: { date: 'x' } }, 422, 'SCHEDULE_TARGET_INVALID', 'params'],
         ['an unknown param', { pipelineId: pipeline.id, params: { date: 'x', dat: 'y' } }, 422, 'PIPELINE_PARAMS_INVALID', 'params.dat'],
         ['a required param missing', { pipelineId: pipeline.id, params: { limit: 3 } }, 422, 'PIPELINE_PARAMS_INVALID', 'params.date'],
-        ['another tenant’s pipeline', { pipelineId: foreign.id }, 400, 'VALIDATION_FAILED', 'pipelineId'],
+        ['another tenant’s pipeline', { pipelineId: foreign.id }, 422, 'SCHEDULE_PIPELINE_NOT_FOUND', 'pipelineId'],
         ['params that are not an object', { pipelineId: pipeline.id, params: ['x'] }, 400, 'VALIDATION_FAILED', 'params'],
       ];
       for (const [what, body, status, code, field] of cases) {

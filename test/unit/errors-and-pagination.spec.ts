@@ -21,6 +21,8 @@ test.each([
   [ErrorCode.PIPELINE_VERSION_MISMATCH, 412],
   [ErrorCode.PIPELINE_INVALID, 422],
   [ErrorCode.PIPELINE_PARAMS_INVALID, 422],
+  [ErrorCode.SCHEDULE_PIPELINE_NOT_FOUND, 422],
+  [ErrorCode.SCHEDULE_TARGET_INVALID, 422],
 ])('%s answers %i', (code, status) => {
   expect(httpStatusOf(code)).toBe(status);
 });

@@ -41,8 +41,7 @@ describe('the target of a new schedule', () => {
     ['params on a task schedule', { taskId: TASK, params: { a: 1 } }, 'params', /params are for schedules of a pipeline/],
   ])('%s is refused naming the field', (_what, dto, field, message) => {
     const err = refusal(() => targetOf(dto));
-    expect(err.status).toBeGreaterThanOrEqual(400);
-    expect(err.status).toBeLessThan(500);
+    expect([err.code, err.status]).toEqual([ErrorCode.SCHEDULE_TARGET_INVALID, 422]);
     expect(err.details).toEqual([{ field, message: expect.stringMatching(message) }]);
   });
 

@@ -7,19 +7,25 @@ import { runParams } from '../pipeline-runs/pipeline-params';
 
 export type ScheduleTarget = { kind: 'task'; taskId: string } | { kind: 'pipeline'; pipelineId: string; params: Record<string, unknown> };
 
-const TARGET_INVALID = ErrorCode.VALIDATION_FAILED;
-
 /**
  * The target a create request names: exactly one of `taskId` and `pipelineId`; `params` belong to a
  * pipeline schedule (default `{}`). Refused with the field it concerns.
  */
 export function targetOf(dto: { taskId?: string; pipelineId?: string; params?: Record<string, unknown> }): ScheduleTarget {
   if (dto.taskId !== undefined && dto.pipelineId !== undefined) {
-    throw fieldError(TARGET_INVALID, 'pipelineId', 'give either taskId or pipelineId, not both: a schedule fires one task or one pipeline');
+    throw fieldError(
+      ErrorCode.SCHEDULE_TARGET_INVALID,
+      'pipelineId',
+      'give either taskId or pipelineId, not both: a schedule fires one task or one pipeline',
+    );
   }
   if (dto.pipelineId !== undefined) return { kind: 'pipeline', pipelineId: dto.pipelineId, params: { ...(dto.params ?? {}) } };
   if (dto.taskId === undefined) {
-    throw fieldError(TARGET_INVALID, 'taskId', 'give taskId (the task each fire runs) or pipelineId (the pipeline each fire runs)');
+    throw fieldError(
+      ErrorCode.SCHEDULE_TARGET_INVALID,
+      'taskId',
+      'give taskId (the task each fire runs) or pipelineId (the pipeline each fire runs)',
+    );
   }
   if (dto.params !== undefined) throw paramsOnTask();
   return { kind: 'task', taskId: dto.taskId };
@@ -33,7 +39,7 @@ export function storedTargetOf(s: Pick<ScheduleEntity, 'taskId' | 'pipelineId' |
 }
 
 export function paramsOnTask(): ReturnType<typeof fieldError> {
-  return fieldError(TARGET_INVALID, 'params', 'params are for schedules of a pipeline; a task schedule takes none');
+  return fieldError(ErrorCode.SCHEDULE_TARGET_INVALID, 'params', 'params are for schedules of a pipeline; a task schedule takes none');
 }
 
 /**

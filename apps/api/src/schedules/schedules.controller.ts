@@ -75,7 +75,22 @@ export class SchedulesController {
 
   @Post()
   @ApiOperation({ operationId: 'createSchedule', summary: 'Create a schedule (and its Temporal Schedule)' })
-  @ApiErrors(ErrorCode.SCHEDULE_NAME_TAKEN, ErrorCode.SCHEDULE_TASK_NOT_FOUND, ErrorCode.TASK_DISABLED, ErrorCode.PIPELINE_PARAMS_INVALID, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(
+    ErrorCode.SCHEDULE_NAME_TAKEN,
+    ErrorCode.SCHEDULE_TASK_NOT_FOUND,
+    ErrorCode.TASK_DISABLED,
+    ErrorCode.PIPELINE_PARAMS_INVALID,
+    ErrorCode.SCHEDULE_INVALID_CRON,
+    ErrorCode.SCHEDULE_INVALID_TIMEZONE,
+    ErrorCode.SCHEDULE_INVALID_RANGE,
+    ErrorCode.SCHEDULE_INVALID_CALENDAR,
+    ErrorCode.SCHEDULE_INVALID_INTERVAL,
+    ErrorCode.SCHEDULE_SPEC_EMPTY,
+    ErrorCode.SCHEDULE_NEVER_FIRES,
+    ErrorCode.SCHEDULE_REJECTED,
+    ErrorCode.CALENDAR_NOT_FOUND,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
   @ApiCreatedResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async create(@Ctx() ctx: RequestContext, @Body() dto: CreateScheduleDto): Promise<ScheduleResponse> {
@@ -85,7 +100,18 @@ export class SchedulesController {
   @Post('preview')
   @HttpCode(200)
   @ApiOperation({ operationId: 'previewScheduleSpec', summary: 'Preview the fire times of a spec before saving it' })
-  @ApiErrors(ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(
+    ErrorCode.SCHEDULE_INVALID_CRON,
+    ErrorCode.SCHEDULE_INVALID_TIMEZONE,
+    ErrorCode.SCHEDULE_INVALID_RANGE,
+    ErrorCode.SCHEDULE_INVALID_CALENDAR,
+    ErrorCode.SCHEDULE_INVALID_INTERVAL,
+    ErrorCode.SCHEDULE_SPEC_EMPTY,
+    ErrorCode.SCHEDULE_NEVER_FIRES,
+    ErrorCode.SCHEDULE_REJECTED,
+    ErrorCode.CALENDAR_NOT_FOUND,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
   @ApiOkResponse({ type: SchedulePreviewResponse })
   @RequirePermission('schedules:read')
   async previewSpec(
@@ -125,7 +151,20 @@ export class SchedulesController {
 
   @Patch(':id')
   @ApiOperation({ operationId: 'updateSchedule', summary: 'Change a schedule (spec replaced whole, policies merged)' })
-  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.PIPELINE_PARAMS_INVALID, ErrorCode.SCHEDULE_INVALID_CRON, ErrorCode.SCHEDULE_INVALID_TIMEZONE, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.SCHEDULE_INVALID_CALENDAR, ErrorCode.SCHEDULE_INVALID_INTERVAL, ErrorCode.SCHEDULE_SPEC_EMPTY, ErrorCode.SCHEDULE_NEVER_FIRES, ErrorCode.SCHEDULE_REJECTED, ErrorCode.CALENDAR_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(
+    ErrorCode.SCHEDULE_NOT_FOUND,
+    ErrorCode.PIPELINE_PARAMS_INVALID,
+    ErrorCode.SCHEDULE_INVALID_CRON,
+    ErrorCode.SCHEDULE_INVALID_TIMEZONE,
+    ErrorCode.SCHEDULE_INVALID_RANGE,
+    ErrorCode.SCHEDULE_INVALID_CALENDAR,
+    ErrorCode.SCHEDULE_INVALID_INTERVAL,
+    ErrorCode.SCHEDULE_SPEC_EMPTY,
+    ErrorCode.SCHEDULE_NEVER_FIRES,
+    ErrorCode.SCHEDULE_REJECTED,
+    ErrorCode.CALENDAR_NOT_FOUND,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
   @ApiOkResponse({ type: ScheduleResponse })
   @RequirePermission('schedules:write')
   async update(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: UpdateScheduleDto): Promise<ScheduleResponse> {
@@ -177,7 +216,7 @@ export class SchedulesController {
   @ApiResponseHeaders('Location')
   @ApiExtraModels(RunResponse, PipelineRunResponse)
   @ApiAcceptedResponse({
-    description: 'The run the fire started: a task schedule\'s run, or a pipeline schedule\'s pipeline run (Location says which).',
+    description: "The run the fire started: a task schedule's run, or a pipeline schedule's pipeline run (Location says which).",
     schema: { oneOf: [{ $ref: getSchemaPath(RunResponse) }, { $ref: getSchemaPath(PipelineRunResponse) }] },
   })
   @RequirePermission('runs:execute')
@@ -201,7 +240,13 @@ export class SchedulesController {
   @Post(':id/backfill')
   @HttpCode(202)
   @ApiOperation({ operationId: 'backfillSchedule', summary: 'Run the fires of a past range (by default only those without a run)' })
-  @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_RANGE, ErrorCode.TASK_DISABLED, ErrorCode.TASK_EGRESS_FORBIDDEN, ErrorCode.TEMPORAL_UNAVAILABLE)
+  @ApiErrors(
+    ErrorCode.SCHEDULE_NOT_FOUND,
+    ErrorCode.SCHEDULE_INVALID_RANGE,
+    ErrorCode.TASK_DISABLED,
+    ErrorCode.TASK_EGRESS_FORBIDDEN,
+    ErrorCode.TEMPORAL_UNAVAILABLE,
+  )
   @ApiAcceptedResponse({ type: BackfillResponse })
   @RequirePermission('runs:execute')
   async backfill(@Ctx() ctx: RequestContext, @Param('id') id: string, @Body() dto: BackfillScheduleDto): Promise<BackfillResponse> {
@@ -209,7 +254,10 @@ export class SchedulesController {
   }
 
   @Get(':id/preview')
-  @ApiOperation({ operationId: 'previewSchedule', summary: 'Next fire times (up to 1000) in UTC and local time, with DST transitions flagged' })
+  @ApiOperation({
+    operationId: 'previewSchedule',
+    summary: 'Next fire times (up to 1000) in UTC and local time, with DST transitions flagged',
+  })
   @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.TEMPORAL_UNAVAILABLE)
   @ApiOkResponse({ type: SchedulePreviewResponse })
   @RequirePermission('schedules:read')
@@ -221,7 +269,10 @@ export class SchedulesController {
   }
 
   @Get(':id/fires')
-  @ApiOperation({ operationId: 'listScheduleFires', summary: 'Fires in a time range: those that ran (with lateness) and those that did not, with the reason' })
+  @ApiOperation({
+    operationId: 'listScheduleFires',
+    summary: 'Fires in a time range: those that ran (with lateness) and those that did not, with the reason',
+  })
   @ApiErrors(ErrorCode.SCHEDULE_NOT_FOUND, ErrorCode.SCHEDULE_INVALID_RANGE)
   @ApiOkResponse({ type: FireListResponse })
   @RequirePermission('schedules:read')

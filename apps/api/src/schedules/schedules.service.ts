@@ -60,7 +60,6 @@ export interface ScheduleLiveState {
 const MAX_BACKFILL_FIRES = 10_000;
 
 // Until the API helper adds SCHEDULE_PIPELINE_NOT_FOUND (422), as SCHEDULE_TASK_NOT_FOUND is for tasks.
-const PIPELINE_NOT_FOUND = ErrorCode.VALIDATION_FAILED;
 
 /**
  * Schedules: a row in PostgreSQL and its Temporal Schedule, changed together.
@@ -155,7 +154,7 @@ export class SchedulesService {
       .getRepository(PipelineEntity)
       .findOne({ where: { id: pipelineId, tenantId: ctx.tenantId, deletedAt: IsNull() }, lock: { mode: 'for_key_share' } });
     // Another tenant's pipeline answers exactly like a missing one.
-    if (!pipeline) throw fieldError(PIPELINE_NOT_FOUND, 'pipelineId', `pipeline ${pipelineId} does not exist`);
+    if (!pipeline) throw fieldError(ErrorCode.SCHEDULE_PIPELINE_NOT_FOUND, 'pipelineId', `pipeline ${pipelineId} does not exist`);
     return pipeline;
   }
 
@@ -441,7 +440,8 @@ export class SchedulesService {
     const d = await this.desiredOf(tx, s);
     if (d.target.kind === 'pipeline') {
       const { pipeline } = d.target;
-      if (pipeline.deletedAt) throw fieldError(PIPELINE_NOT_FOUND, 'pipelineId', `pipeline ${pipeline.id} of this schedule was deleted`);
+      if (pipeline.deletedAt)
+        throw fieldError(ErrorCode.SCHEDULE_PIPELINE_NOT_FOUND, 'pipelineId', `pipeline ${pipeline.id} of this schedule was deleted`);
       // The worker would refuse the fire (recorded cancelled): say so now, naming what no longer fits.
       scheduleParams(pipeline.definition.parameters, s.params ?? {});
       return;
