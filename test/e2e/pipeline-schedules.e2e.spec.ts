@@ -290,7 +290,11 @@ describe('validation, with nothing stored', () => {
       const t = await createSchedule({ name: 'task', taskId, spec: yearly });
       expect(t).toMatchObject({ taskId, pipelineId: null, params: null });
       const onTask = await p.request('PATCH', `/v1/schedules/${t.id}`, { params: { date: 'x' } });
-      expect([onTask.status, onTask.body.error.details[0].field]).toEqual([400, 'params']);
+      expect([onTask.status, onTask.body.error.code, onTask.body.error.details[0].field]).toEqual([
+        422,
+        'SCHEDULE_TARGET_INVALID',
+        'params',
+      ]);
     },
     TIMEOUT_MS,
   );

@@ -397,6 +397,35 @@ describe('prepareStep', () => {
   });
 });
 
+test('a step that would take the pipeline run past its run budget fails; steps that did not run do not count', async () => {
+  const task = await createTask();
+  const pipelineId = await createPipeline(
+    definition([
+      { key: 'big', taskId: task },
+      { key: 'skipped', taskId: task },
+      { key: 'two', taskId: task, dependsOn: ['big'], forEach: [1, 2] },
+      { key: 'one', taskId: task, dependsOn: ['big'] },
+    ]),
+  );
+  const id = await openedRun(pipelineId);
+  // As if 'big' had been a fan-out that ran all but one of the budget, and 'skipped' a huge one that did not run.
+  const budget = PIPELINE_LIMITS.maxRunsPerPipelineRun;
+  await ds.query(
+    `UPDATE pipeline_run_steps SET status = 'succeeded', reason = 'ran', item_count = $2 WHERE pipeline_run_id = $1 AND step_key = 'big'`,
+    [id, budget - 1],
+  );
+  await ds.query(
+    `UPDATE pipeline_run_steps SET status = 'skipped', reason = 'trigger_rule', item_count = $2 WHERE pipeline_run_id = $1 AND step_key = 'skipped'`,
+    [id, budget],
+  );
+  const prepare = (stepKey: string) => pipelines.prepareStep({ pipelineRunId: id, stepKey, upstream: { big: 'succeeded' } });
+  expect(await prepare('two')).toEqual({
+    action: 'fail',
+    error: `this step would start 2 runs after ${budget - 1} already started; a pipeline run starts at most ${budget}`,
+  });
+  expect(await prepare('one')).toEqual({ action: 'run', itemCount: 1, fanOut: false });
+});
+
 describe('stepItems', () => {
   test('inputs of a shell fan-out: deterministic run ids, ITEM_INDEX and ITEM, sealed secrets, trigger pipeline, paged', async () => {
     const task = await createTask({ secrets: SEALED, spec: { command: 'process', args: ['--all'], env: { MODE: 'batch' } } });

@@ -310,6 +310,7 @@ export class PipelineRecorder {
       }
       items = resolveItems(step, ctx);
       if (items !== null && items.length === 0) return { action: 'skip', reason: 'empty_list', detail: 'forEach gave no items' };
+      await this.checkRunBudget(run.id, step.key, items?.length ?? 1);
       const scope = await this.scopeOf(run, step, ctx, true);
       for (let i = 0; i < (items?.length ?? 1); i++) this.itemStart(scope, items, i);
     } catch (err) {
@@ -325,6 +326,24 @@ export class PipelineRecorder {
       [run.id, step.key, items === null ? null : JSON.stringify(items), items?.length ?? null],
     );
     return { action: 'run', itemCount: items?.length ?? 1, fanOut: items !== null };
+  }
+
+  /**
+   * Refuses a step whose runs would take the pipeline run past
+   * {@link PIPELINE_LIMITS.maxRunsPerPipelineRun} (counting the runs of every
+   * step that started; reused steps ran in the run they came from).
+   */
+  private async checkRunBudget(pipelineRunId: string, stepKey: string, runs: number): Promise<void> {
+    const [{ started }]: { started: number }[] = await this.db.query(
+      `SELECT coalesce(sum(coalesce(item_count, 1)), 0)::int AS started FROM pipeline_run_steps
+        WHERE pipeline_run_id = $1 AND step_key <> $2 AND (status = 'running' OR reason = 'ran')`,
+      [pipelineRunId, stepKey],
+    );
+    if (started + runs > PIPELINE_LIMITS.maxRunsPerPipelineRun) {
+      throw new PrepareError(
+        `this step would start ${runs} runs after ${started} already started; a pipeline run starts at most ${PIPELINE_LIMITS.maxRunsPerPipelineRun}`,
+      );
+    }
   }
 
   /**
