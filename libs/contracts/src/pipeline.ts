@@ -86,6 +86,10 @@ export const PIPELINE_LIMITS = {
   /** Bytes of a run's parameters as JSON. */
   maxParameterBytes: 16 * 1024,
   maxExpressionLength: 2000,
+  /** Item inputs fetched per local activity call (each result is one payload: Temporal refuses payloads over 2 MB). */
+  itemsPerBatch: 50,
+  /** Bytes of one item's task-run input as JSON: it is in the history twice (fetched, then the child's start). */
+  maxItemInputBytes: 32 * 1024,
   /** The pipeline workflow continues as new at a barrier past either of these (Temporal: 51,200 events / 50 MB). */
   continueAsNewAfterEvents: 10_000,
   continueAsNewAfterBytes: 10 * 1024 * 1024,
@@ -370,9 +374,15 @@ export interface PipelineRunInput {
   tenantId: string;
   pipelineId: string;
   scheduleId?: string;
-  /** A schedule's parameters (a manual run's are recorded by the API). */
+  /**
+   * A schedule's parameters as given. A manual or retry run's are recorded by the API and also passed
+   * here (defaults applied), with its version and the run it retries, so that a run whose row was not
+   * committed (the start reached Temporal, the commit failed) is recorded as asked, not with defaults.
+   */
   params?: Record<string, unknown>;
   trigger: PipelineRunTrigger;
+  pipelineVersion?: number;
+  retryOfPipelineRunId?: string;
   /** Queue of the HTTP executors, which deliver the run's alert webhook (no alert is sent without it). */
   httpTaskQueue?: string;
   /** Tests lower these to exercise continue-as-new; default {@link PIPELINE_LIMITS}. */
