@@ -16,9 +16,11 @@
  * ints as numbers (beyond ±2^53 is an error), maps as plain objects,
  * timestamps as ISO strings, durations as CEL writes them (`90s`); bytes and
  * types are refused, and so is a result of more than 100,000 values or 1 MiB of
- * text. Evaluation runs on the worker's event loop, so `matches()` (a
- * backtracking RegExp in this library) is refused and macros nest at most 2
- * deep.
+ * text, or text with a NUL character or a lone UTF-16 surrogate (PostgreSQL
+ * cannot store either in jsonb or text). Evaluation runs on the worker's event
+ * loop, so `matches()` (a backtracking RegExp in this library) is refused,
+ * macros do not nest, and a caller may give a context a `deadline` past which
+ * no further expression is evaluated ({@link EvaluationDeadlineExceeded}).
  *
  * Templates: `{{ expr }}`, whitespace inside the braces optional. The end of a
  * template is the first `}}` outside CEL string literals and map braces, so
@@ -43,7 +45,8 @@ export class ExpressionError extends Error {
     /** Where it sits in a step's overrides (`overrides.env.DATE`), when known. */
     readonly path?: string,
   ) {
-    super(`${path ? `${path}: ` : ''}${quote(expression)}: ${reason}`);
+    // The reason may quote a value or a library message about one: bounded, like the quoted expression.
+    super(`${path ? `${path}: ` : ''}${quote(expression)}: ${truncated(reason, 600)}`);
     this.name = 'ExpressionError';
   }
 }
@@ -53,6 +56,20 @@ export interface ExpressionContext {
   params: Record<string, unknown>;
   item?: unknown;
   itemIndex?: number;
+  /** Epoch milliseconds after which evaluating another expression throws {@link EvaluationDeadlineExceeded}. */
+  deadline?: number;
+}
+
+/**
+ * The context's deadline passed before an expression was evaluated. Not an
+ * {@link ExpressionError}: no expression is wrong, there are too many or they
+ * are too slow together, and the caller says so in its own terms.
+ */
+export class EvaluationDeadlineExceeded extends Error {
+  constructor() {
+    super('the expressions took longer than their deadline to evaluate');
+    this.name = 'EvaluationDeadlineExceeded';
+  }
 }
 
 export type ExpressionReference = { kind: 'step'; key: string } | { kind: 'param'; name: string } | { kind: 'item' };
@@ -67,12 +84,14 @@ const env = new Environment({ enableOptionalTypes: true, homogeneousAggregateLit
 const BINDING_MACROS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
 
 /**
- * Nested macros multiply: three nested `map`s over the 1000 outputs of a
- * fan-out are 10^9 steps, and nested `cel.bind`s double a value each.
- * Evaluation runs on the worker's event loop, so a macro may sit inside one
- * other, no deeper (`rows.all(r, r.tags.exists(t, t == "x"))`).
+ * Nested macros multiply: two nested `exists` over the 1000 outputs of a
+ * fan-out are 10^6 steps (about 250 ms here), evaluated once per item of a
+ * fan-out, on the event loop of the worker every tenant's pipelines share;
+ * nested `cel.bind`s double a value each. So a macro's body holds no other
+ * macro; chained ones (`rows.map(r, r.n).filter(n, n > 0)`) stay linear and
+ * are allowed.
  */
-const MAX_MACRO_NESTING = 2;
+const MAX_MACRO_NESTING = 1;
 
 /** Bounds of one result: a few shared references must not expand into gigabytes of JSON. */
 const MAX_RESULT_VALUES = 100_000;
@@ -105,7 +124,12 @@ function compile(expr: string): Compiled {
     throw new ExpressionError(expr, celReason(err));
   }
   const references = referencesOf(expr, parsed.ast);
-  const checked = parsed.check();
+  let checked: ReturnType<typeof parsed.check>;
+  try {
+    checked = parsed.check();
+  } catch (err) {
+    throw new ExpressionError(expr, celReason(err));
+  }
   if (!checked.valid && checked.error) throw new ExpressionError(expr, readableSummary(checked.error));
   const entry: Compiled = { evaluate: (ctx) => parsed(ctx), references };
   if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value as string);
@@ -131,7 +155,10 @@ function referencesOf(expr: string, ast: ASTNode): ExpressionReference[] {
   let nesting = 0;
   const nested = (run: () => void): void => {
     if (++nesting > MAX_MACRO_NESTING) {
-      throw new ExpressionError(expr, `macros (all, exists, exists_one, map, filter, cel.bind) nest at most ${MAX_MACRO_NESTING} deep`);
+      throw new ExpressionError(
+        expr,
+        'a macro (all, exists, exists_one, map, filter, cel.bind) cannot sit inside another; chain them instead, as in l.map(x, x.n).filter(n, n > 0)',
+      );
     }
     run();
     nesting--;
@@ -231,6 +258,7 @@ export function evaluateCondition(expr: string, ctx: ExpressionContext): boolean
 
 /** Evaluates `expr` to a JSON value (ints as numbers, maps as objects). */
 export function evaluateValue(expr: string, ctx: ExpressionContext): unknown {
+  if (ctx.deadline !== undefined && Date.now() > ctx.deadline) throw new EvaluationDeadlineExceeded();
   const { evaluate, references } = compile(expr);
   const celCtx = celContext(ctx, references);
   let result: unknown;
@@ -301,11 +329,11 @@ function fromCel(value: unknown, budget: { values: number; chars: number }): unk
   if (typeof value === 'string') {
     budget.chars -= value.length;
     if (budget.chars < 0) throw new Error(`the result holds more than ${MAX_RESULT_CHARS} characters of text`);
-    return value;
+    return storable(value);
   }
   if (typeof value === 'boolean') return value;
   if (Array.isArray(value)) return value.map(json);
-  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), json(v)]));
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [storable(String(k)), json(v)]));
   if (value instanceof Optional) return value.hasValue() ? json(value.value()) : null;
   if (value instanceof Date) return value.toISOString();
   if (value instanceof Uint8Array) throw new Error('the result is bytes; convert it with string(...)');
@@ -313,9 +341,22 @@ function fromCel(value: unknown, budget: { values: number; chars: number }): unk
   if (kind === 'UnsignedInt') return json(BigInt(String(value)));
   if (kind === 'Duration') return String(value);
   if (kind === 'Object' || kind === undefined) {
-    return Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, json(v)]));
+    return Object.fromEntries(Object.entries(value as object).map(([k, v]) => [storable(k), json(v)]));
   }
   throw new Error(`the result is a CEL ${String(value)}, not a JSON value`);
+}
+
+/**
+ * `text`, unless PostgreSQL could not store it: jsonb refuses `\u0000`
+ * (22P05) and text a lone surrogate (it is no UTF-8). Refused here, the step
+ * fails with a reason instead of its activity retrying a write that cannot work.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function storable(text: string): string {
+  if (text.includes('\u0000')) throw new Error('gives text with a NUL character, which cannot be stored');
+  if (LONE_SURROGATE.test(text)) throw new Error('gives text with a lone UTF-16 surrogate (half a character), which cannot be stored');
+  return text;
 }
 
 /** A readable reason for an evaluation error: a missing key says what is there. */
@@ -433,12 +474,21 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a map';
-  return `${typeof value} ${JSON.stringify(value)}`;
+  return `${typeof value} ${truncated(JSON.stringify(value), MAX_QUOTED_VALUE)}`;
+}
+
+/**
+ * Longest value an error quotes: the message becomes the step's error, in the
+ * workflow's history, the API and the alert payload, and a value may be 1 MiB.
+ */
+const MAX_QUOTED_VALUE = 200;
+
+function truncated(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 
 function quote(text: string): string {
-  const shown = text.length > 120 ? `${text.slice(0, 117)}...` : text;
-  return `"${shown}"`;
+  return `"${truncated(text, 120)}"`;
 }
 
 // ---------------------------------------------------------------- templates
