@@ -220,7 +220,21 @@ test(
       30_000,
     );
     expect(actions).toBe(6);
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Every fire's workflow closed, so none can still record a run: only then does "no new row" mean something.
+    const fires = await eventually(
+      async () => {
+        const { recentActions } = (await client.schedule.getHandle(s.temporalScheduleId).describe()).info;
+        return Promise.all(
+          recentActions.map(async ({ action: { workflow } }) => {
+            const described = await client.workflow.getHandle(workflow.workflowId, workflow.firstExecutionRunId).describe();
+            return described.status.name;
+          }),
+        );
+      },
+      (statuses) => statuses.length === 6 && !statuses.includes('RUNNING'),
+      30_000,
+    );
+    expect(fires).toHaveLength(6);
     expect((await rows()).map((r) => r.id)).toEqual(ran.map((r) => r.id));
   },
   TIMEOUT_MS,
