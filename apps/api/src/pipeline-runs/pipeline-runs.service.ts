@@ -295,16 +295,12 @@ export class PipelineRunsService {
 
   /**
    * Asks Temporal to cancel the pipeline workflow: it cancels its running steps, waits for them and ends the
-   * run `cancelled`. A run whose workflow is gone is ended here (the record is all there is).
+   * run `cancelled`. A run whose workflow is gone is ended here with its non-final steps (the record is all
+   * there is). The audit says what was done: a cancellation asked of Temporal, or the record ended (`gone`).
    */
   async cancel(ctx: RequestContext, id: string): Promise<PipelineRunEntity> {
     const run = await this.getRun(ctx, id);
-    if (FINAL_PIPELINE_RUN_STATUSES.includes(run.status)) {
-      throw new ApiError(
-        ErrorCode.PIPELINE_RUN_ALREADY_FINISHED,
-        `pipeline run ${run.id} already ended ${run.status}; there is nothing to cancel`,
-      );
-    }
+    if (FINAL_PIPELINE_RUN_STATUSES.includes(run.status)) throw this.alreadyFinished(run);
     const handle = this.temporal.workflow.getHandle(run.workflowId);
     let gone: string | null = null;
     try {
@@ -319,14 +315,42 @@ export class PipelineRunsService {
       gone = 'its workflow no longer exists';
     }
     if (gone) {
-      await this.db.query(
-        `UPDATE pipeline_runs SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
-          WHERE id = $1 AND status IN ('queued', 'running')`,
-        [run.id, `cancelled; ${gone}`],
-      );
+      // The workflow ended without closing the run (terminated from outside, or deleted): the record is all
+      // there is to end. Its steps end with it in the same transaction, so that no step stays pending or
+      // running under a cancelled run (nothing else would ever settle them).
+      const ended = await this.db.transaction(async (tx) => {
+        const [rows]: [{ id: string }[], number] = await tx.query(
+          `UPDATE pipeline_runs SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
+            WHERE id = $1 AND status IN ('queued', 'running') RETURNING id`,
+          [run.id, `cancelled; ${gone}`],
+        );
+        if (rows.length === 0) return false;
+        await tx.query(
+          `UPDATE pipeline_run_steps SET status = 'cancelled', reason = 'pipeline_cancelled', finished_at = now(), updated_at = now()
+            WHERE pipeline_run_id = $1 AND status IN ('pending', 'running')`,
+          [run.id],
+        );
+        await this.audit.record(tx, ctx, {
+          action: 'pipeline_run.cancel',
+          targetType: 'pipeline_run',
+          targetId: run.id,
+          details: { gone },
+        });
+        return true;
+      });
+      // Nothing matched: the run ended on its own between the read and the update.
+      if (!ended) throw this.alreadyFinished(await this.getRun(ctx, id));
+    } else {
+      await this.audit.record(this.db.manager, ctx, { action: 'pipeline_run.cancel', targetType: 'pipeline_run', targetId: run.id });
     }
-    await this.audit.record(this.db.manager, ctx, { action: 'pipeline_run.cancel', targetType: 'pipeline_run', targetId: run.id });
     return this.getRun(ctx, id);
+  }
+
+  private alreadyFinished(run: PipelineRunEntity): ApiError {
+    return new ApiError(
+      ErrorCode.PIPELINE_RUN_ALREADY_FINISHED,
+      `pipeline run ${run.id} already ended ${run.status}; there is nothing to cancel`,
+    );
   }
 
   /**

@@ -232,9 +232,7 @@ export class RunsService {
    */
   async cancel(ctx: RequestContext, id: string): Promise<RunEntity> {
     const run = await this.getRun(ctx, id);
-    if (FINAL_RUN_STATUSES.includes(run.status)) {
-      throw new ApiError(ErrorCode.RUN_ALREADY_FINISHED, `run ${run.id} already ended ${run.status}; there is nothing to cancel`);
-    }
+    if (FINAL_RUN_STATUSES.includes(run.status)) throw this.alreadyFinished(run);
     const handle = this.temporal.workflow.getHandle(run.workflowId);
     let gone: string | null = null;
     try {
@@ -251,14 +249,26 @@ export class RunsService {
     if (gone) {
       // The workflow ended without recording the run (terminated from outside, or deleted): the record is all
       // there is to end, and ending it frees the run's concurrency slot.
-      await this.db.query(
-        `UPDATE runs SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
-          WHERE id = $1 AND status IN ('queued', 'running')`,
-        [run.id, `cancelled; ${gone}`],
-      );
+      const ended = await this.db.transaction(async (tx) => {
+        const [rows]: [{ id: string }[], number] = await tx.query(
+          `UPDATE runs SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
+            WHERE id = $1 AND status IN ('queued', 'running') RETURNING id`,
+          [run.id, `cancelled; ${gone}`],
+        );
+        if (rows.length === 0) return false;
+        await this.audit.record(tx, ctx, { action: 'run.cancel', targetType: 'run', targetId: run.id, details: { gone } });
+        return true;
+      });
+      // Nothing matched: the run ended on its own between the read and the update.
+      if (!ended) throw this.alreadyFinished(await this.getRun(ctx, id));
+    } else {
+      await this.audit.record(this.db.manager, ctx, { action: 'run.cancel', targetType: 'run', targetId: run.id });
     }
-    await this.audit.record(this.db.manager, ctx, { action: 'run.cancel', targetType: 'run', targetId: run.id });
     return this.getRun(ctx, id);
+  }
+
+  private alreadyFinished(run: RunEntity): ApiError {
+    return new ApiError(ErrorCode.RUN_ALREADY_FINISHED, `run ${run.id} already ended ${run.status}; there is nothing to cancel`);
   }
 
   /**
