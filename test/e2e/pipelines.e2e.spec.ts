@@ -197,7 +197,6 @@ describe('failure policies and trigger rules', () => {
       const run = await p.waitForPipelineRun(started.id, undefined, 30_000);
       expect(run.status).toBe('failed');
       expect(run.error).toContain('boom');
-      expect(Date.parse(run.finishedAt) - Date.parse(run.startedAt)).toBeLessThan(20_000);
       expect(stepStates(run)).toEqual({
         long: ['cancelled', 'fail_fast'],
         boom: ['failed', 'ran'],
