@@ -56,6 +56,16 @@ async function runOf(runId: string): Promise<any> {
   return res.body;
 }
 
+/**
+ * A task whose script runs two `sleep`s of one unique length (a process group of several, so a kill
+ * of the shell alone would leave one behind); `marker` is what pgrep finds of exactly these.
+ */
+async function longTask(name: string): Promise<{ task: string; marker: string }> {
+  const seconds = uniqueSleepSeconds();
+  const task = await p.createTask({ name, shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` }, timeoutSeconds: 300 });
+  return { task, marker: `sleep ${seconds}` };
+}
+
 /** Waits until the step is running and at least `count` of its processes are alive. */
 async function waitForProcesses(pipelineRunId: string, key: string, marker: string, count: number): Promise<void> {
   await p.waitForPipelineRun(pipelineRunId, (r) => stepOf(r, key).status === 'running' || r.finishedAt !== null, 30_000);
@@ -171,13 +181,7 @@ describe('failure policies and trigger rules', () => {
   test(
     'fail_fast: a failing step cancels a running one, whose whole process group dies, and skips what has not started',
     async () => {
-      const seconds = uniqueSleepSeconds();
-      const marker = `sleep ${seconds}`;
-      const long = await p.createTask({
-        name: 'long',
-        shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` },
-        timeoutSeconds: 300,
-      });
+      const { task: long, marker } = await longTask('long');
       // Fails once the long step's processes had time to start (the test checks they did).
       const boom = await p.createTask({ name: 'boom', shell: { script: 'sleep 2; echo boom >&2; exit 1' } });
       const quick = await p.createTask({ name: 'after', shell: { command: 'true' } });
@@ -214,8 +218,6 @@ describe('failure policies and trigger rules', () => {
   test(
     'fail_fast and a fan-out: the first failed item cancels its running siblings and every other step, and starts no more items',
     async () => {
-      const seconds = uniqueSleepSeconds();
-      const marker = `sleep ${seconds}`;
       // Item 0 fails after a second (once its siblings are running); the others would sleep far longer.
       const itemSleep = `sleep ${uniqueSleepSeconds()}`;
       const item = await p.createTask({
@@ -223,11 +225,7 @@ describe('failure policies and trigger rules', () => {
         shell: { script: `if [ "$ITEM_INDEX" = 0 ]; then sleep 1; exit 1; fi; ${itemSleep}` },
         timeoutSeconds: 300,
       });
-      const long = await p.createTask({
-        name: 'long',
-        shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` },
-        timeoutSeconds: 300,
-      });
+      const { task: long, marker } = await longTask('long');
       const quick = await p.createTask({ name: 'quick', shell: { command: 'true' } });
       const pipeline = await p.createPipeline({
         name: 'fail-fast-items',
@@ -680,13 +678,7 @@ describe('retry and cancel', () => {
   test(
     'cancel stops the running step and its processes and cancels the steps not started',
     async () => {
-      const seconds = uniqueSleepSeconds();
-      const marker = `sleep ${seconds}`;
-      const long = await p.createTask({
-        name: 'long',
-        shell: { script: `sleep ${seconds} & sleep ${seconds}; wait` },
-        timeoutSeconds: 300,
-      });
+      const { task: long, marker } = await longTask('long');
       const quick = await p.createTask({ name: 'quick', shell: { command: 'true' } });
       const pipeline = await p.createPipeline({
         name: 'cancel',
