@@ -143,7 +143,8 @@ export class PipelineRunsService {
 
   /**
    * Records the run as `queued` and starts its workflow inside the caller's transaction: if Temporal refuses
-   * the start, no row remains. Returns null when an equal Idempotency-Key won the race.
+   * the start, no row remains; if the commit fails after the start, the workflow's openPipelineRun writes the
+   * row from its input. Returns null when an equal Idempotency-Key won the race.
    */
   private async startRun(
     tx: EntityManager,
@@ -189,12 +190,17 @@ export class PipelineRunsService {
       details: { pipelineId: pipeline.id, pipelineVersion: r.version, trigger: r.trigger, ...(r.retryOf ? { retryOf: r.retryOf } : {}) },
     });
     const queues = taskQueues(this.config.TASK_QUEUE_PREFIX);
+    // params, version and retryOf are also in the row: the input repeats them so that, should this commit fail
+    // after the start reached Temporal, the workflow records the run as asked rather than with defaults.
     // httpTaskQueue: where the pipeline's alert webhook is delivered from.
     const input: PipelineRunInput = {
       pipelineRunId: id,
       tenantId: ctx.tenantId,
       pipelineId: pipeline.id,
+      params: r.params,
       trigger: r.trigger,
+      pipelineVersion: r.version,
+      ...(r.retryOf ? { retryOfPipelineRunId: r.retryOf } : {}),
       httpTaskQueue: queues.http,
     };
     try {
