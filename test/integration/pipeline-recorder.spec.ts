@@ -241,6 +241,27 @@ describe('openRun', () => {
     });
   });
 
+  test('a manual or retry run whose API commit failed is recorded as its input asks: version, params, retried run', async () => {
+    const task = await createTask();
+    const pipelineId = await createPipeline(definition([{ key: 'a', taskId: task }], { parameters: [{ name: 'p', default: 'd' }] }));
+    const retried = await openedRun(pipelineId, { params: { p: 'x' } });
+    // Version 2 now exists; the start asked for version 1 (as the API recorded it, defaults applied).
+    await ds.query(`UPDATE pipelines SET version = 2 WHERE id = $1`, [pipelineId]);
+    const id = randomUUID();
+    const opened = await pipelines.openRun(
+      openArgs(id, pipelineId, { trigger: 'retry', params: { p: 'x' }, pipelineVersion: 1, retryOfPipelineRunId: retried }),
+    );
+    expect(opened).toMatchObject({ kind: 'open', plan: { pipelineVersion: 1 } });
+    const [row] = await ds.query(`SELECT * FROM pipeline_runs WHERE id = $1`, [id]);
+    expect(row).toMatchObject({
+      pipeline_version: 1,
+      params: { p: 'x' },
+      retry_of_pipeline_run_id: retried,
+      trigger: 'retry',
+      status: 'running',
+    });
+  });
+
   test('a fire of a deleted pipeline is refused and recorded cancelled; so is a queued run whose pipeline went', async () => {
     const pipelineId = await createPipeline(definition([{ key: 'a', taskId: await createTask() }]));
     const queued = await queueRun(pipelineId);
@@ -424,6 +445,84 @@ test('a step that would take the pipeline run past its run budget fails; steps t
     error: `this step would start 2 runs after ${budget - 1} already started; a pipeline run starts at most ${budget}`,
   });
   expect(await prepare('one')).toEqual({ action: 'run', itemCount: 1, fanOut: false });
+});
+
+describe('inputs a run could not use fail the step, readably, and never as a retried activity', () => {
+  test('a NUL from CEL, a line break in a header, an item input over its cap', async () => {
+    const shell = await createTask();
+    const http = await createTask({ executor: 'http' });
+    const big = 'x'.repeat(PIPELINE_LIMITS.maxItemInputBytes);
+    const pipelineId = await createPipeline(
+      definition(
+        [
+          { key: 'nul', taskId: shell, forEach: '{{ ["a\\u0000b"] }}' },
+          { key: 'nulbytes', taskId: shell, overrides: { env: { V: '{{ string(b"\\x00") }}' } } },
+          { key: 'header', taskId: http, overrides: { headers: { 'X-A': '{{ "a\\r\\nX-Evil: 1" }}' } } },
+          { key: 'huge', taskId: shell, forEach: [1, 2], overrides: { env: { V: '{{ params.big }}' } } },
+        ],
+        { parameters: [{ name: 'big' }] },
+      ),
+    );
+    // (jsonb holds no NUL, so CEL is the only source of one; the env and args checks guard the same.)
+    const id = await openedRun(pipelineId, { params: { big } });
+    const prepare = (stepKey: string) => pipelines.prepareStep({ pipelineRunId: id, stepKey, upstream: {} });
+    expect(await prepare('nul')).toEqual({
+      action: 'fail',
+      error: 'forEach: "["a\\u0000b"]": gives text with a NUL character, which cannot be stored',
+    });
+    expect(await prepare('nulbytes')).toEqual({ action: 'fail', error: expect.stringContaining('gives text with a NUL character') });
+    expect(await prepare('header')).toEqual({
+      action: 'fail',
+      error: 'overrides.headers.X-A: the rendered value has a line break, which a header cannot hold',
+    });
+    expect(await prepare('huge')).toEqual({
+      action: 'fail',
+      error: expect.stringMatching(
+        new RegExp(
+          `^step huge, item 0: the task-run input is \\d+ bytes as JSON; an item's input is at most ${PIPELINE_LIMITS.maxItemInputBytes}`,
+        ),
+      ),
+    });
+    for (const key of ['nul', 'nulbytes', 'header', 'huge']) expect(await stepRow(id, key)).toMatchObject({ status: 'pending' });
+  });
+
+  test("a step whose templates take more than 2 s fails within about 2 s, with the item count", async () => {
+    const task = await createTask();
+    const items = Array.from({ length: PIPELINE_LIMITS.maxItemsPerStep }, (_, i) => i);
+    // About 35 ms per item here (5000 values through 10 chained maps): 1000 items would take half a minute.
+    const heavy = `{{ size(params.l${'.map(x, x + 1)'.repeat(10)}) }}`;
+    const pipelineId = await createPipeline(
+      definition([{ key: 'heavy', taskId: task, forEach: items, overrides: { env: { N: heavy } } }], { parameters: [{ name: 'l' }] }),
+    );
+    const id = await openedRun(pipelineId, { params: { l: Array.from({ length: 5000 }, (_, i) => i) } });
+    const began = Date.now();
+    const prepared = await pipelines.prepareStep({ pipelineRunId: id, stepKey: 'heavy', upstream: {} });
+    const took = Date.now() - began;
+    expect(prepared).toEqual({
+      action: 'fail',
+      error: expect.stringMatching(/^the step's templates took more than 2 s to evaluate for \d+ items; simplify them$/),
+    });
+    expect(took).toBeLessThan(6000);
+  }, 20_000);
+
+  test('a batch of item inputs stops short of 1 MiB; the rest come with the next call', async () => {
+    const task = await createTask();
+    const items = Array.from({ length: PIPELINE_LIMITS.itemsPerBatch }, (_, i) => i);
+    const pipelineId = await createPipeline(
+      definition([{ key: 'wide', taskId: task, forEach: items, overrides: { env: { V: '{{ params.s }}' } } }], {
+        parameters: [{ name: 's' }],
+      }),
+    );
+    // 30,000 characters per item: 50 of them are about 1.5 MB.
+    const id = await openedRun(pipelineId, { params: { s: 'y'.repeat(30_000) } });
+    expect(await pipelines.prepareStep({ pipelineRunId: id, stepKey: 'wide', upstream: {} })).toMatchObject({ action: 'run' });
+    const first = await pipelines.stepItems({ pipelineRunId: id, stepKey: 'wide', from: 0, count: 50 });
+    expect(first.length).toBeGreaterThan(1);
+    expect(first.length).toBeLessThan(50);
+    expect(Buffer.byteLength(JSON.stringify(first))).toBeLessThanOrEqual(1024 * 1024 + 1024);
+    const rest = await pipelines.stepItems({ pipelineRunId: id, stepKey: 'wide', from: first.length, count: 50 });
+    expect(rest[0].itemIndex).toBe(first.length);
+  });
 });
 
 describe('stepItems', () => {

@@ -1,7 +1,7 @@
 import type { AlertDelivery, PipelineRunOpened, StepItemStart, StepOutcome, StepPreparation } from '@task-scheduler/contracts';
 import type { OpenPipelineRun, PipelineRecorder, SettleStep } from './pipeline-recorder';
 
-export { MAX_ITEMS_PER_CALL, PipelineRecorder, stepRunId } from './pipeline-recorder';
+export { PipelineRecorder, stepRunId } from './pipeline-recorder';
 export type { OpenPipelineRun, SettleStep } from './pipeline-recorder';
 
 /** Pipeline-record activities, hosted by workers of the workflow task queue (run as local activities of the pipeline workflow). */

@@ -25,7 +25,18 @@ import type {
   TaskRunInput,
   TenantShellPolicy,
 } from '@task-scheduler/contracts';
-import { ExpressionError, RunInputError, evaluateCondition, renderOverrides, renderValue, runInputOf } from '@task-scheduler/core';
+import {
+  EvaluationDeadlineExceeded,
+  ExpressionError,
+  RunInputError,
+  checkExpression,
+  evaluateCondition,
+  overrideTemplates,
+  renderOverrides,
+  renderValue,
+  runInputOf,
+  templatesIn,
+} from '@task-scheduler/core';
 import type { ExpressionContext, RunInputConfig, RunnableTask } from '@task-scheduler/core';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -42,6 +53,13 @@ export interface OpenPipelineRun {
   trigger: PipelineRunTrigger;
   workflowId: string;
   temporalRunId: string;
+  /**
+   * A manual or retry run's version and the run it retries, from the
+   * workflow's input: the API recorded the run, but when its commit failed
+   * after the start, the run is recorded here as the API would have.
+   */
+  pipelineVersion?: number | null;
+  retryOfPipelineRunId?: string | null;
 }
 
 export interface SettleStep {
@@ -52,8 +70,22 @@ export interface SettleStep {
   error: string | null;
 }
 
-/** Item inputs one {@link PipelineRecorder.stepItems} call builds at most. */
-export const MAX_ITEMS_PER_CALL = 50;
+/**
+ * Bytes of the item inputs one {@link PipelineRecorder.stepItems} call
+ * returns at most (it returns fewer items than asked past it): the result is
+ * one payload, and Temporal refuses payloads over 2 MB.
+ */
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * Wall-clock budget of one prepareStep or stepItems call for its
+ * expressions (when, forEach, every item's templates). They run
+ * synchronously on the event loop of the workflows worker, which every
+ * tenant's pipelines share, and a local activity's timeout cannot interrupt
+ * them: past it the step fails instead. Checked between evaluations, so a
+ * call overruns it by at most one expression (macros do not nest).
+ */
+const EVALUATION_BUDGET_MS = 2000;
 
 const FINAL_STEP = `(${STEP_OUTCOMES.map((s) => `'${s}'`).join(', ')})`;
 const FINAL_RUN = `(${FINAL_PIPELINE_RUN_STATUSES.map((s) => `'${s}'`).join(', ')})`;
@@ -75,6 +107,12 @@ export function stepRunId(pipelineRunId: string, stepKey: string, itemIndex: num
 
 /** A step that cannot start; its message is what the step shows as its error. */
 class PrepareError extends Error {}
+
+/** PostgreSQL refusing a value for its content (22P05: a NUL in jsonb, 22021: bytes that are no UTF-8): the step's input, not an outage. */
+function isUnstorable(err: unknown): boolean {
+  const code = (err as { driverError?: { code?: string }; code?: string }).driverError?.code ?? (err as { code?: string }).code;
+  return code === '22P05' || code === '22021';
+}
 
 interface RunRow {
   id: string;
@@ -231,9 +269,11 @@ export class PipelineRecorder {
   }
 
   /**
-   * Records a run the API did not: a schedule's fire (or a start whose
-   * commit failed). The unique (schedule, scheduled time) index decides
-   * between two workflows of one fire.
+   * Records a run the API did not: a schedule's fire, at its pipeline's
+   * current version with its defaults applied, or a manual or retry start
+   * whose commit failed, with the version, parameters (defaults applied by
+   * the API) and retried run its input carries. The unique (schedule,
+   * scheduled time) index decides between two workflows of one fire.
    */
   private async recordFire(
     tx: EntityManager,
@@ -245,29 +285,31 @@ export class PipelineRecorder {
     );
     // Nothing to record it against: the row would name a pipeline of another tenant, or none.
     if (!p || p.tenant_id !== a.tenantId) return { kind: 'refused', pipelineRunId: a.pipelineRunId, reason: 'the pipeline does not exist' };
+    const asked = a.trigger !== 'schedule' && a.pipelineVersion != null;
     let error: string | null = null;
     let params = a.params ?? {};
     if (p.deleted) error = 'pipeline_deleted: the pipeline was deleted before this run was due; nothing ran';
-    else {
+    else if (!asked) {
       const applied = withDefaults(p.definition.parameters ?? [], params);
       if (typeof applied === 'string') error = `params_invalid: ${applied}; nothing ran`;
       else params = applied;
     }
     const inserted: unknown[] = await tx.query(
       `INSERT INTO pipeline_runs (id, tenant_id, pipeline_id, pipeline_version, trigger, status, params, schedule_id, scheduled_at,
-                                  workflow_id, temporal_run_id, error, finished_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $12::text IS NULL THEN NULL ELSE now() END)
+                                  retry_of_pipeline_run_id, workflow_id, temporal_run_id, error, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $13::text IS NULL THEN NULL ELSE now() END)
        ON CONFLICT DO NOTHING RETURNING id`,
       [
         a.pipelineRunId,
         a.tenantId,
         a.pipelineId,
-        p.version,
+        asked ? a.pipelineVersion : p.version,
         a.trigger,
         error ? 'cancelled' : 'queued',
         JSON.stringify(params),
         a.scheduleId,
         a.scheduledAt,
+        a.retryOfPipelineRunId ?? null,
         a.workflowId,
         a.temporalRunId,
         error,
@@ -302,8 +344,9 @@ export class PipelineRecorder {
       [run.id, step.key],
     );
     if (row?.status === 'running') return { action: 'run', itemCount: row.item_count ?? 1, fanOut: row.items !== null };
-    const ctx = await this.contextOf(run, def, step, a.upstream);
-    let items: unknown[] | null;
+    const started = Date.now();
+    const ctx: ExpressionContext = { ...(await this.contextOf(run, def, step, a.upstream)), deadline: started + EVALUATION_BUDGET_MS };
+    let items: unknown[] | null = null;
     try {
       if (step.when !== undefined && !labelled('when', () => evaluateCondition(step.when as string, ctx))) {
         return { action: 'skip', reason: 'condition_false', detail: `when ${JSON.stringify(step.when)} is false` };
@@ -312,19 +355,22 @@ export class PipelineRecorder {
       if (items !== null && items.length === 0) return { action: 'skip', reason: 'empty_list', detail: 'forEach gave no items' };
       await this.checkRunBudget(run.id, step.key, items?.length ?? 1);
       const scope = await this.scopeOf(run, step, ctx, true);
+      // Every item rendered now, so that one that cannot be fails the step before any item runs.
       for (let i = 0; i < (items?.length ?? 1); i++) this.itemStart(scope, items, i);
+      await this.db.query(
+        `UPDATE pipeline_run_steps SET status = 'running', items = $3, item_count = $4, started_at = coalesce(started_at, now()),
+                updated_at = now()
+          WHERE pipeline_run_id = $1 AND step_key = $2 AND status = 'pending'`,
+        [run.id, step.key, items === null ? null : JSON.stringify(items), items?.length ?? null],
+      );
     } catch (err) {
       if (err instanceof PrepareError || err instanceof ExpressionError || err instanceof RunInputError) {
         return { action: 'fail', error: err.message };
       }
+      if (err instanceof EvaluationDeadlineExceeded) return { action: 'fail', error: overBudget(items?.length ?? 1) };
+      if (isUnstorable(err)) return { action: 'fail', error: `forEach: the list cannot be stored: ${(err as Error).message}` };
       throw err;
     }
-    await this.db.query(
-      `UPDATE pipeline_run_steps SET status = 'running', items = $3, item_count = $4, started_at = coalesce(started_at, now()),
-              updated_at = now()
-        WHERE pipeline_run_id = $1 AND step_key = $2 AND status = 'pending'`,
-      [run.id, step.key, items === null ? null : JSON.stringify(items), items?.length ?? null],
-    );
     return { action: 'run', itemCount: items?.length ?? 1, fanOut: items !== null };
   }
 
@@ -348,7 +394,9 @@ export class PipelineRecorder {
 
   /**
    * The starts of items [from, from + count) of a prepared step (at most
-   * {@link MAX_ITEMS_PER_CALL}; fewer past its last item). The task is read
+   * {@link PIPELINE_LIMITS.itemsPerBatch}; fewer past its last item, and
+   * fewer once their inputs reach {@link MAX_BATCH_BYTES}: the workflow asks
+   * again for the rest, and always gets at least one). The task is read
    * as it is now, not checked again: a run of a task disabled or deleted
    * since the step was prepared is refused by the run's own record (like a
    * schedule's fire). An input that no longer builds (the task changed
@@ -364,16 +412,25 @@ export class PipelineRecorder {
       throw ApplicationFailure.nonRetryable(`step ${step.key} of pipeline run ${run.id} was not prepared`, 'PipelineStepNotPrepared');
     }
     const total = row.items?.length ?? 1;
-    const end = Math.min(total, a.from + Math.min(a.count, MAX_ITEMS_PER_CALL));
-    const ctx = await this.contextOf(run, def, step, {});
+    const end = Math.min(total, a.from + Math.min(a.count, PIPELINE_LIMITS.itemsPerBatch));
+    const ctx: ExpressionContext = { ...(await this.contextOf(run, def, step, {})), deadline: Date.now() + EVALUATION_BUDGET_MS };
+    const starts: StepItemStart[] = [];
     try {
       const scope = await this.scopeOf(run, step, ctx, false);
-      const starts: StepItemStart[] = [];
-      for (let i = Math.max(0, a.from); i < end; i++) starts.push(this.itemStart(scope, row.items, i));
+      let bytes = 0;
+      for (let i = Math.max(0, a.from); i < end; i++) {
+        const start = this.itemStart(scope, row.items, i);
+        bytes += Buffer.byteLength(JSON.stringify(start));
+        if (starts.length > 0 && bytes > MAX_BATCH_BYTES) break;
+        starts.push(start);
+      }
       return starts;
     } catch (err) {
       if (err instanceof PrepareError || err instanceof ExpressionError || err instanceof RunInputError) {
         throw ApplicationFailure.nonRetryable(`step ${step.key}: ${err.message}`, 'PipelineStepInvalid');
+      }
+      if (err instanceof EvaluationDeadlineExceeded) {
+        throw ApplicationFailure.nonRetryable(`step ${step.key}: ${overBudget(starts.length + 1)}`, 'PipelineStepInvalid');
       }
       throw err;
     }
@@ -553,9 +610,11 @@ export class PipelineRecorder {
 
   /**
    * What the step's expressions see: the run's parameters and every step it
-   * depends on, directly or not, with its outcome and stored outputs. The
-   * workflow's outcomes win over stored statuses (they are the same once
-   * settled); a step not final yet is left out.
+   * depends on, directly or not, with its outcome, and the stored outputs of
+   * the steps its expressions name (only those: a fan-out's outputs may be
+   * 1000 × 64 KiB, and the expressions cannot read others). The workflow's
+   * outcomes win over stored statuses (they are the same once settled); a
+   * step not final yet is left out.
    */
   private async contextOf(
     run: RunRow,
@@ -566,9 +625,9 @@ export class PipelineRecorder {
     const keys = [...upstreamOf(def.steps, step.key)];
     const rows: StepRow[] = keys.length
       ? await this.db.query(
-          `SELECT step_key, status, outputs, NULL AS items, item_count FROM pipeline_run_steps
-            WHERE pipeline_run_id = $1 AND step_key = ANY($2)`,
-          [run.id, keys],
+          `SELECT step_key, status, CASE WHEN step_key = ANY($3) THEN outputs END AS outputs, NULL AS items, item_count
+             FROM pipeline_run_steps WHERE pipeline_run_id = $1 AND step_key = ANY($2)`,
+          [run.id, keys, [...referencedSteps(step)]],
         )
       : [];
     const steps: ExpressionContext['steps'] = {};
@@ -622,6 +681,7 @@ export class PipelineRecorder {
         env: { ...(overrides.env ?? {}), ITEM_INDEX: String(index), ITEM: typeof item === 'string' ? item : JSON.stringify(item) },
       };
     }
+    checkRendered(overrides);
     const runId = stepRunId(run.id, step.key, itemIndex);
     const input = runInputOf(this.config, task, {
       trigger: 'pipeline',
@@ -630,8 +690,68 @@ export class PipelineRecorder {
       shellPolicy: scope.shellPolicy,
       pipeline: { pipelineRunId: run.id, stepKey: step.key, itemIndex },
     }) as TaskRunInput & { runId: string };
+    const bytes = Buffer.byteLength(JSON.stringify(input));
+    // In the history twice (fetched, then the child's start), for up to maxParallelism children at once.
+    if (bytes > PIPELINE_LIMITS.maxItemInputBytes) {
+      const which = itemIndex === null ? `step ${step.key}` : `step ${step.key}, item ${itemIndex}`;
+      throw new PrepareError(
+        `${which}: the task-run input is ${bytes} bytes as JSON; an item's input is at most ${PIPELINE_LIMITS.maxItemInputBytes} (render less into the overrides)`,
+      );
+    }
     return { itemIndex, workflowId: stepRunWorkflowId(run.id, step.key, itemIndex), input, taskName: scope.taskName };
   }
+}
+
+function overBudget(items: number): string {
+  return `the step's templates took more than ${EVALUATION_BUDGET_MS / 1000} s to evaluate for ${items} item${items === 1 ? '' : 's'}; simplify them`;
+}
+
+/**
+ * Refuses rendered values a run could not use: a header value with CR or LF
+ * (Node refuses to send it, and it could smuggle a header), an env value or
+ * argument with NUL (exec refuses it). Literal ones were refused by the API.
+ */
+function checkRendered(o: RunOverrides): void {
+  for (const [name, value] of Object.entries(o.headers ?? {})) {
+    if (/[\r\n]/.test(value))
+      throw new PrepareError(`overrides.headers.${name}: the rendered value has a line break, which a header cannot hold`);
+  }
+  for (const [name, value] of Object.entries(o.env ?? {})) {
+    if (value.includes('\u0000'))
+      throw new PrepareError(`overrides.env.${name}: the rendered value has a NUL character, which an environment variable cannot hold`);
+  }
+  (o.args ?? []).forEach((arg, i) => {
+    if (arg.includes('\u0000'))
+      throw new PrepareError(`overrides.args[${i}]: the rendered value has a NUL character, which an argument cannot hold`);
+  });
+}
+
+/**
+ * The steps a step's expressions name (`when`, a `forEach` template, its
+ * overrides' templates). One that does not parse names none: evaluating it
+ * fails the step with the reason.
+ */
+function referencedSteps(step: PipelineStep): Set<string> {
+  const exprs: string[] = [];
+  const collect = (get: () => string[]): void => {
+    try {
+      exprs.push(...get());
+    } catch (err) {
+      if (!(err instanceof ExpressionError)) throw err;
+    }
+  };
+  if (step.when !== undefined) exprs.push(step.when);
+  if (typeof step.forEach === 'string') collect(() => templatesIn(step.forEach as string));
+  if (step.overrides) collect(() => overrideTemplates(step.overrides as RunOverrides).map((t) => t.expr));
+  const keys = new Set<string>();
+  for (const expr of exprs) {
+    try {
+      for (const r of checkExpression(expr)) if (r.kind === 'step') keys.add(r.key);
+    } catch (err) {
+      if (!(err instanceof ExpressionError)) throw err;
+    }
+  }
+  return keys;
 }
 
 /** An expression error of a step's field, named by the field (`when: …`, `forEach: …`). */
