@@ -78,6 +78,8 @@ export class SchedulesController {
   @ApiErrors(
     ErrorCode.SCHEDULE_NAME_TAKEN,
     ErrorCode.SCHEDULE_TASK_NOT_FOUND,
+    ErrorCode.SCHEDULE_PIPELINE_NOT_FOUND,
+    ErrorCode.SCHEDULE_TARGET_INVALID,
     ErrorCode.TASK_DISABLED,
     ErrorCode.PIPELINE_PARAMS_INVALID,
     ErrorCode.SCHEDULE_INVALID_CRON,
@@ -153,6 +155,8 @@ export class SchedulesController {
   @ApiOperation({ operationId: 'updateSchedule', summary: 'Change a schedule (spec replaced whole, policies merged)' })
   @ApiErrors(
     ErrorCode.SCHEDULE_NOT_FOUND,
+    ErrorCode.SCHEDULE_PIPELINE_NOT_FOUND,
+    ErrorCode.SCHEDULE_TARGET_INVALID,
     ErrorCode.PIPELINE_PARAMS_INVALID,
     ErrorCode.SCHEDULE_INVALID_CRON,
     ErrorCode.SCHEDULE_INVALID_TIMEZONE,
@@ -206,6 +210,7 @@ export class SchedulesController {
   @ApiOperation({ operationId: 'triggerSchedule', summary: "Fire now, under the schedule's overlap policy unless another is given" })
   @ApiErrors(
     ErrorCode.SCHEDULE_NOT_FOUND,
+    ErrorCode.SCHEDULE_PIPELINE_NOT_FOUND,
     ErrorCode.TASK_DISABLED,
     ErrorCode.TASK_EGRESS_FORBIDDEN,
     ErrorCode.PIPELINE_PARAMS_INVALID,
@@ -243,6 +248,7 @@ export class SchedulesController {
   @ApiErrors(
     ErrorCode.SCHEDULE_NOT_FOUND,
     ErrorCode.SCHEDULE_INVALID_RANGE,
+    ErrorCode.SCHEDULE_PIPELINE_NOT_FOUND,
     ErrorCode.TASK_DISABLED,
     ErrorCode.TASK_EGRESS_FORBIDDEN,
     ErrorCode.TEMPORAL_UNAVAILABLE,
