@@ -1,7 +1,8 @@
 /* The pipeline workflow's scheduling on a real Temporal dev server, without PostgreSQL: its records
  * are in-memory fakes of PipelineActivities over a plan per test, and its children are a stub
  * task-run workflow (test/support/pipeline-stub-workflows.ts) that ends as its input says. Checked
- * against the reference evaluator of docs/pipelines.md (test/support/pipeline-reference.ts). */
+ * against the reference evaluator of docs/pipelines.md (test/support/pipeline-reference.ts). What the
+ * real recorder does against PostgreSQL is test/integration/pipeline-recorder.spec.ts. */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -21,6 +22,7 @@ import type {
 import { SEARCH_ATTRIBUTES, TRIGGER_RULES, pipelineRunWorkflowId, stepRunWorkflowId } from '@task-scheduler/contracts';
 import type { PipelineActivities } from '@task-scheduler/activities';
 import { referencePipeline } from '../support/pipeline-reference';
+import { eventually } from '../support/eventually';
 import { checkReplayAndRecord } from '../support/replay-fixtures';
 import type { ReferenceStep, WouldBe } from '../support/pipeline-reference';
 import type { StubSinks } from '../support/pipeline-stub-workflows';
@@ -391,14 +393,6 @@ const step = (key: string, dependsOn: string[], extra: Partial<FakeStep> = {}): 
   ...extra,
 });
 
-async function waitFor(what: string, ok: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`still not ${what} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test('a 40-step chain continues as new at barriers: every run stays short, the drawn id is kept, the run ends right', async () => {
   const steps = Array.from({ length: 40 }, (_, i) => step(`c${i}`, i === 0 ? [] : [`c${i - 1}`]));
   const limit = 200;
@@ -452,7 +446,12 @@ test('cancelling the pipeline run cancels its running children, waits for them, 
   ];
   const { plan, handle } = await startPipeline(steps, { maxParallelism: 10, failurePolicy: 'continue' });
   const running = () => ['b', 'c'].flatMap((k) => childIdsOf(plan, stepOf(plan, k)));
-  await waitFor('b and c running', () => running().every((id) => children.get(id)?.start !== undefined));
+  await eventually(
+    () => running().filter((id) => children.get(id)?.start === undefined),
+    (notStarted) => notStarted.length === 0,
+    15_000,
+    50,
+  );
   await handle.cancel();
   expect(await outcomeOf(handle)).toBe('cancelled');
   expect(statesOf(plan)).toEqual({
