@@ -5,6 +5,7 @@ import { Schedules1732600000000 } from './1732600000000-schedules';
 import { ShellIsolation1732700000000 } from './1732700000000-shell-isolation';
 import { TaskLifecycle1732800000000 } from './1732800000000-task-lifecycle';
 import { Pipelines1733000000000 } from './1733000000000-pipelines';
+import { PipelineStepRuns1733000000001 } from './1733000000001-pipeline-step-runs';
 
 /** Every migration, oldest first. Add new ones at the end. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   ShellIsolation1732700000000,
   TaskLifecycle1732800000000,
   Pipelines1733000000000,
+  PipelineStepRuns1733000000001,
 ];
