@@ -59,8 +59,6 @@ export interface ScheduleLiveState {
 /** Fires one backfill may start. */
 const MAX_BACKFILL_FIRES = 10_000;
 
-// Until the API helper adds SCHEDULE_PIPELINE_NOT_FOUND (422), as SCHEDULE_TASK_NOT_FOUND is for tasks.
-
 /**
  * Schedules: a row in PostgreSQL and its Temporal Schedule, changed together.
  * Every change writes the row and calls Temporal inside one transaction, so a
@@ -430,12 +428,10 @@ export class SchedulesService {
   }
 
   /**
-   * Fires now; by default under the schedule's own overlap policy (Temporal's
-   * trigger alone would allow overlaps). Temporal names a fire's workflow
-   * after its time to the second, so two fires in one second would collide:
-   * triggers of one schedule are serialised on its row and spaced a second apart.
+   * Refuses to fire a schedule whose fire the worker would refuse: its pipeline was deleted or its stored
+   * parameters no longer fit the pipeline, or its task is disabled or asks for egress the tenant may no
+   * longer use (its action has no network).
    */
-  /** Refuses to fire a schedule whose task asks for egress the tenant may no longer use (its action has no network). */
   private async assertMayFire(tx: EntityManager, s: ScheduleEntity): Promise<void> {
     const d = await this.desiredOf(tx, s);
     if (d.target.kind === 'pipeline') {
@@ -462,15 +458,19 @@ export class SchedulesService {
   }
 
   /**
-   * Fires now and answers with the run the fire started. Temporal takes a
+   * Fires now, by default under the schedule's own overlap policy (Temporal's
+   * trigger alone would allow overlaps), and answers with the run the fire
+   * started. Temporal names a fire's workflow after its time to the second, so
+   * two fires in one second would collide: triggers of one schedule are
+   * serialised on its row and spaced two seconds apart. Temporal takes a
    * trigger asynchronously and tells no caller which workflow it started, so
    * the schedule is described before and after: the first action Temporal
    * took after the call whose nominal time (in its workflow id) is not one the
-   * spec matches is this fire (triggers of one schedule are two seconds apart,
-   * so another trigger cannot be mistaken for it, nor can a natural fire in
-   * the same moment). Its workflow records the run first thing; both waits
-   * are bounded. A fire the overlap policy skipped or buffered started no run:
-   * that is `SCHEDULE_TRIGGER_NOT_STARTED`, not a success.
+   * spec matches is this fire (the spacing means another trigger cannot be
+   * mistaken for it, nor can a natural fire in the same moment). Its workflow
+   * records the run first thing; both waits are bounded. A fire the overlap
+   * policy skipped or buffered started no run: that is
+   * `SCHEDULE_TRIGGER_NOT_STARTED`, not a success.
    */
   async trigger(ctx: RequestContext, id: string, overlap?: OverlapPolicy): Promise<FireRun> {
     const taken = await this.db.transaction(async (tx) => {
