@@ -3,6 +3,8 @@
  * (parameters, Idempotency-Key, listing). Running pipelines end to end is pipelines.e2e.spec.ts. */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { pipelineClient, stepOf, stepStates } from '../support/pipelines';
+import type { PipelineClient } from '../support/pipelines';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
@@ -14,6 +16,9 @@ let other: { apiKey: string; taskId: string; pipelineId: string };
 let shellTask: { id: string; name: string };
 let httpTask: { id: string; name: string };
 let scriptTask: { id: string; name: string };
+/** Runs for a minute: long enough for a test to act on a running step. */
+let sleepTask: { id: string; name: string };
+let pipelines: PipelineClient;
 
 type Res = Awaited<ReturnType<TestStack['request']>>;
 const send = (method: string, path: string, body?: unknown, headers?: Record<string, string>, apiKey = key): Promise<Res> =>
@@ -46,6 +51,8 @@ beforeAll(async () => {
     ok('POST', '/v1/tasks', { retry: { maximumAttempts: 1 }, ...body }, apiKey);
   shellTask = await task({ name: unique('echo'), executor: 'shell', shell: { command: 'echo', args: ['x'] } });
   scriptTask = await task({ name: unique('script'), executor: 'shell', shell: { script: 'true' } });
+  sleepTask = await task({ name: unique('sleep'), executor: 'shell', shell: { command: 'sleep', args: ['60'] } });
+  pipelines = pipelineClient(stack, key);
   httpTask = await task({ name: unique('http'), executor: 'http', http: { method: 'GET', url: 'https://example.com/{id}' } });
   const b = await stack.createTenant(unique('pipelines-api-b'));
   const bTask = await task({ name: unique('b-task'), executor: 'shell', shell: { command: 'true' } }, b.apiKey);
@@ -53,6 +60,11 @@ beforeAll(async () => {
   other = { apiKey: b.apiKey, taskId: bTask.id, pipelineId: bPipeline.id };
 });
 afterAll(async () => stack?.stop());
+
+/** Waits until step `key` of the pipeline run is running (its task run started), at most 30 s. */
+async function runningStep(pipelineRunId: string, key: string): Promise<void> {
+  await pipelines.waitForPipelineRun(pipelineRunId, (r) => stepOf(r, key).status === 'running' && stepOf(r, key).runId !== null, 30_000);
+}
 
 const linear = (name = unique('linear')) => ({
   name,
@@ -375,11 +387,11 @@ describe('runs', () => {
     }
   });
 
-  test('a run shows its steps; list filters and pages; cancel ends it', async () => {
+  test('a run shows its steps; list filters and pages; cancel ends it and every step', async () => {
     const p = await ok('POST', '/v1/pipelines', {
       name: unique('shape'),
       steps: [
-        { key: 'one', task: shellTask.id },
+        { key: 'one', task: sleepTask.id },
         { key: 'many', task: shellTask.id, dependsOn: ['one'], forEach: [1, 2], overrides: { args: ['{{ item }}'] } },
       ],
     });
@@ -387,7 +399,7 @@ describe('runs', () => {
     for (let i = 0; i < 3; i++) runs.push(await ok('POST', `/v1/pipelines/${p.id}/runs`, {}));
     const got = await ok('GET', `/v1/pipeline-runs/${runs[0].id}`);
     expect(got.steps).toEqual([
-      expect.objectContaining({ key: 'one', taskId: shellTask.id, triggerRule: 'all_success', dependsOn: [], items: null }),
+      expect.objectContaining({ key: 'one', taskId: sleepTask.id, triggerRule: 'all_success', dependsOn: [], items: null }),
       expect.objectContaining({ key: 'many', taskId: shellTask.id, dependsOn: ['one'], runId: null, items: expect.any(Array) }),
     ]);
     const page1 = await ok('GET', `/v1/pipeline-runs?pipelineId=${p.id}&limit=2`);
@@ -396,40 +408,58 @@ describe('runs', () => {
     const page2 = await ok('GET', `/v1/pipeline-runs?pipelineId=${p.id}&limit=2&cursor=${page1.nextCursor}`);
     expect(page2).toEqual({ items: [expect.objectContaining({ id: runs[0].id })], nextCursor: null });
     expect((await ok('GET', `/v1/pipeline-runs?pipelineId=${p.id}&trigger=retry`)).items).toEqual([]);
-    expect((await ok('GET', `/v1/pipeline-runs?pipelineId=${p.id}&status=succeeded&limit=200`)).items.map((r: any) => r.id)).not.toContain(
-      runs[0].id,
-    );
+    expect((await ok('GET', `/v1/pipeline-runs?pipelineId=${p.id}&status=succeeded`)).items).toEqual([]);
+    await runningStep(runs[0].id, 'one');
     const cancelled = await send('POST', `/v1/pipeline-runs/${runs[0].id}/cancel`);
-    expect(cancelled.status).toBe(202);
-    expect(cancelled.body.id).toBe(runs[0].id);
-    const deadline = Date.now() + 30_000;
-    let last = cancelled.body;
-    while (!['cancelled', 'failed', 'succeeded'].includes(last.status) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      last = await ok('GET', `/v1/pipeline-runs/${runs[0].id}`);
-    }
-    expect(['cancelled', 'succeeded']).toContain(last.status);
+    // The workflow ends the run; the request only asked it to (an error here would mean the record was ended instead).
+    expect([cancelled.status, cancelled.body.id, cancelled.body.error]).toEqual([202, runs[0].id, null]);
+    const ended = await pipelines.waitForPipelineRun(runs[0].id, undefined, 60_000);
+    expect(ended.status).toBe('cancelled');
+    expect(stepStates(ended)).toEqual({ one: ['cancelled', 'pipeline_cancelled'], many: ['cancelled', 'pipeline_cancelled'] });
+    expect(ended.steps.map((s: any) => s.finishedAt)).toEqual([expect.any(String), expect.any(String)]);
     const twice = await send('POST', `/v1/pipeline-runs/${runs[0].id}/cancel`);
     expect([twice.status, twice.body.error.code]).toEqual([409, 'PIPELINE_RUN_ALREADY_FINISHED']);
-    for (const r of runs.slice(1)) await send('POST', `/v1/pipeline-runs/${r.id}/cancel`);
+    for (const r of runs.slice(1)) expect((await send('POST', `/v1/pipeline-runs/${r.id}/cancel`)).status).toBe(202);
+    for (const r of runs.slice(1)) expect((await pipelines.waitForPipelineRun(r.id, undefined, 60_000)).status).toBe('cancelled');
   });
 
-  test('the workflow carries the run in its search attributes; a run whose workflow is gone is ended by cancel', async () => {
-    const p = await ok('POST', '/v1/pipelines', { name: unique('gone'), steps: [{ key: 'a', task: scriptTask.id }] });
+  test('the workflow carries the run in its search attributes; a run whose workflow is gone is ended by cancel, steps too', async () => {
+    const p = await ok('POST', '/v1/pipelines', {
+      name: unique('gone'),
+      steps: [
+        { key: 'a', task: sleepTask.id },
+        { key: 'b', task: shellTask.id, dependsOn: ['a'] },
+      ],
+    });
     const run = await ok('POST', `/v1/pipelines/${p.id}/runs`, {});
+    await runningStep(run.id, 'a');
     const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
     try {
       const handle = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE }).workflow.getHandle(run.workflowId);
       const sa = (await handle.describe()).searchAttributes as Record<string, unknown[]>;
       expect(sa).toMatchObject({ TenantId: [tenantId], PipelineRunId: [run.id], Trigger: ['manual'] });
-      await handle.terminate('gone for the test').catch(() => undefined); // it may have ended by itself already
+      // Terminating closes the workflow without letting it record anything: the run and step `a` stay running.
+      await handle.terminate('gone for the test');
     } finally {
       await connection.close();
     }
+    expect(stepStates(await pipelines.getPipelineRun(run.id))).toEqual({ a: ['running', null], b: ['pending', null] });
     const cancelled = await send('POST', `/v1/pipeline-runs/${run.id}/cancel`);
-    if (cancelled.status === 409) return expect(cancelled.body.error.code).toBe('PIPELINE_RUN_ALREADY_FINISHED');
     expect(cancelled.status).toBe(202);
-    expect(cancelled.body).toMatchObject({ status: 'cancelled', error: 'cancelled; its workflow is terminated' });
+    expect(cancelled.body).toMatchObject({
+      status: 'cancelled',
+      error: 'cancelled; its workflow is terminated',
+      finishedAt: expect.any(String),
+    });
+    const ended = await pipelines.getPipelineRun(run.id);
+    expect(stepStates(ended)).toEqual({ a: ['cancelled', 'pipeline_cancelled'], b: ['cancelled', 'pipeline_cancelled'] });
+    expect(ended.steps.map((s: any) => s.finishedAt)).toEqual([expect.any(String), expect.any(String)]);
+    const audits = await stack.db.query(`SELECT details FROM audit_events WHERE action = 'pipeline_run.cancel' AND target_id = $1`, [
+      run.id,
+    ]);
+    expect(audits).toEqual([{ details: expect.objectContaining({ gone: 'its workflow is terminated' }) }]);
+    const twice = await send('POST', `/v1/pipeline-runs/${run.id}/cancel`);
+    expect([twice.status, twice.body.error.code]).toEqual([409, 'PIPELINE_RUN_ALREADY_FINISHED']);
   });
 });
 
