@@ -237,7 +237,7 @@ describe('openRun', () => {
     expect(refused).toEqual({
       kind: 'refused',
       pipelineRunId: third,
-      reason: 'params_invalid: required parameter day not given; nothing ran',
+      reason: 'params_invalid: day is required; nothing ran',
     });
   });
 

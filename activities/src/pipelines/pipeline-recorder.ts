@@ -12,7 +12,6 @@ import type {
   AlertDelivery,
   AlertSpec,
   PipelineDefinition,
-  PipelineParameter,
   PipelineRunOpened,
   PipelineRunTrigger,
   PipelineStep,
@@ -29,6 +28,7 @@ import {
   EvaluationDeadlineExceeded,
   ExpressionError,
   RunInputError,
+  applyParams,
   checkExpression,
   evaluateCondition,
   overrideTemplates,
@@ -290,9 +290,10 @@ export class PipelineRecorder {
     let params = a.params ?? {};
     if (p.deleted) error = 'pipeline_deleted: the pipeline was deleted before this run was due; nothing ran';
     else if (!asked) {
-      const applied = withDefaults(p.definition.parameters ?? [], params);
-      if (typeof applied === 'string') error = `params_invalid: ${applied}; nothing ran`;
-      else params = applied;
+      // The schedule's parameters were checked when it was written; the pipeline may have changed since.
+      const applied = applyParams(p.definition.parameters ?? [], params);
+      if ('problems' in applied) error = `params_invalid: ${applied.problems.map((x) => x.message).join('; ')}; nothing ran`;
+      else params = applied.params;
     }
     const inserted: unknown[] = await tx.query(
       `INSERT INTO pipeline_runs (id, tenant_id, pipeline_id, pipeline_version, trigger, status, params, schedule_id, scheduled_at,
@@ -782,21 +783,4 @@ function describe(value: unknown): string {
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)}`;
   if (typeof value === 'object') return 'a map';
   return `the ${typeof value} ${String(value)}`;
-}
-
-/**
- * A schedule's parameters with the pipeline's defaults applied, or what is
- * wrong with them (a parameter without a default is required unless it says
- * otherwise). The schedule was checked when written; the pipeline may have
- * gained a required parameter since.
- */
-function withDefaults(parameters: readonly PipelineParameter[], given: Record<string, unknown>): Record<string, unknown> | string {
-  const out: Record<string, unknown> = { ...given };
-  const missing: string[] = [];
-  for (const p of parameters) {
-    if (out[p.name] !== undefined) continue;
-    if (p.default !== undefined) out[p.name] = p.default;
-    else if (p.required ?? true) missing.push(p.name);
-  }
-  return missing.length ? `required parameter${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not given` : out;
 }

@@ -6,3 +6,4 @@ export * from './shell-limits';
 export * from './sandbox-paths';
 export * from './run-input';
 export * from './pipeline-expressions';
+export * from './pipeline-params';
