@@ -104,16 +104,16 @@ export class Pipelines1733000000000 implements MigrationInterface {
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (pipeline_run_id, step_key)
       )`);
-    // Failure/recovery alert state per pipeline, as alert_states is per task.
+    // Failure/recovery alert state per pipeline, as alert_states is per task; same columns (*_run_id: a pipeline run), one planner.
     await q.query(`
       CREATE TABLE pipeline_alert_states (
         pipeline_id uuid PRIMARY KEY REFERENCES pipelines(id) ON DELETE CASCADE,
         tenant_id uuid NOT NULL REFERENCES tenants(id),
         failing boolean NOT NULL DEFAULT false,
         last_alert_at timestamptz,
-        last_alert_pipeline_run_id uuid,
+        last_alert_run_id uuid,
         last_alert_suppressed integer NOT NULL DEFAULT 0,
-        last_counted_pipeline_run_id uuid,
+        last_counted_run_id uuid,
         suppressed integer NOT NULL DEFAULT 0,
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);

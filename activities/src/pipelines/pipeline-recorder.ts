@@ -40,6 +40,7 @@ import {
 import type { ExpressionContext, RunInputConfig, RunnableTask } from '@task-scheduler/core';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { DataSource, EntityManager } from 'typeorm';
+import { planAlertState } from '../alerts/alert-state';
 
 export interface OpenPipelineRun {
   pipelineRunId: string;
@@ -89,7 +90,6 @@ const EVALUATION_BUDGET_MS = 2000;
 
 const FINAL_STEP = `(${STEP_OUTCOMES.map((s) => `'${s}'`).join(', ')})`;
 const FINAL_RUN = `(${FINAL_PIPELINE_RUN_STATUSES.map((s) => `'${s}'`).join(', ')})`;
-const DEFAULT_ALERT_WINDOW_SECONDS = 3600;
 
 /**
  * The run id of one item of a step (or of a step without `forEach`,
@@ -502,23 +502,6 @@ export class PipelineRecorder {
       `SELECT step_key FROM pipeline_run_steps WHERE pipeline_run_id = $1 AND status = 'failed' ORDER BY step_key`,
       [pipelineRunId],
     );
-    await tx.query(`INSERT INTO pipeline_alert_states (pipeline_id, tenant_id) VALUES ($1, $2) ON CONFLICT (pipeline_id) DO NOTHING`, [
-      run.pipeline_id,
-      run.tenant_id,
-    ]);
-    const [state]: {
-      failing: boolean;
-      within_window: boolean;
-      last_alert_pipeline_run_id: string | null;
-      last_alert_suppressed: number;
-      suppressed: number;
-    }[] = await tx.query(
-      `SELECT failing, last_alert_pipeline_run_id, last_alert_suppressed, suppressed,
-              coalesce(last_alert_at > now() - make_interval(secs => $2), false) AS within_window
-         FROM pipeline_alert_states WHERE pipeline_id = $1 FOR UPDATE`,
-      [run.pipeline_id, spec.windowSeconds ?? DEFAULT_ALERT_WINDOW_SECONDS],
-    );
-    const failed = run.status === 'failed';
     const delivery = (kind: AlertDelivery['kind'], suppressed: number): AlertDelivery => ({
       url: spec.webhookUrl,
       kind,
@@ -538,34 +521,12 @@ export class PipelineRecorder {
         suppressedSinceLastAlert: suppressed,
       },
     });
-    if (state.last_alert_pipeline_run_id === pipelineRunId) return delivery(failed ? 'failure' : 'recovery', state.last_alert_suppressed);
-    if (failed) {
-      if (state.failing && state.within_window) {
-        // Counted once per run, also when this call is a retry of one that committed.
-        await tx.query(
-          `UPDATE pipeline_alert_states SET suppressed = suppressed + 1, last_counted_pipeline_run_id = $2, updated_at = now()
-            WHERE pipeline_id = $1 AND last_counted_pipeline_run_id IS DISTINCT FROM $2`,
-          [run.pipeline_id, pipelineRunId],
-        );
-        return null;
-      }
-      await tx.query(
-        `UPDATE pipeline_alert_states SET failing = true, last_alert_at = now(), last_alert_pipeline_run_id = $2,
-                last_alert_suppressed = $3, suppressed = 0, updated_at = now()
-          WHERE pipeline_id = $1`,
-        [run.pipeline_id, pipelineRunId, state.suppressed],
-      );
-      return delivery('failure', state.suppressed);
-    }
-    if (!state.failing) return null;
-    await tx.query(
-      `UPDATE pipeline_alert_states SET failing = false, suppressed = 0, updated_at = now(),
-              last_alert_pipeline_run_id = CASE WHEN $3 THEN $2::uuid ELSE last_alert_pipeline_run_id END,
-              last_alert_suppressed = CASE WHEN $3 THEN $4 ELSE last_alert_suppressed END
-        WHERE pipeline_id = $1`,
-      [run.pipeline_id, pipelineRunId, spec.onRecovery === true, state.suppressed],
+    const alert = await planAlertState(
+      tx,
+      { table: 'pipeline_alert_states', key: 'pipeline_id' },
+      { id: run.pipeline_id, tenantId: run.tenant_id, runId: pipelineRunId, failed: run.status === 'failed', spec },
     );
-    return spec.onRecovery ? delivery('recovery', state.suppressed) : null;
+    return alert && delivery(alert.kind, alert.suppressed);
   }
 
   // ---------------------------------------------------------------- reads

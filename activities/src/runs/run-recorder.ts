@@ -9,6 +9,7 @@ import type {
   TaskRunInput,
 } from '@task-scheduler/contracts';
 import type { DataSource } from 'typeorm';
+import { planAlertState } from '../alerts/alert-state';
 
 export interface AttemptStart {
   runId: string;
@@ -67,7 +68,6 @@ const FREE_SLOTS = `(t.max_concurrent_runs - (SELECT count(*) FROM runs a
                       WHERE a.tenant_id = t.id AND a.admitted_at IS NOT NULL AND a.status IN ('queued', 'running'))::int)`;
 /** Waiting runs woken per finished run at most; the rest are found by their own periodic re-check. */
 const MAX_WAKE = 20;
-const DEFAULT_ALERT_WINDOW_SECONDS = 3600;
 
 /**
  * Writes run and attempt records. Every write is idempotent, because an
@@ -345,23 +345,6 @@ export class RunRecorder {
       const run = rows[0];
       const spec = run?.task_alerts ?? run?.tenant_alerts;
       if (!run || !spec || run.status === 'cancelled' || run.status === 'queued' || run.status === 'running') return null;
-      await tx.query(`INSERT INTO alert_states (task_id, tenant_id) VALUES ($1, $2) ON CONFLICT (task_id) DO NOTHING`, [
-        run.task_id,
-        run.tenant_id,
-      ]);
-      const [state]: {
-        failing: boolean;
-        within_window: boolean;
-        last_alert_run_id: string | null;
-        last_alert_suppressed: number;
-        suppressed: number;
-      }[] = await tx.query(
-        `SELECT failing, last_alert_run_id, last_alert_suppressed, suppressed,
-                  coalesce(last_alert_at > now() - make_interval(secs => $2), false) AS within_window
-             FROM alert_states WHERE task_id = $1 FOR UPDATE`,
-        [run.task_id, spec.windowSeconds ?? DEFAULT_ALERT_WINDOW_SECONDS],
-      );
-      const failed = run.status !== 'succeeded';
       const delivery = (kind: AlertDelivery['kind'], suppressed: number): AlertDelivery => ({
         url: spec.webhookUrl,
         kind,
@@ -383,34 +366,12 @@ export class RunRecorder {
           suppressedSinceLastAlert: suppressed,
         },
       });
-      if (state.last_alert_run_id === runId) return delivery(failed ? 'failure' : 'recovery', state.last_alert_suppressed);
-      if (failed) {
-        if (state.failing && state.within_window) {
-          // Counted once per run, also when this call is a retry of one that committed.
-          await tx.query(
-            `UPDATE alert_states SET suppressed = suppressed + 1, last_counted_run_id = $2, updated_at = now()
-              WHERE task_id = $1 AND last_counted_run_id IS DISTINCT FROM $2`,
-            [run.task_id, runId],
-          );
-          return null;
-        }
-        await tx.query(
-          `UPDATE alert_states SET failing = true, last_alert_at = now(), last_alert_run_id = $2, last_alert_suppressed = $3,
-                  suppressed = 0, updated_at = now()
-            WHERE task_id = $1`,
-          [run.task_id, runId, state.suppressed],
-        );
-        return delivery('failure', state.suppressed);
-      }
-      if (!state.failing) return null;
-      await tx.query(
-        `UPDATE alert_states SET failing = false, suppressed = 0, updated_at = now(),
-                last_alert_run_id = CASE WHEN $3 THEN $2::uuid ELSE last_alert_run_id END,
-                last_alert_suppressed = CASE WHEN $3 THEN $4 ELSE last_alert_suppressed END
-          WHERE task_id = $1`,
-        [run.task_id, runId, spec.onRecovery === true, state.suppressed],
+      const alert = await planAlertState(
+        tx,
+        { table: 'alert_states', key: 'task_id' },
+        { id: run.task_id, tenantId: run.tenant_id, runId, failed: run.status !== 'succeeded', spec },
       );
-      return spec.onRecovery ? delivery('recovery', state.suppressed) : null;
+      return alert && delivery(alert.kind, alert.suppressed);
     });
   }
 }
