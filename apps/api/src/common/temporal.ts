@@ -1,5 +1,8 @@
 import { SEARCH_ATTRIBUTES } from '@task-scheduler/contracts';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { ApiError, ErrorCode } from './api-error';
 
 /** gRPC status codes the API tells apart in Temporal's answers. */
 export const GRPC = { INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, FAILED_PRECONDITION: 9, UNAVAILABLE: 14 } as const;
@@ -30,3 +33,23 @@ export const SEARCH_ATTRIBUTE_KEYS = {
   trigger: defineSearchAttributeKey(SEARCH_ATTRIBUTES.trigger, SearchAttributeType.KEYWORD),
   pipelineRunId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.pipelineRunId, SearchAttributeType.KEYWORD),
 };
+
+/**
+ * Asks Temporal to cancel a workflow that is running. Returns null when it was asked, else why there is
+ * nothing to ask (`its workflow is terminated`, `… no longer exists`): the workflow ended without closing
+ * its record, and the caller ends the record itself. `what` names the record in the unavailable error.
+ */
+export async function cancelOrGone(client: Client, workflowId: string, what: string): Promise<string | null> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    const { status } = await handle.describe();
+    if (status.name !== 'RUNNING') return `its workflow is ${status.name.toLowerCase()}`;
+    await handle.cancel();
+    return null;
+  } catch (err) {
+    if (isUnavailable(err))
+      throw new ApiError(ErrorCode.TEMPORAL_UNAVAILABLE, `Temporal is unavailable; the ${what} was not cancelled, try again`);
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    return 'its workflow no longer exists';
+  }
+}

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_PIPELINE_RUN_STATUSES, pipelineRunWorkflowId, taskQueues } from '@task-scheduler/contracts';
@@ -12,18 +12,18 @@ import type {
 } from '@task-scheduler/contracts';
 import { temporalUiUrl } from '@task-scheduler/core';
 import { PipelineEntity, PipelineRunEntity, PipelineVersionEntity } from '@task-scheduler/db';
-import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { DataSource, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
-import { ApiError, ErrorCode, fieldError } from '../common/api-error';
+import { ApiError, ErrorCode } from '../common/api-error';
+import { checkIdempotencyKey, requestHash, startIdempotently } from '../common/idempotency';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
-import { SEARCH_ATTRIBUTE_KEYS as SA, isUnavailable } from '../common/temporal';
+import { SEARCH_ATTRIBUTE_KEYS as SA, cancelOrGone, isUnavailable } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
-import { canonicalJson } from '../common/versioning';
 import type { PipelineRunStepResponse } from './dtos/pipeline-run.response';
 import { runParams } from './pipeline-params';
 
@@ -86,48 +86,33 @@ export class PipelineRunsService {
     opts: { params?: Record<string, unknown>; idempotencyKey?: string },
   ): Promise<{ run: PipelineRunEntity; created: boolean }> {
     const { idempotencyKey } = opts;
-    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-      throw fieldError(ErrorCode.IDEMPOTENCY_KEY_INVALID, 'idempotency-key', 'must be 1-255 visible ASCII characters');
-    }
+    checkIdempotencyKey(idempotencyKey);
     const given = opts.params ?? {};
-    const requestHash = createHash('sha256').update(canonicalJson(given)).digest('hex');
+    const hash = requestHash(given);
     const pipeline = await this.livePipeline(this.db.manager, ctx, pipelineId);
-    if (idempotencyKey) {
-      const existing = await this.findByIdempotencyKey(ctx, pipeline.id, idempotencyKey);
-      if (existing) return { run: this.sameRequest(existing, requestHash), created: false };
-    }
-    runParams(pipeline.definition.parameters, given); // refuses bad parameters before anything is written
-    const run = await this.db.transaction(async (tx) => {
-      // Read again under FOR SHARE: a change or delete of the pipeline waits for this run's commit, or this run for it.
-      const locked = await this.livePipeline(tx, ctx, pipeline.id, true);
-      return this.startRun(tx, ctx, locked, {
-        version: locked.version,
-        params: runParams(locked.definition.parameters, given),
-        trigger: 'manual',
-        idempotencyKey,
-        requestHash,
-        retryOf: null,
-      });
+    return startIdempotently({
+      key: idempotencyKey,
+      requestHash: hash,
+      noun: 'pipeline run',
+      idField: 'pipelineRunId',
+      find: (key) =>
+        this.db.getRepository(PipelineRunEntity).findOneBy({ tenantId: ctx.tenantId, pipelineId: pipeline.id, idempotencyKey: key }),
+      start: () => {
+        runParams(pipeline.definition.parameters, given); // refuses bad parameters before anything is written
+        return this.db.transaction(async (tx) => {
+          // Read again under FOR SHARE: a change or delete of the pipeline waits for this run's commit, or this run for it.
+          const locked = await this.livePipeline(tx, ctx, pipeline.id, true);
+          return this.startRun(tx, ctx, locked, {
+            version: locked.version,
+            params: runParams(locked.definition.parameters, given),
+            trigger: 'manual',
+            idempotencyKey,
+            requestHash: hash,
+            retryOf: null,
+          });
+        });
+      },
     });
-    if (run) return { run, created: true };
-    const winner = await this.findByIdempotencyKey(ctx, pipeline.id, idempotencyKey as string);
-    if (!winner) throw new Error('idempotent insert ignored but no pipeline run found');
-    return { run: this.sameRequest(winner, requestHash), created: false };
-  }
-
-  private sameRequest(existing: PipelineRunEntity, requestHash: string): PipelineRunEntity {
-    if (existing.requestHash !== null && existing.requestHash !== requestHash) {
-      throw new ApiError(
-        ErrorCode.IDEMPOTENCY_KEY_REUSED,
-        `this Idempotency-Key was already used for pipeline run ${existing.id} with different parameters; use a new key for a new request`,
-        [{ field: 'idempotency-key', message: `already used for pipeline run ${existing.id}`, pipelineRunId: existing.id }],
-      );
-    }
-    return existing;
-  }
-
-  private findByIdempotencyKey(ctx: RequestContext, pipelineId: string, key: string): Promise<PipelineRunEntity | null> {
-    return this.db.getRepository(PipelineRunEntity).findOneBy({ tenantId: ctx.tenantId, pipelineId, idempotencyKey: key });
   }
 
   private async livePipeline(tx: EntityManager, ctx: RequestContext, id: string, lock = false): Promise<PipelineEntity> {
@@ -307,19 +292,7 @@ export class PipelineRunsService {
   async cancel(ctx: RequestContext, id: string): Promise<PipelineRunEntity> {
     const run = await this.getRun(ctx, id);
     if (FINAL_PIPELINE_RUN_STATUSES.includes(run.status)) throw this.alreadyFinished(run);
-    const handle = this.temporal.workflow.getHandle(run.workflowId);
-    let gone: string | null = null;
-    try {
-      const { status } = await handle.describe();
-      if (status.name === 'RUNNING') await handle.cancel();
-      else gone = `its workflow is ${status.name.toLowerCase()}`;
-    } catch (err) {
-      if (isUnavailable(err)) {
-        throw new ApiError(ErrorCode.TEMPORAL_UNAVAILABLE, 'Temporal is unavailable; the pipeline run was not cancelled, try again');
-      }
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-      gone = 'its workflow no longer exists';
-    }
+    const gone = await cancelOrGone(this.temporal, run.workflowId, 'pipeline run');
     if (gone) {
       // The workflow ended without closing the run (terminated from outside, or deleted): the record is all
       // there is to end. Its steps end with it in the same transaction, so that no step stays pending or

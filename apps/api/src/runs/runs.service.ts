@@ -1,21 +1,21 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_RUN_STATUSES, runWorkflowId, taskQueues } from '@task-scheduler/contracts';
 import type { RunOverrides, RunStatus, RunTrigger } from '@task-scheduler/contracts';
 import { temporalUiUrl } from '@task-scheduler/core';
 import { RunAttemptEntity, RunEntity, RunShardEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
-import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { DataSource, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
-import { ApiError, ErrorCode, fieldError } from '../common/api-error';
+import { ApiError, ErrorCode } from '../common/api-error';
+import { checkIdempotencyKey, requestHash, startIdempotently } from '../common/idempotency';
 import { isUuid, keysetPage } from '../common/pagination';
-import { canonicalJson } from '../common/versioning';
 import type { Page } from '../common/pagination';
-import { SEARCH_ATTRIBUTE_KEYS as SA, isUnavailable } from '../common/temporal';
+import { SEARCH_ATTRIBUTE_KEYS as SA, cancelOrGone, isUnavailable } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { TasksService } from '../tasks/tasks.service';
 import { mergeOverrides, runInputOf } from './run-input';
@@ -74,37 +74,30 @@ export class RunsService {
    */
   async trigger(ctx: RequestContext, taskId: string, opts: TriggerOptions = {}): Promise<TriggerResult> {
     const { idempotencyKey } = opts;
-    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-      throw fieldError(ErrorCode.IDEMPOTENCY_KEY_INVALID, 'idempotency-key', 'must be 1-255 visible ASCII characters');
-    }
+    checkIdempotencyKey(idempotencyKey);
     const task = await this.tasks.get(ctx, taskId);
     const overrides = opts.overrides ?? {};
-    const requestHash = createHash('sha256').update(canonicalJson(overrides)).digest('hex');
-    if (idempotencyKey) {
-      const existing = await this.findByIdempotencyKey(ctx, task.id, idempotencyKey);
-      if (existing) return { run: this.sameRequest(existing, requestHash), created: false };
-    }
-    if (!task.enabled) throw new ApiError(ErrorCode.TASK_DISABLED, `task ${task.id} is disabled`);
-    mergeOverrides(task, overrides); // refuses bad parameters before anything is written
-
-    const run = await this.db.transaction((tx) =>
-      this.startRun(tx, ctx, task.id, { overrides, trigger: opts.trigger ?? 'manual', idempotencyKey, requestHash, retryOfRunId: null }),
-    );
-    if (run) return { run, created: true };
-    const winner = await this.findByIdempotencyKey(ctx, task.id, idempotencyKey as string);
-    if (!winner) throw new Error('idempotent insert ignored but no run found');
-    return { run: this.sameRequest(winner, requestHash), created: false };
-  }
-
-  private sameRequest(existing: RunEntity, requestHash: string): RunEntity {
-    if (existing.requestHash !== null && existing.requestHash !== requestHash) {
-      throw new ApiError(
-        ErrorCode.IDEMPOTENCY_KEY_REUSED,
-        `this Idempotency-Key was already used for run ${existing.id} with different parameters; use a new key for a new request`,
-        [{ field: 'idempotency-key', message: `already used for run ${existing.id}`, runId: existing.id }],
-      );
-    }
-    return existing;
+    const hash = requestHash(overrides);
+    return startIdempotently({
+      key: idempotencyKey,
+      requestHash: hash,
+      noun: 'run',
+      idField: 'runId',
+      find: (key) => this.db.getRepository(RunEntity).findOneBy({ tenantId: ctx.tenantId, taskId: task.id, idempotencyKey: key }),
+      start: () => {
+        if (!task.enabled) throw new ApiError(ErrorCode.TASK_DISABLED, `task ${task.id} is disabled`);
+        mergeOverrides(task, overrides); // refuses bad parameters before anything is written
+        return this.db.transaction((tx) =>
+          this.startRun(tx, ctx, task.id, {
+            overrides,
+            trigger: opts.trigger ?? 'manual',
+            idempotencyKey,
+            requestHash: hash,
+            retryOfRunId: null,
+          }),
+        );
+      },
+    });
   }
 
   /**
@@ -204,10 +197,6 @@ export class RunsService {
     }
   }
 
-  private findByIdempotencyKey(ctx: RequestContext, taskId: string, key: string): Promise<RunEntity | null> {
-    return this.db.getRepository(RunEntity).findOneBy({ tenantId: ctx.tenantId, taskId, idempotencyKey: key });
-  }
-
   private async getRun(ctx: RequestContext, id: string): Promise<RunEntity> {
     const run = isUuid(id) ? await this.db.getRepository(RunEntity).findOneBy({ id, tenantId: ctx.tenantId }) : null;
     if (!run) throw new ApiError(ErrorCode.RUN_NOT_FOUND, `run ${id} does not exist`);
@@ -233,19 +222,7 @@ export class RunsService {
   async cancel(ctx: RequestContext, id: string): Promise<RunEntity> {
     const run = await this.getRun(ctx, id);
     if (FINAL_RUN_STATUSES.includes(run.status)) throw this.alreadyFinished(run);
-    const handle = this.temporal.workflow.getHandle(run.workflowId);
-    let gone: string | null = null;
-    try {
-      const { status } = await handle.describe();
-      if (status.name === 'RUNNING') await handle.cancel();
-      else gone = `its workflow is ${status.name.toLowerCase()}`;
-    } catch (err) {
-      if (isUnavailable(err)) {
-        throw new ApiError(ErrorCode.TEMPORAL_UNAVAILABLE, 'Temporal is unavailable; the run was not cancelled, try again');
-      }
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-      gone = 'its workflow no longer exists';
-    }
+    const gone = await cancelOrGone(this.temporal, run.workflowId, 'run');
     if (gone) {
       // The workflow ended without recording the run (terminated from outside, or deleted): the record is all
       // there is to end, and ending it frees the run's concurrency slot.
