@@ -19,7 +19,7 @@ export interface ReferenceStep {
 /**
  * What a step does if it is started: its `when` is false, its `forEach` is empty, its preparation
  * fails, or it runs items that end so (one item for a step without `forEach`; `cancelled` is an item
- * whose task turned out disabled).
+ * whose run was cancelled on its own, through the API: an item whose task turned out disabled fails).
  */
 export type WouldBe =
   | { kind: 'condition_false' }

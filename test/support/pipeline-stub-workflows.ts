@@ -17,8 +17,10 @@ export interface StubSinks extends Sinks {
 const { stub } = proxySinks<StubSinks>();
 
 /**
- * Ends as `shell.env.OUTCOME` says (`succeeded`, `failed`, or `disabled`: the real workflow's answer
- * for a task disabled when its run starts) after `SLEEP_MS`; a cancel during the sleep ends it cancelled.
+ * Ends as `shell.env.OUTCOME` says after `SLEEP_MS`: `succeeded`; `failed`; `disabled` (the real
+ * workflow's answer for a task disabled or deleted when its run starts: result `duplicate`); or
+ * `unexpected` (a result the real workflow never returns: status `failed` instead of a failure). A
+ * cancel during the sleep ends it cancelled.
  */
 export async function taskRunWorkflow(input: TaskRunInput & { runId: string }): Promise<TaskRunResult> {
   const env = input.shell?.env ?? {};
@@ -34,5 +36,7 @@ export async function taskRunWorkflow(input: TaskRunInput & { runId: string }): 
   stub.event({ event: 'end', outcome });
   if (outcome === 'failed') throw ApplicationFailure.nonRetryable('run failed: exit code 1', 'RunFailed');
   const base = { runId: input.runId, attempts: 1, exitCode: 0, error: null };
-  return outcome === 'disabled' ? { ...base, status: 'duplicate', duplicateOf: input.runId } : { ...base, status: 'succeeded' };
+  if (outcome === 'disabled') return { ...base, status: 'duplicate', duplicateOf: input.runId };
+  if (outcome === 'unexpected') return { ...base, status: 'failed', exitCode: 1 };
+  return { ...base, status: 'succeeded' };
 }

@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   ChildWorkflowCancellationType,
@@ -17,11 +18,14 @@ import type { PipelineActivities } from '@task-scheduler/activities';
 import type {
   PipelineCarriedState,
   PipelineRunInput,
+  PipelineRunOpened,
   PipelineRunPlan,
   PlannedStep,
   StepItemStart,
   StepOutcome,
+  StepPreparation,
   StepReason,
+  TaskRunResult,
 } from '@task-scheduler/contracts';
 import {
   PIPELINE_LIMITS,
@@ -48,9 +52,6 @@ const records = proxyLocalActivities<PipelineActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 1000 },
 });
 
-/** Item inputs fetched per call (the activity's cap); fewer when the parallelism is lower, so few go to waste. */
-const ITEM_BATCH = 50;
-
 const SCHEDULED_START_TIME = defineSearchAttributeKey(SCHEDULE_SEARCH_ATTRIBUTES.scheduledStartTime, SearchAttributeType.DATETIME);
 const keyword = (name: string) => defineSearchAttributeKey(name, SearchAttributeType.KEYWORD);
 const SA = {
@@ -72,8 +73,13 @@ interface ActiveStep {
   /** Inputs fetched but not started yet. */
   buffer: StepItemStart[];
   running: number;
-  /** Why no further item starts (the step is then cancelled unless its started items say otherwise). */
-  stopped: Extract<StepReason, 'fail_fast' | 'pipeline_cancelled'> | null;
+  /**
+   * Why no further item starts: `fail_fast` and `pipeline_cancelled` make the step cancelled unless its
+   * started items say otherwise; `prepare_failed` (the next items' inputs could not be built) fails it.
+   */
+  stopped: Extract<StepReason, 'fail_fast' | 'pipeline_cancelled' | 'prepare_failed'> | null;
+  /** Why its items could not be started (`prepare_failed`); null: the pipeline run's own error says it. */
+  startError: string | null;
   firstError: string | null;
   failedItems: number;
 }
@@ -85,12 +91,18 @@ interface ItemEnd {
   outcome: StepOutcome;
   /** What a failed run said. */
   error: string | null;
+  /** The child ended in a way no item can: the pipeline run cannot go on. */
+  broken?: unknown;
 }
+
+/** The error of an item whose run refused to start (the child's result has no text of its own). */
+const REFUSED_ITEM = 'the task was disabled or deleted before this item started; nothing ran';
 
 /** A child's end as an item outcome; never rejects. */
 async function runItem(start: StepItemStart, pipelineRunId: string): Promise<Omit<ItemEnd, 'key' | 'index'>> {
   const { input } = start;
   const ended = (outcome: StepOutcome, error: string | null) => ({ workflowId: start.workflowId, outcome, error });
+  let result: TaskRunResult;
   try {
     const child = await startChild<typeof taskRunWorkflow>('taskRunWorkflow', {
       workflowId: start.workflowId,
@@ -108,14 +120,26 @@ async function runItem(start: StepItemStart, pipelineRunId: string): Promise<Omi
       ],
       ...(start.taskName ? { memo: { taskName: start.taskName } } : {}),
     });
-    const result = await child.result();
-    // `duplicate`: the child found its run already final (its task was disabled when it started: recorded cancelled).
-    return ended(result.status === 'succeeded' ? 'succeeded' : 'cancelled', null);
+    result = await child.result();
   } catch (err) {
     if (isCancellation(err)) return ended('cancelled', null);
     // A timed-out run is a failed step; the cause names what the run said.
     const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
     return ended('failed', cause instanceof Error ? cause.message : String(cause));
+  }
+  // A run that did not succeed ends its workflow failed or cancelled (above); it returns only these two.
+  switch (result.status) {
+    case 'succeeded':
+      return ended('succeeded', null);
+    case 'duplicate':
+      // Its task was disabled or deleted when the child started: the run was recorded cancelled and nothing ran.
+      // The item did not do its work, so it fails (and triggers fail_fast) like any failed run.
+      return ended('failed', REFUSED_ITEM);
+    default:
+      throw ApplicationFailure.nonRetryable(
+        `run ${input.runId} of ${start.workflowId} returned status ${result.status}`,
+        'PipelineStalled',
+      );
   }
 }
 
@@ -124,6 +148,84 @@ function errorOf(step: ActiveStep, outcome: StepOutcome): string | null {
   if (!step.fanOut) return step.firstError;
   const counted = `${step.failedItems} of ${step.itemCount} items failed`;
   return step.firstError ? `${counted}; ${step.firstError}` : counted;
+}
+
+/** What a record failed with: a local activity fails with the activity's own failure, or one an ActivityFailure wraps. */
+function causeOf(err: unknown): unknown {
+  return err instanceof ActivityFailure && err.cause ? err.cause : err;
+}
+
+/** The message of a start whose input no longer builds (the recorder's `PipelineStepInvalid`), else null. */
+function invalidStart(err: unknown): string | null {
+  const failure = causeOf(err);
+  return failure instanceof ApplicationFailure && failure.type === 'PipelineStepInvalid' ? failure.message : null;
+}
+
+/** A record's failure (it failed for good) as the error that stops the run, naming the record; a cancellation stays one. */
+function recordFailed(record: keyof PipelineActivities, err: unknown): unknown {
+  if (isCancellation(err)) return err;
+  const failure = causeOf(err);
+  return ApplicationFailure.create({
+    message: `${record} failed: ${failure instanceof Error ? failure.message : String(failure)}`,
+    type: 'PipelineRecordFailed',
+    nonRetryable: true,
+    cause: failure instanceof Error ? failure : undefined,
+  });
+}
+
+/** What stopped the pipeline workflow, as the error of its run and of the steps it could not finish. */
+function haltErrorOf(err: unknown): string {
+  return `the pipeline run stopped on an error: ${err instanceof Error ? err.message : String(err)}`;
+}
+
+/**
+ * Closes the run with its final status, and starts its alert's delivery when one is due. Not cancellable:
+ * the record must be final whatever the workflow was asked meanwhile.
+ */
+async function closeRun(
+  pipelineRunId: string,
+  status: 'succeeded' | 'failed' | 'cancelled',
+  error: string | null,
+  httpTaskQueue: string | undefined,
+): Promise<void> {
+  await CancellationScope.nonCancellable(async () => {
+    const { alert } = await records.closePipelineRun({ pipelineRunId, status, error });
+    if (alert && httpTaskQueue) {
+      try {
+        await startChild<typeof alertDeliveryWorkflow>('alertDeliveryWorkflow', {
+          workflowId: `alert-${pipelineRunId}`,
+          args: [alert, httpTaskQueue],
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+        });
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+    }
+  });
+}
+
+/**
+ * The failure a pipeline workflow ends with when an error stopped it (`halt`: its run's error): the run
+ * is closed `failed` first, so it never stays `running`. A close that fails as well leaves the record
+ * as it is (PostgreSQL is out of reach); the workflow fails all the same, with the first error as cause.
+ */
+async function haltedRun(
+  pipelineRunId: string,
+  err: unknown,
+  halt: string,
+  httpTaskQueue: string | undefined,
+): Promise<ApplicationFailure> {
+  try {
+    await closeRun(pipelineRunId, 'failed', halt, httpTaskQueue);
+  } catch {
+    // the failure below names the first error, which is what went wrong
+  }
+  return ApplicationFailure.create({
+    message: `pipeline run failed: ${halt}`,
+    type: 'PipelineFailed',
+    nonRetryable: true,
+    cause: err instanceof Error ? err : undefined,
+  });
 }
 
 /**
@@ -147,21 +249,28 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
     // A schedule cannot name the run in advance: make the drawn id findable in the Temporal UI.
     if (drawn) upsertSearchAttributes([{ key: SA.pipelineRunId, value: pipelineRunId }]);
     const scheduledAt = input.scheduleId ? (info.typedSearchAttributes.get(SCHEDULED_START_TIME)?.toISOString() ?? null) : null;
-    // Not cancellable: a cancel arriving this early must still find the run recorded, so it can be closed `cancelled`.
-    const opened = await CancellationScope.nonCancellable(() =>
-      records.openPipelineRun({
-        pipelineRunId,
-        drawn,
-        tenantId: input.tenantId,
-        pipelineId: input.pipelineId,
-        scheduleId: input.scheduleId ?? null,
-        scheduledAt,
-        params: input.params ?? null,
-        trigger: input.trigger,
-        workflowId: info.workflowId,
-        temporalRunId: info.runId,
-      }),
-    );
+    let opened: PipelineRunOpened;
+    try {
+      // Not cancellable: a cancel arriving this early must still find the run recorded, so it can be closed `cancelled`.
+      opened = await CancellationScope.nonCancellable(() =>
+        records.openPipelineRun({
+          pipelineRunId,
+          drawn,
+          tenantId: input.tenantId,
+          pipelineId: input.pipelineId,
+          scheduleId: input.scheduleId ?? null,
+          scheduledAt,
+          params: input.params ?? null,
+          trigger: input.trigger,
+          workflowId: info.workflowId,
+          temporalRunId: info.runId,
+        }),
+      );
+    } catch (err) {
+      // E.g. its pipeline version is gone: the row the API recorded `queued` must not stay so.
+      const failure = recordFailed('openPipelineRun', err);
+      throw await haltedRun(pipelineRunId, failure, haltErrorOf(failure), input.httpTaskQueue);
+    }
     if (opened.kind === 'refused') return { pipelineRunId, status: 'refused' };
     if (opened.kind === 'duplicate') return { pipelineRunId, status: 'duplicate', duplicateOf: opened.duplicateOf };
     const settled: PipelineCarriedState['settled'] = {};
@@ -176,21 +285,9 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
   }
 
   const { pipelineRunId, plan } = carried;
+  if (run.halt !== null) throw await haltedRun(pipelineRunId, run.failure, run.halt, input.httpTaskQueue);
   const outcome = pipelineOutcome(plan.steps, run.settled, run.cancellation !== null);
-  await CancellationScope.nonCancellable(async () => {
-    const { alert } = await records.closePipelineRun({ pipelineRunId, status: outcome.status, error: outcome.error });
-    if (alert && input.httpTaskQueue) {
-      try {
-        await startChild<typeof alertDeliveryWorkflow>('alertDeliveryWorkflow', {
-          workflowId: `alert-${pipelineRunId}`,
-          args: [alert, input.httpTaskQueue],
-          parentClosePolicy: ParentClosePolicy.ABANDON,
-        });
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      }
-    }
-  });
+  await closeRun(pipelineRunId, outcome.status, outcome.error, input.httpTaskQueue);
   if (run.cancellation !== null) throw run.cancellation;
   if (outcome.status === 'failed') throw ApplicationFailure.nonRetryable(`pipeline run failed: ${outcome.error}`, 'PipelineFailed');
   return { pipelineRunId, status: 'succeeded' };
@@ -205,6 +302,9 @@ class PipelineScheduler {
   readonly settled: PipelineCarriedState['settled'];
   /** The cancellation of the workflow, once it was cancelled. */
   cancellation: unknown = null;
+  /** The error that stopped the run (anything but its cancellation), and the run's error saying so. */
+  failure: unknown = null;
+  halt: string | null = null;
   private readonly plan: PipelineRunPlan;
   private readonly pipelineRunId: string;
   private readonly active = new Map<string, ActiveStep>();
@@ -214,6 +314,14 @@ class PipelineScheduler {
   /** Something was settled or an item ended in this workflow run: a barrier now cannot repeat forever. */
   private progressed = false;
   private atBarrier = false;
+  /** The step whose preparation stopped the run: it is the one that ends `failed` for it. */
+  private blamed: string | null = null;
+  /** What a child ended with that no item can end with (see runItem). */
+  private broken: unknown = null;
+  /** A settle failed for good: settling more would only fail again. */
+  private settleFailed = false;
+  /** Bytes of the child starts made in the current workflow task (it is known by its history length). */
+  private unrecorded = { historyLength: -1, bytes: 0 };
 
   constructor(
     private readonly state: PipelineCarriedState,
@@ -225,12 +333,17 @@ class PipelineScheduler {
     this.failing = state.failing;
   }
 
-  /** Runs the steps until every one is final (`done`) or a barrier for continue-as-new is reached. */
+  /**
+   * Runs the steps until every one is final (`done`) or a barrier for continue-as-new is reached. A
+   * cancellation, or any error (a record that failed for good, a stalled plan, a bug), ends every step
+   * here: the run must never stay `running` because its workflow failed.
+   */
   async execute(): Promise<'done' | 'barrier'> {
     try {
       await this.resume();
       for (;;) {
         this.applyEnded();
+        if (this.broken !== null) throw this.broken;
         await this.settleDecided();
         if (this.allSettled()) return 'done';
         if (!this.atBarrier && this.progressed && this.historyIsLong()) this.atBarrier = true;
@@ -242,27 +355,22 @@ class PipelineScheduler {
         await condition(() => this.ended.length > 0);
       }
     } catch (err) {
-      if (!isCancellation(err)) throw err;
-      this.cancellation = err;
+      if (isCancellation(err)) this.cancellation = err;
+      else this.stopOn(err);
     }
-    // Cancelled: the children's scopes are inside the workflow's, so each got the cancel; wait for all of them.
-    await CancellationScope.nonCancellable(async () => {
-      for (const step of this.active.values()) this.stop(step, 'pipeline_cancelled');
-      for (;;) {
-        this.applyEnded();
-        if (this.running.size === 0) break;
-        await condition(() => this.ended.length > 0);
-      }
-      await this.settleDecided();
-    });
+    await CancellationScope.nonCancellable(() => this.windDown());
     return 'done';
   }
 
   /** The state the next workflow run starts from (at a barrier: no child is running). */
   carried(): PipelineCarriedState {
     const items: PipelineCarriedState['items'] = {};
-    for (const step of this.active.values()) items[step.key] = step.outcomes.slice(0, step.next) as StepOutcome[];
-    return { pipelineRunId: this.pipelineRunId, plan: this.plan, settled: this.settled, items, failing: this.failing };
+    const errors: NonNullable<PipelineCarriedState['errors']> = {};
+    for (const step of this.active.values()) {
+      items[step.key] = step.outcomes.slice(0, step.next) as StepOutcome[];
+      errors[step.key] = step.firstError;
+    }
+    return { pipelineRunId: this.pipelineRunId, plan: this.plan, settled: this.settled, items, errors, failing: this.failing };
   }
 
   /** Steps that were in progress at the barrier carry on from their next item. */
@@ -275,7 +383,38 @@ class PipelineScheduler {
         prepared.next = outcomes.length;
         outcomes.forEach((o, i) => (prepared.outcomes[i] = o));
         prepared.failedItems = outcomes.filter((o) => o === 'failed').length;
+        // Histories carried before errors were carried have none: the step's error then only counts its items.
+        prepared.firstError = this.state.errors?.[key] ?? null;
       }
+    }
+  }
+
+  private stopOn(err: unknown): void {
+    this.failure = err;
+    this.halt = haltErrorOf(err);
+  }
+
+  /**
+   * After a cancellation or an error: stops every step, waits until no child
+   * runs (a cancel reached each child, whose scope is inside the workflow's;
+   * after an error they are cancelled here), and settles every step not
+   * final (`cancelled`, `pipeline_cancelled`, with the error for an error).
+   */
+  private async windDown(): Promise<void> {
+    for (const step of this.active.values()) this.stop(step, 'pipeline_cancelled');
+    if (this.halt !== null) for (const scope of this.running.values()) scope.cancel();
+    for (;;) {
+      this.applyEnded();
+      if (this.running.size === 0) break;
+      await condition(() => this.ended.length > 0);
+    }
+    // The close records what it can.
+    if (this.settleFailed) return;
+    try {
+      await this.settleDecided();
+    } catch (err) {
+      // A cancelled run whose steps cannot be settled is closed failed, with the error, rather than cancelled.
+      if (this.halt === null) this.stopOn(err);
     }
   }
 
@@ -306,7 +445,8 @@ class PipelineScheduler {
     return decideStep(step, Object.values(upstream), {
       failing: this.failing,
       policy: this.plan.failurePolicy,
-      cancelled: this.cancellation !== null,
+      // A run stopped by an error starts nothing more either.
+      cancelled: this.cancellation !== null || this.halt !== null,
     });
   }
 
@@ -323,6 +463,7 @@ class PipelineScheduler {
         // A failed item fails its step whatever its siblings do: fail_fast need not wait for them.
         this.markFailing();
       }
+      if (end.broken !== undefined) this.broken ??= end.broken;
       this.progressed = true;
     }
   }
@@ -341,19 +482,28 @@ class PipelineScheduler {
         const active = this.active.get(step.key);
         if (active) {
           if (active.running > 0 || (active.next < active.itemCount && !active.stopped)) continue;
-          // Items never started count as cancelled: the step was stopped before them.
-          const outcomes = active.outcomes.map((o) => o ?? 'cancelled');
-          const outcome = combineItems(outcomes);
-          const reason: StepReason = outcome === 'cancelled' && active.stopped ? active.stopped : 'ran';
-          await this.settle(step.key, outcome, reason, errorOf(active, outcome));
+          if (active.stopped === 'prepare_failed') {
+            await this.settle(step.key, 'failed', 'prepare_failed', active.startError ?? this.halt);
+          } else {
+            // Items never started count as cancelled: the step was stopped before them.
+            const outcomes = active.outcomes.map((o) => o ?? 'cancelled');
+            const outcome = combineItems(outcomes);
+            const reason: StepReason = outcome === 'cancelled' && active.stopped ? active.stopped : 'ran';
+            await this.settle(step.key, outcome, reason, reason === 'pipeline_cancelled' ? this.halt : errorOf(active, outcome));
+          }
           changed = true;
           continue;
         }
         const upstream = this.upstreamOf(step);
         if (!upstream) continue;
+        if (this.halt !== null && this.blamed === step.key) {
+          await this.settle(step.key, 'failed', 'prepare_failed', this.halt);
+          changed = true;
+          continue;
+        }
         const decision = this.decide(step, upstream);
         if (decision.action === 'settle') {
-          await this.settle(step.key, decision.outcome, decision.reason, null);
+          await this.settle(step.key, decision.outcome, decision.reason, decision.reason === 'pipeline_cancelled' ? this.halt : null);
           changed = true;
         }
       }
@@ -367,7 +517,7 @@ class PipelineScheduler {
    */
   private async launch(): Promise<boolean> {
     for (const step of this.plan.steps) {
-      if (this.room() === 0) return false;
+      if (this.room() === 0 || this.atBarrier) return false;
       if (this.settled[step.key]) continue;
       let active = this.active.get(step.key) ?? null;
       if (!active) {
@@ -388,7 +538,17 @@ class PipelineScheduler {
   /** Prepares a step to run; a step that cannot (skipped, failed) is settled, and null returned. */
   private async prepare(step: PlannedStep): Promise<ActiveStep | null> {
     const upstream = this.upstreamOf(step) as Record<string, StepOutcome>;
-    const prep = await records.prepareStep({ pipelineRunId: this.pipelineRunId, stepKey: step.key, upstream });
+    let prep: StepPreparation;
+    try {
+      prep = await records.prepareStep({ pipelineRunId: this.pipelineRunId, stepKey: step.key, upstream });
+    } catch (err) {
+      const invalid = invalidStart(err);
+      if (invalid === null) {
+        if (!isCancellation(err)) this.blamed = step.key;
+        throw recordFailed('prepareStep', err);
+      }
+      prep = { action: 'fail', error: invalid };
+    }
     if (prep.action === 'skip') {
       await this.settle(step.key, 'skipped', prep.reason, null);
       return null;
@@ -410,6 +570,7 @@ class PipelineScheduler {
       buffer: [],
       running: 0,
       stopped: null,
+      startError: null,
       firstError: null,
       failedItems: 0,
     };
@@ -418,13 +579,31 @@ class PipelineScheduler {
   }
 
   private async startItems(step: ActiveStep): Promise<void> {
-    while (this.room() > 0 && step.next < step.itemCount && !step.stopped) {
+    while (this.room() > 0 && step.next < step.itemCount && !step.stopped && !this.atBarrier) {
       if (step.buffer.length === 0) {
-        const count = Math.min(ITEM_BATCH, this.plan.maxParallelism, step.itemCount - step.next);
-        step.buffer = await records.stepItems({ pipelineRunId: this.pipelineRunId, stepKey: step.key, from: step.next, count });
-        if (step.buffer.length === 0) {
+        // The recorder may return fewer than asked (it caps a batch by size); the next call goes on from there.
+        const count = Math.min(PIPELINE_LIMITS.itemsPerBatch, this.plan.maxParallelism, step.itemCount - step.next);
+        let batch: StepItemStart[];
+        try {
+          batch = await records.stepItems({ pipelineRunId: this.pipelineRunId, stepKey: step.key, from: step.next, count });
+        } catch (err) {
+          const invalid = invalidStart(err);
+          if (invalid === null) {
+            if (!isCancellation(err)) this.stop(step, 'prepare_failed');
+            throw recordFailed('stepItems', err);
+          }
+          // E.g. its task changed executor since it was prepared: what has not started cannot, so the step
+          // fails (a failure like any for the policy); items already running end as they do.
+          step.startError = step.fanOut && step.next > 0 ? `items ${step.next} and after could not start: ${invalid}` : invalid;
+          this.stop(step, 'prepare_failed');
+          this.markFailing();
+          return;
+        }
+        if (batch.length === 0) {
+          this.stop(step, 'prepare_failed');
           throw ApplicationFailure.nonRetryable(`step ${step.key} has no item ${step.next}`, 'PipelineStalled');
         }
+        step.buffer = batch;
         // A fail_fast stop may have come while fetching.
         if (step.stopped) return;
       }
@@ -441,9 +620,31 @@ class PipelineScheduler {
     step.running++;
     void scope
       .run(() => runItem(start, this.pipelineRunId))
-      .then((end) => {
-        this.ended.push({ ...end, key: step.key, index });
-      });
+      .then(
+        (end) => {
+          this.ended.push({ ...end, key: step.key, index });
+        },
+        (err: unknown) => {
+          const error = err instanceof Error ? err.message : String(err);
+          this.ended.push({ workflowId: start.workflowId, key: step.key, index, outcome: 'failed', error, broken: err });
+        },
+      );
+    this.countStarted(start);
+  }
+
+  /**
+   * Stops launching once this workflow task's starts would take the history
+   * past its byte limit. `historySize` is the size when the task began; each
+   * start made since is in the history twice once the task completes (the
+   * stepItems marker that fetched it, and the child's start event), and up
+   * to maxParallelism children may start in one task.
+   */
+  private countStarted(start: StepItemStart): void {
+    const now = workflowInfo();
+    if (this.unrecorded.historyLength !== now.historyLength) this.unrecorded = { historyLength: now.historyLength, bytes: 0 };
+    // JSON of the same value is the same text on replay: the decision is deterministic.
+    this.unrecorded.bytes += new TextEncoder().encode(JSON.stringify(start)).byteLength;
+    if (now.historySize + 2 * this.unrecorded.bytes >= PIPELINE_LIMITS.continueAsNewAfterBytes) this.atBarrier = true;
   }
 
   private stop(step: ActiveStep, why: NonNullable<ActiveStep['stopped']>): void {
@@ -452,10 +653,15 @@ class PipelineScheduler {
   }
 
   private async settle(key: string, outcome: StepOutcome, reason: StepReason, error: string | null): Promise<void> {
-    // Not cancellable: what the workflow holds settled must be what PostgreSQL holds.
-    await CancellationScope.nonCancellable(() =>
-      records.settleStep({ pipelineRunId: this.pipelineRunId, stepKey: key, outcome, reason, error }),
-    );
+    try {
+      // Not cancellable: what the workflow holds settled must be what PostgreSQL holds.
+      await CancellationScope.nonCancellable(() =>
+        records.settleStep({ pipelineRunId: this.pipelineRunId, stepKey: key, outcome, reason, error }),
+      );
+    } catch (err) {
+      this.settleFailed = true;
+      throw recordFailed('settleStep', err);
+    }
     this.settled[key] = { outcome, reason, error };
     this.active.delete(key);
     this.progressed = true;

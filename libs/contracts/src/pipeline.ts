@@ -397,6 +397,8 @@ export interface PipelineCarriedState {
   settled: Record<string, SettledStep & { error: string | null }>;
   /** Item outcomes of the step in progress at the barrier (none are running then). */
   items: Record<string, StepOutcome[]>;
+  /** The first failed item's error of each step in progress (absent in states carried before it was kept). */
+  errors?: Record<string, string | null>;
   failing: boolean;
 }
 
