@@ -262,6 +262,9 @@ export async function pipelineRunWorkflow(input: PipelineRunInput): Promise<Pipe
           scheduledAt,
           params: input.params ?? null,
           trigger: input.trigger,
+          // What the API recorded, for the case its commit failed after the start: the row is then written here.
+          pipelineVersion: input.pipelineVersion ?? null,
+          retryOfPipelineRunId: input.retryOfPipelineRunId ?? null,
           workflowId: info.workflowId,
           temporalRunId: info.runId,
         }),

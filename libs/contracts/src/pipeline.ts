@@ -43,7 +43,7 @@ export type StepStatus = (typeof STEP_STATUSES)[number];
  * - `condition_false`: its `when` expression was false.
  * - `empty_list`: its `forEach` list had no items.
  * - `fail_fast`: another step failed under `fail_fast` (not started: skipped; running: cancelled).
- * - `pipeline_cancelled`: the pipeline run was cancelled.
+ * - `pipeline_cancelled`: the pipeline run was cancelled, or stopped on an error of its own (the step's error says so).
  * - `prepare_failed`: it could not be started: a template or expression failed, an output it needs is missing,
  *   its task is disabled or gone, or its `forEach` is not a list.
  */
