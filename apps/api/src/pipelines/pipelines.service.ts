@@ -289,33 +289,15 @@ export class PipelinesService {
   ): Promise<{ id: string; deletedSchedules: { id: string; name: string }[] }> {
     return this.db.transaction(async (tx) => {
       const p = await this.lockPipeline(tx, ctx, id, opts.ifMatch, 'pessimistic_write');
-      const users = await this.schedules.lockPipelineUsers(tx, p.tenantId, p.id);
-      if (users.length > 0 && !opts.cascade) {
-        const advice = 'delete them first, or delete with ?cascade=true to delete them too';
-        if (!ctx.permissions.has('schedules:read')) {
-          throw new ApiError(ErrorCode.PIPELINE_IN_USE, `pipeline ${p.id} is used by ${users.length} schedule(s); ${advice}`, [
-            { field: 'schedules', message: `${users.length} schedule(s) start this pipeline`, count: users.length },
-          ]);
-        }
-        throw new ApiError(
-          ErrorCode.PIPELINE_IN_USE,
-          `pipeline ${p.id} is used by ${users.length} schedule(s): ${users.map((s) => JSON.stringify(s.name)).join(', ')}; ${advice}`,
-          users.map((s) => ({
-            field: 'schedules',
-            message: `schedule ${JSON.stringify(s.name)} (${s.id}) starts this pipeline`,
-            scheduleId: s.id,
-            scheduleName: s.name,
-          })),
-        );
-      }
-      if (users.length > 0 && !ctx.permissions.has('schedules:write')) {
-        throw new ApiError(ErrorCode.FORBIDDEN, 'deleting with cascade=true deletes schedules: it needs the schedules:write permission', [
-          { message: 'missing permission schedules:write', permission: 'schedules:write' },
-        ]);
-      }
-      for (const s of users) await this.schedules.removeLocked(tx, ctx, s, { cause: 'pipeline_deleted' });
+      const deletedSchedules = await this.schedules.removeUsersOf(
+        tx,
+        ctx,
+        { kind: 'pipeline', tenantId: p.tenantId, id: p.id },
+        !!opts.cascade,
+      );
+      // Taken under the row lock: every run started before the delete was queued earlier (pipeline-runs.service
+      // reads the pipeline FOR SHARE when it records a run), and none starts after it.
       await tx.getRepository(PipelineEntity).update({ id: p.id }, { deletedAt: () => 'clock_timestamp()' });
-      const deletedSchedules = users.map((s) => ({ id: s.id, name: s.name }));
       await this.audit.record(tx, ctx, {
         action: 'pipeline.delete',
         targetType: 'pipeline',

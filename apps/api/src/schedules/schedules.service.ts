@@ -356,6 +356,55 @@ export class SchedulesService {
     }
   }
 
+  /**
+   * Inside the delete of a task or pipeline, its row locked: its live schedules make it `TASK_IN_USE` or
+   * `PIPELINE_IN_USE`, unless `cascade`; then they are deleted with it (in Temporal too), which also needs
+   * `schedules:write`. Returns the schedules deleted.
+   */
+  async removeUsersOf(
+    tx: EntityManager,
+    ctx: RequestContext,
+    target: { kind: 'task' | 'pipeline'; tenantId: string; id: string },
+    cascade: boolean,
+  ): Promise<{ id: string; name: string }[]> {
+    const task = target.kind === 'task';
+    const users = task
+      ? await this.lockTaskUsers(tx, target.tenantId, target.id)
+      : await this.lockPipelineUsers(tx, target.tenantId, target.id);
+    if (users.length > 0 && !cascade) {
+      const code = task ? ErrorCode.TASK_IN_USE : ErrorCode.PIPELINE_IN_USE;
+      const what = `${target.kind} ${target.id} is used by ${users.length} schedule(s)`;
+      const advice = 'delete them first, or delete with ?cascade=true to delete them too';
+      // Names and ids only to a caller who may read schedules; otherwise the count.
+      if (!ctx.permissions.has('schedules:read')) {
+        throw new ApiError(code, `${what}; ${advice}`, [
+          {
+            field: 'schedules',
+            message: `${users.length} schedule(s) ${task ? 'use this task' : 'start this pipeline'}`,
+            count: users.length,
+          },
+        ]);
+      }
+      throw new ApiError(
+        code,
+        `${what}: ${users.map((s) => JSON.stringify(s.name)).join(', ')}; ${advice}`,
+        users.map((s) => ({
+          field: 'schedules',
+          message: `schedule ${JSON.stringify(s.name)} (${s.id}) ${task ? 'uses this task' : 'starts this pipeline'}`,
+          scheduleId: s.id,
+          scheduleName: s.name,
+        })),
+      );
+    }
+    if (users.length > 0 && !ctx.permissions.has('schedules:write')) {
+      throw new ApiError(ErrorCode.FORBIDDEN, 'deleting with cascade=true deletes schedules: it needs the schedules:write permission', [
+        { message: 'missing permission schedules:write', permission: 'schedules:write' },
+      ]);
+    }
+    for (const s of users) await this.removeLocked(tx, ctx, s, { cause: task ? 'task_deleted' : 'pipeline_deleted' });
+    return users.map((s) => ({ id: s.id, name: s.name }));
+  }
+
   /** Locks (and returns) the live schedules of a task, after the task's own row (the order every task change takes). */
   lockTaskUsers(tx: EntityManager, tenantId: string, taskId: string): Promise<ScheduleEntity[]> {
     return tx
@@ -368,7 +417,7 @@ export class SchedulesService {
   }
 
   /** Locks (and returns) the live schedules of a pipeline, after the pipeline's own row (as {@link lockTaskUsers}). */
-  lockPipelineUsers(tx: EntityManager, tenantId: string, pipelineId: string): Promise<ScheduleEntity[]> {
+  private lockPipelineUsers(tx: EntityManager, tenantId: string, pipelineId: string): Promise<ScheduleEntity[]> {
     return tx
       .getRepository(ScheduleEntity)
       .createQueryBuilder('s')

@@ -4,7 +4,7 @@ import { DEFAULT_RETRY } from '@task-scheduler/contracts';
 import type { HttpSpec, RetrySpec, ShellLimits, ShellSpec, TenantShellPolicy } from '@task-scheduler/contracts';
 import { effectiveCaps, limitsAboveCaps, openSecrets, parseSecretsKey, sealSecrets } from '@task-scheduler/core';
 import type { TaskSecretValues } from '@task-scheduler/core';
-import { ScheduleEntity, TaskEntity, TaskVersionEntity, TenantEntity } from '@task-scheduler/db';
+import { TaskEntity, TaskVersionEntity, TenantEntity } from '@task-scheduler/db';
 import type { TaskVersionAction } from '@task-scheduler/db';
 import { DataSource, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
@@ -384,35 +384,14 @@ export class TasksService {
   ): Promise<{ id: string; deletedSchedules: { id: string; name: string }[] }> {
     return this.db.transaction(async (tx) => {
       const task = await this.lockTask(tx, ctx, id, opts.ifMatch, 'pessimistic_write');
-      const users: ScheduleEntity[] = await this.schedules.lockTaskUsers(tx, task.tenantId, task.id);
-      if (users.length > 0 && !opts.cascade) {
-        const advice = 'delete them first, or delete with ?cascade=true to delete them too';
-        // Names and ids only to a caller who may read schedules; otherwise the count.
-        if (!ctx.permissions.has('schedules:read')) {
-          throw new ApiError(ErrorCode.TASK_IN_USE, `task ${task.id} is used by ${users.length} schedule(s); ${advice}`, [
-            { field: 'schedules', message: `${users.length} schedule(s) use this task`, count: users.length },
-          ]);
-        }
-        throw new ApiError(
-          ErrorCode.TASK_IN_USE,
-          `task ${task.id} is used by ${users.length} schedule(s): ${users.map((s) => JSON.stringify(s.name)).join(', ')}; ${advice}`,
-          users.map((s) => ({
-            field: 'schedules',
-            message: `schedule ${JSON.stringify(s.name)} (${s.id}) uses this task`,
-            scheduleId: s.id,
-            scheduleName: s.name,
-          })),
-        );
-      }
-      if (users.length > 0 && !ctx.permissions.has('schedules:write')) {
-        throw new ApiError(ErrorCode.FORBIDDEN, 'deleting with cascade=true deletes schedules: it needs the schedules:write permission', [
-          { message: 'missing permission schedules:write', permission: 'schedules:write' },
-        ]);
-      }
-      for (const s of users) await this.schedules.removeLocked(tx, ctx, s, { cause: 'task_deleted' });
+      const deletedSchedules = await this.schedules.removeUsersOf(
+        tx,
+        ctx,
+        { kind: 'task', tenantId: task.tenantId, id: task.id },
+        !!opts.cascade,
+      );
       // Taken under the row lock: every run started before the delete was queued earlier (runs.service startRun).
       await tx.getRepository(TaskEntity).update({ id: task.id }, { deletedAt: () => 'clock_timestamp()' });
-      const deletedSchedules = users.map((s) => ({ id: s.id, name: s.name }));
       await this.audit.record(tx, ctx, {
         action: 'task.delete',
         targetType: 'task',
