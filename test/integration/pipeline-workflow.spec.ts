@@ -19,7 +19,14 @@ import type {
   StepOutcome,
   StepReason,
 } from '@task-scheduler/contracts';
-import { SEARCH_ATTRIBUTES, TRIGGER_RULES, pipelineRunWorkflowId, stepRunWorkflowId } from '@task-scheduler/contracts';
+import {
+  FAILURE_AWARE_RULES,
+  SEARCH_ATTRIBUTES,
+  TRIGGER_RULES,
+  pipelineOutcome,
+  pipelineRunWorkflowId,
+  stepRunWorkflowId,
+} from '@task-scheduler/contracts';
 import type { PipelineActivities } from '@task-scheduler/activities';
 import { referencePipeline } from '../support/pipeline-reference';
 import { eventually } from '../support/eventually';
@@ -45,8 +52,10 @@ interface FakePlan {
   opened: { drawn: boolean }[];
   settles: { key: string; outcome: StepOutcome; reason: StepReason; error: string | null; seq: number }[];
   closed: { status: string; error: string | null; seq: number }[];
-  fetched: { key: string; from: number; count: number }[];
-  prepared: string[];
+  fetched: { key: string; from: number; count: number; seq: number }[];
+  prepared: { key: string; seq: number }[];
+  /** Repeated records that disagree with the first: a settle or close the workflow changed its mind about. */
+  conflicts: string[];
 }
 
 /** A child's start and end, in the order the test process saw them (one sequence over everything). */
@@ -60,6 +69,8 @@ let seq = 0;
 const plans = new Map<string, FakePlan>();
 const byRun = new Map<string, FakePlan>();
 const children = new Map<string, ChildEvents>();
+/** Children the test cancels as soon as they start, as a user cancelling an item's run would. */
+const cancelOnStart = new Set<string>();
 
 const isFanOut = (s: FakeStep) => s.wouldBe.kind === 'items' && s.wouldBe.items.length !== 1;
 
@@ -72,6 +83,18 @@ function stepOf(plan: FakePlan, key: string): FakeStep {
   const step = plan.steps.find((s) => s.key === key);
   if (!step) throw new Error(`no step ${key}`);
   return step;
+}
+
+/**
+ * Whether a record call repeats an earlier one (`was`). Local activities run at least once: a workflow
+ * task that times out on a loaded machine runs its local activities again, so the recorder's writes are
+ * idempotent and so are these. A repeat that disagrees is noted as a conflict, for the checks to fail on.
+ */
+function repeated(plan: FakePlan, was: { seq: number } | undefined, now: object): boolean {
+  if (!was) return false;
+  const first = { ...was, seq: undefined };
+  if (JSON.stringify(first) !== JSON.stringify(now)) plan.conflicts.push(`${JSON.stringify(now)} after ${JSON.stringify(first)}`);
+  return true;
 }
 
 /** In-memory PipelineActivities over the registered plans. */
@@ -96,7 +119,7 @@ const activities: PipelineActivities = {
   },
   async prepareStep(a) {
     const plan = planOf(a.pipelineRunId);
-    plan.prepared.push(a.stepKey);
+    plan.prepared.push({ key: a.stepKey, seq: ++seq });
     const step = stepOf(plan, a.stepKey);
     const missing = step.dependsOn.filter((d) => !(d in a.upstream));
     if (missing.length) throw new Error(`prepareStep ${a.stepKey} without upstream ${missing.join(', ')}`);
@@ -112,13 +135,19 @@ const activities: PipelineActivities = {
     if (step.wouldBe.kind !== 'items') throw new Error(`stepItems of ${a.stepKey}, which does not run`);
     const { items } = step.wouldBe;
     if (a.count < 1 || a.count > 50 || a.from + a.count > items.length) throw new Error(`stepItems ${a.stepKey} [${a.from}, +${a.count})`);
-    plan.fetched.push({ key: a.stepKey, from: a.from, count: a.count });
+    if (!plan.fetched.some((f) => f.key === a.stepKey && f.from === a.from && f.count === a.count)) {
+      plan.fetched.push({ key: a.stepKey, from: a.from, count: a.count, seq: ++seq });
+    }
     return Array.from({ length: a.count }, (_, i): StepItemStart => {
       const itemIndex = isFanOut(step) ? a.from + i : null;
       const outcome = items[a.from + i];
+      const workflowId = stepRunWorkflowId(a.pipelineRunId, a.stepKey, itemIndex);
+      // A cancelled item: its run sleeps until the test cancels it, so it ends cancelled as the parent sees it.
+      if (outcome === 'cancelled') cancelOnStart.add(workflowId);
+      const env = outcome === 'cancelled' ? { OUTCOME: 'succeeded', SLEEP_MS: '60000' } : { OUTCOME: outcome, SLEEP_MS: String(step.sleepMs) };
       return {
         itemIndex,
-        workflowId: stepRunWorkflowId(a.pipelineRunId, a.stepKey, itemIndex),
+        workflowId,
         taskName: `task-${a.stepKey}`,
         input: {
           runId: randomUUID(),
@@ -127,7 +156,7 @@ const activities: PipelineActivities = {
           taskVersion: 1,
           trigger: 'pipeline',
           executor: 'shell',
-          shell: { script: 'true', env: { OUTCOME: outcome === 'cancelled' ? 'disabled' : outcome, SLEEP_MS: String(step.sleepMs) } },
+          shell: { script: 'true', env },
           timeoutSeconds: 60,
           retry: { maximumAttempts: 1, initialIntervalSeconds: 1, backoffCoefficient: 2, maximumIntervalSeconds: 1, nonRetryableExitCodes: [] },
           shellTaskQueue: `${TASK_QUEUE}.shell`,
@@ -137,10 +166,14 @@ const activities: PipelineActivities = {
     });
   },
   async settleStep(a) {
-    planOf(a.pipelineRunId).settles.push({ key: a.stepKey, outcome: a.outcome, reason: a.reason, error: a.error, seq: ++seq });
+    const plan = planOf(a.pipelineRunId);
+    const record = { key: a.stepKey, outcome: a.outcome, reason: a.reason, error: a.error };
+    if (!repeated(plan, plan.settles.find((s) => s.key === a.stepKey), record)) plan.settles.push({ ...record, seq: ++seq });
   },
   async closePipelineRun(a) {
-    planOf(a.pipelineRunId).closed.push({ status: a.status, error: a.error, seq: ++seq });
+    const plan = planOf(a.pipelineRunId);
+    const record = { status: a.status, error: a.error };
+    if (!repeated(plan, plan.closed[0], record)) plan.closed.push({ ...record, seq: ++seq });
     return { alert: null };
   },
 };
@@ -150,8 +183,16 @@ const sinks: InjectedSinks<StubSinks> = {
     event: {
       fn(info, e) {
         const c = children.get(info.workflowId) ?? {};
-        if (e.event === 'start') c.start = ++seq;
-        else {
+        if (e.event === 'start') {
+          c.start = ++seq;
+          if (cancelOnStart.delete(info.workflowId)) {
+            // A fail_fast or pipeline cancel may end it first: then there is nothing left to cancel.
+            client.workflow
+              .getHandle(info.workflowId, info.runId)
+              .cancel()
+              .catch(() => undefined);
+          }
+        } else {
           c.end = ++seq;
           c.outcome = e.outcome;
         }
@@ -220,6 +261,7 @@ async function startPipeline(
     closed: [],
     fetched: [],
     prepared: [],
+    conflicts: [],
   };
   plans.set(plan.pipelineId, plan);
   const pipelineRunId = opts.drawn ? undefined : randomUUID();
@@ -284,6 +326,7 @@ function peakChildren(plan: FakePlan): number {
 
 /** Invariants of every run: each step settled once, after its upstream; no child before its upstream's ended. */
 function checkOrdering(plan: FakePlan): void {
+  expect(plan.conflicts).toEqual([]);
   const settledAt = new Map<string, number>();
   for (const s of plan.settles) {
     expect(settledAt.has(s.key)).toBe(false);
@@ -382,6 +425,61 @@ test(`generated DAGs (${AT_ONCE * PROPERTY_RUNS}): each ends, every step as the 
   console.log(`generated DAGs: ${runs} pipeline runs in ${Date.now() - t0} ms`);
 }, 180_000);
 
+/**
+ * fail_fast with steps side by side, where a failure races the running steps and which of them were
+ * already started depends on timing: no exact states, but what must hold for every interleaving. The
+ * order is the workflow's own, from its record calls (each awaited in turn, so they are in program
+ * order); the first failed settle comes after the workflow knew of the failure.
+ */
+async function checkFailFastConcurrent({ steps, maxParallelism }: { steps: FakeStep[]; maxParallelism: number }): Promise<'raced' | 'not raced'> {
+  const { plan, handle } = await startPipeline(steps, { maxParallelism, failurePolicy: 'fail_fast' });
+  const status = await outcomeOf(handle);
+  checkOrdering(plan);
+  expect(peakChildren(plan)).toBeLessThanOrEqual(maxParallelism);
+  const states = statesOf(plan);
+  const expected = pipelineOutcome(plan.steps, states, false);
+  expect([status, plan.closed[0].status, plan.closed[0].error]).toEqual([expected.status, expected.status, expected.error]);
+
+  const firstFailure = Math.min(...plan.settles.filter((s) => s.outcome === 'failed').map((s) => s.seq));
+  // No step failed (each that would was skipped by its rule): nothing raced, so the exact states hold.
+  if (firstFailure === Infinity) {
+    expect(states).toEqual(referencePipeline(steps, Object.fromEntries(steps.map((s) => [s.key, s.wouldBe])), 'fail_fast').steps);
+    return 'not raced';
+  }
+  const aware = (key: string) => FAILURE_AWARE_RULES.includes(stepOf(plan, key).triggerRule);
+  // The first preparation of each step (a repeated one is its local activity run again).
+  const preparedAt = new Map([...plan.prepared].reverse().map((p) => [p.key, p.seq]));
+  // After the failure only failure-aware steps start, or fetch items to start.
+  for (const p of [...preparedAt].map(([key, at]) => ({ key, seq: at })).concat(plan.fetched)) {
+    if (p.seq > firstFailure) expect({ key: p.key, aware: aware(p.key) }).toEqual({ key: p.key, aware: true });
+  }
+  for (const [key, st] of Object.entries(states)) {
+    if (st.reason !== 'fail_fast') continue;
+    // Cancelled by fail_fast: it was started before the failure. Skipped by it: it never was.
+    if (st.outcome === 'cancelled') expect({ key, before: (preparedAt.get(key) ?? Infinity) < firstFailure }).toEqual({ key, before: true });
+    else expect({ key, outcome: st.outcome, prepared: preparedAt.has(key) }).toEqual({ key, outcome: 'skipped', prepared: false });
+  }
+  return Object.values(states).some((st) => st.outcome === 'cancelled' && st.reason === 'fail_fast') ? 'raced' : 'not raced';
+}
+
+const CONCURRENT_RUNS = 3;
+
+test(`generated fail_fast DAGs run side by side (${AT_ONCE * CONCURRENT_RUNS}): every step final, none started after the failure unless failure-aware, the status as pipelineOutcome says`, async () => {
+  const failing = fc.record({
+    steps: dagArb.filter((steps) => steps.some((s) => fails(s.wouldBe))),
+    maxParallelism: fc.integer({ min: 2, max: 5 }),
+  });
+  const seen: string[] = [];
+  await fc.assert(
+    fc.asyncProperty(fc.array(failing, { minLength: AT_ONCE, maxLength: AT_ONCE }), async (cases) => {
+      seen.push(...(await Promise.all(cases.map(checkFailFastConcurrent))));
+    }),
+    { numRuns: CONCURRENT_RUNS, interruptAfterTimeLimit: 45_000, markInterruptAsFailure: true },
+  );
+  // How many runs had a failure cancel a running step: the interleavings this property is for.
+  console.log(`concurrent fail_fast: ${seen.filter((r) => r === 'raced').length} of ${seen.length} runs cancelled a running step`);
+}, 60_000);
+
 // ---------------------------------------------------------------- targeted cases
 
 const step = (key: string, dependsOn: string[], extra: Partial<FakeStep> = {}): FakeStep => ({
@@ -432,7 +530,7 @@ test('a barrier in the middle of a fan-out: the next run starts the remaining it
   const ids = childIdsOf(plan, stepOf(plan, 'fan'));
   expect(ids.map((id) => children.get(id)?.outcome)).toEqual(items);
   // The next run prepared the step again, to carry on with it.
-  expect(plan.prepared.filter((k) => k === 'fan').length).toBeGreaterThan(1);
+  expect(plan.prepared.filter((p) => p.key === 'fan').length).toBeGreaterThan(1);
   checkOrdering(plan);
 }, 60_000);
 
