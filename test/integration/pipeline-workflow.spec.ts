@@ -41,6 +41,10 @@ interface FakeStep extends ReferenceStep {
   wouldBe: WouldBe;
   /** How long each item's child sleeps before ending. */
   sleepMs: number;
+  /** Its children answer so instead of ending as `wouldBe` says (`disabled`: result `duplicate`; see the stub). */
+  answer?: 'disabled' | 'unexpected';
+  /** stepItems refuses (PipelineStepInvalid) a batch reaching this item, as when the task changed since preparing. */
+  invalidFrom?: number;
 }
 
 interface FakePlan {
@@ -97,6 +101,9 @@ function repeated(plan: FakePlan, was: { seq: number } | undefined, now: object)
   return true;
 }
 
+/** What the fake stepItems refuses a batch with. */
+const INVALID_ITEMS = 'task t-1 is an http task now: the step was prepared for a shell task';
+
 /** In-memory PipelineActivities over the registered plans. */
 const activities: PipelineActivities = {
   async openPipelineRun(a): Promise<PipelineRunOpened> {
@@ -135,6 +142,7 @@ const activities: PipelineActivities = {
     if (step.wouldBe.kind !== 'items') throw new Error(`stepItems of ${a.stepKey}, which does not run`);
     const { items } = step.wouldBe;
     if (a.count < 1 || a.count > 50 || a.from + a.count > items.length) throw new Error(`stepItems ${a.stepKey} [${a.from}, +${a.count})`);
+    if (step.invalidFrom !== undefined && a.from + a.count > step.invalidFrom) throw ApplicationFailure.nonRetryable(INVALID_ITEMS, 'PipelineStepInvalid');
     if (!plan.fetched.some((f) => f.key === a.stepKey && f.from === a.from && f.count === a.count)) {
       plan.fetched.push({ key: a.stepKey, from: a.from, count: a.count, seq: ++seq });
     }
@@ -144,7 +152,8 @@ const activities: PipelineActivities = {
       const workflowId = stepRunWorkflowId(a.pipelineRunId, a.stepKey, itemIndex);
       // A cancelled item: its run sleeps until the test cancels it, so it ends cancelled as the parent sees it.
       if (outcome === 'cancelled') cancelOnStart.add(workflowId);
-      const env = outcome === 'cancelled' ? { OUTCOME: 'succeeded', SLEEP_MS: '60000' } : { OUTCOME: outcome, SLEEP_MS: String(step.sleepMs) };
+      const env =
+        outcome === 'cancelled' ? { OUTCOME: 'succeeded', SLEEP_MS: '60000' } : { OUTCOME: step.answer ?? outcome, SLEEP_MS: String(step.sleepMs) };
       return {
         itemIndex,
         workflowId,
@@ -612,5 +621,67 @@ test('a fan-out of 50 items under maxParallelism 5 never has more than 5 running
   expect(peak).toBeGreaterThanOrEqual(2);
   expect(plan.fetched.every((f) => f.count <= 5)).toBe(true);
   expect(statesOf(plan)).toEqual({ fan: { outcome: 'succeeded', reason: 'ran' }, after: { outcome: 'succeeded', reason: 'ran' } });
+  checkOrdering(plan);
+}, 60_000);
+
+test('a step whose items can no longer start (PipelineStepInvalid) fails prepare_failed; the others go on by their rules', async () => {
+  const steps = [
+    step('fan', [], { sleepMs: 200, invalidFrom: 2, wouldBe: { kind: 'items', items: Array<'succeeded'>(6).fill('succeeded') } }),
+    step('single', [], { invalidFrom: 0 }),
+    step('after', ['fan', 'single'], { triggerRule: 'all_done' }),
+    step('next', ['single']),
+  ];
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 2, failurePolicy: 'continue' });
+  expect(await outcomeOf(handle)).toBe('failed');
+  expect(Object.fromEntries(plan.settles.map((s) => [s.key, [s.outcome, s.reason, s.error]]))).toEqual({
+    fan: ['failed', 'prepare_failed', `items 2 and after could not start: ${INVALID_ITEMS}`],
+    single: ['failed', 'prepare_failed', INVALID_ITEMS],
+    after: ['succeeded', 'ran', null],
+    next: ['skipped', 'trigger_rule', null],
+  });
+  // The two items started before the refusal ran to their end; none after it started.
+  expect(childIdsOf(plan, stepOf(plan, 'fan')).map((id) => children.get(id)?.outcome ?? 'not started')).toEqual([
+    'succeeded',
+    'succeeded',
+    ...Array<string>(4).fill('not started'),
+  ]);
+  expect(plan.closed.map((c) => [c.status, c.error])).toEqual([['failed', 'steps fan, single failed']]);
+  checkOrdering(plan);
+}, 60_000);
+
+test('an item whose run answers duplicate (its task disabled) is a failed item, and fail_fast stops the rest', async () => {
+  const steps = [
+    step('refused', [], { sleepMs: 300, answer: 'disabled' }),
+    step('long', [], { sleepMs: 60_000 }),
+    step('after', ['refused']),
+    step('on_failure', ['refused'], { triggerRule: 'one_failed' }),
+  ];
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 4, failurePolicy: 'fail_fast' });
+  expect(await outcomeOf(handle)).toBe('failed');
+  expect(statesOf(plan)).toEqual({
+    refused: { outcome: 'failed', reason: 'ran' },
+    long: { outcome: 'cancelled', reason: 'fail_fast' },
+    after: { outcome: 'skipped', reason: 'fail_fast' },
+    on_failure: { outcome: 'succeeded', reason: 'ran' },
+  });
+  expect(plan.settles.find((s) => s.key === 'refused')?.error).toMatch(/disabled or deleted/);
+  expect(children.get(stepRunWorkflowId(plan.pipelineRunId as string, 'long', null))?.outcome).toBe('cancelled');
+  expect(plan.closed.map((c) => [c.status, c.error])).toEqual([['failed', 'step long cancelled']]);
+  checkOrdering(plan);
+}, 60_000);
+
+test('a child answer no item can have stops the run: running children cancelled, every step final, the run closed failed', async () => {
+  const steps = [step('long', [], { sleepMs: 60_000 }), step('odd', [], { sleepMs: 300, answer: 'unexpected' }), step('later', ['odd'], { triggerRule: 'always' })];
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 4, failurePolicy: 'continue' });
+  expect(await outcomeOf(handle)).toBe('failed');
+  const settled = Object.fromEntries(plan.settles.map((s) => [s.key, [s.outcome, s.reason, s.error]]));
+  const halt = expect.stringMatching(/^the pipeline run stopped on an error: run .* returned status failed$/);
+  expect(settled).toEqual({
+    long: ['cancelled', 'pipeline_cancelled', halt],
+    odd: ['failed', 'ran', expect.stringMatching(/returned status failed$/)],
+    later: ['cancelled', 'pipeline_cancelled', halt],
+  });
+  expect(children.get(stepRunWorkflowId(plan.pipelineRunId as string, 'long', null))?.outcome).toBe('cancelled');
+  expect(plan.closed.map((c) => [c.status, c.error])).toEqual([['failed', halt]]);
   checkOrdering(plan);
 }, 60_000);
