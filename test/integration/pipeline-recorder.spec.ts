@@ -789,7 +789,7 @@ describe('the pipelines migration', () => {
 
       // Both pipeline migrations, the second (the columns of `runs`) outside a transaction as TypeORM runs it.
       const both = MIGRATIONS.slice(at, at + 2);
-      expect(both.map((M) => new M()).map((m) => [m.name, m.transaction])).toEqual([
+      expect(both.map((M) => new M()).map((m) => [m.name, (m as { transaction?: boolean }).transaction])).toEqual([
         ['Pipelines1733000000000', undefined],
         ['PipelineStepRuns1733000000001', false],
       ]);
