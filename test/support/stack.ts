@@ -98,6 +98,7 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
 
   const db = await createDataSource({ url: config.DATABASE_URL, applicationName: `test-${name}`, poolSize: 4 }).initialize();
   await db.query(`UPDATE tenants SET rate_limit_per_minute = 1000000, max_tasks = 1000000 WHERE slug = 'default'`);
+  await expectBootstrapKey(db, apiKey);
   const temporal = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const workers: Worker[] =
     opts.workers === false
@@ -204,4 +205,23 @@ function required(name: string): string {
   const v = process.env[name];
   if (!v) throw new Error(`${name} is not set: run tests through jest with the integration project's global setup`);
   return v;
+}
+
+/**
+ * The API adds `BOOTSTRAP_API_KEY` to the `default` tenant on start. When a suite has left the shared schema
+ * without an active `default` tenant, every request of this stack would be a bare 401: say why, here, instead.
+ */
+async function expectBootstrapKey(db: DataSource, apiKey: string): Promise<void> {
+  const { prefix } = apiKeyFromString(apiKey);
+  const [key] = await db.query(
+    `SELECT t.slug, t.status, k.revoked_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1`,
+    [prefix],
+  );
+  if (key?.slug === 'default' && key.status === 'active' && !key.revoked_at) return;
+  const tenants = await db.query(`SELECT slug, status FROM tenants ORDER BY created_at LIMIT 10`);
+  await db.destroy();
+  throw new Error(
+    `test stack: the bootstrap key was not added to an active default tenant (key: ${JSON.stringify(key ?? null)}; ` +
+      `first tenants: ${JSON.stringify(tenants)})`,
+  );
 }
