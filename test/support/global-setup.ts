@@ -6,7 +6,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDataSource, runMigrations } from '@task-scheduler/db';
+import { DEFAULT_TENANT, TenantEntity, createDataSource, runMigrations } from '@task-scheduler/db';
 import { bundleWorkflowCode } from '@temporalio/worker';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -41,6 +41,10 @@ export default async function globalSetup(): Promise<void> {
   const ds = createDataSource({ url: scratch.url, applicationName: 'task-scheduler-test-setup', poolSize: 2 });
   await ds.initialize();
   await runMigrations(ds);
+  // What the first start of the API creates. Made here, not by whichever suite's stack starts first, because
+  // suites that write tenants directly (e.g. the recorder's) may run before any stack: the API's bootstrap
+  // then finds tenants but no `default`, and no stack's BOOTSTRAP_API_KEY would be added.
+  await ds.getRepository(TenantEntity).save(ds.getRepository(TenantEntity).create(DEFAULT_TENANT));
   await ds.destroy();
   log(`PostgreSQL ${pg.url.replace(/:[^:@/]*@/, ':***@')} schema ${scratch.schema}`);
 

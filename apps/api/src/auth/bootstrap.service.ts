@@ -3,7 +3,7 @@ import type { OnApplicationBootstrap } from '@nestjs/common';
 import type { AppConfig } from '@task-scheduler/config';
 import { apiKeyFromString, generateApiKey } from '@task-scheduler/core';
 import type { GeneratedApiKey } from '@task-scheduler/core';
-import { ApiKeyEntity, TENANT_DEFAULT_LIMITS, TenantEntity } from '@task-scheduler/db';
+import { ApiKeyEntity, DEFAULT_TENANT, TenantEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../infra/tokens';
 
@@ -27,15 +27,20 @@ export class BootstrapService implements OnApplicationBootstrap {
       // Serialises concurrent API processes starting on an empty database.
       await tx.query('SELECT pg_advisory_xact_lock(727274002)');
       const tenants = tx.getRepository(TenantEntity);
-      let tenant = await tenants.findOneBy({ slug: 'default' });
+      let tenant = await tenants.findOneBy({ slug: DEFAULT_TENANT.slug });
       const fresh = (await tenants.count()) === 0;
       if (fresh) {
-        tenant = await tenants.save(
-          tenants.create({ slug: 'default', name: 'Default tenant', status: 'active', ...TENANT_DEFAULT_LIMITS }),
-        );
+        tenant = await tenants.save(tenants.create(DEFAULT_TENANT));
         this.logger.log(`created tenant default (${tenant.id})`);
       }
-      if (!tenant) return null;
+      if (!tenant) {
+        // Tenants exist but none is `default` (renamed or deleted): the key would belong to no one, so it is not
+        // added, and the operator who set it is told why it will be refused.
+        if (this.config.BOOTSTRAP_API_KEY) {
+          this.logger.warn('BOOTSTRAP_API_KEY not added: the database has tenants but no tenant with slug "default"');
+        }
+        return null;
+      }
       const keys = tx.getRepository(ApiKeyEntity);
       let key: GeneratedApiKey | null = null;
       if (this.config.BOOTSTRAP_API_KEY) {

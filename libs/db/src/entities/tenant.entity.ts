@@ -19,3 +19,5 @@ export class TenantEntity {
 
 /** Limits of a new tenant unless given (the same as the column defaults of the schema). */
 export const TENANT_DEFAULT_LIMITS = { maxConcurrentRuns: 100, maxTasks: 1000, rateLimitPerMinute: 600 } as const;
+/** The tenant a first start creates in an empty database (and adds `BOOTSTRAP_API_KEY` to). */
+export const DEFAULT_TENANT = { slug: 'default', name: 'Default tenant', status: 'active', ...TENANT_DEFAULT_LIMITS } as const;
