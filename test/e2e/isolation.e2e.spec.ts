@@ -3,6 +3,7 @@
  * database unchanged; every list route must hide A's rows from B. New routes are covered automatically. */
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
+import { eventually } from '../support/eventually';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -10,7 +11,21 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-const TABLES = ['tenants', 'api_keys', 'tasks', 'runs', 'run_attempts', 'audit_events', 'schedules', 'calendars', 'schedule_events'];
+const TABLES = [
+  'tenants',
+  'api_keys',
+  'tasks',
+  'runs',
+  'run_attempts',
+  'audit_events',
+  'schedules',
+  'calendars',
+  'schedule_events',
+  'pipelines',
+  'pipeline_versions',
+  'pipeline_runs',
+  'pipeline_run_steps',
+];
 
 /**
  * A digest of every row of tenants A and B (other suites write to the same database concurrently).
@@ -22,7 +37,7 @@ async function snapshot([a, b]: [string, string]): Promise<string> {
     const column = t === 'tenants' ? 'id' : 'tenant_id';
     const refusals = t === 'audit_events' ? ` AND NOT (action = 'request.failed' AND tenant_id = $2)` : '';
     const rows = await stack.db.query(
-      `SELECT count(*)::int AS n, md5(coalesce(string_agg(row_to_json(x)::text, '|' ORDER BY x.id::text), '')) AS h
+      `SELECT count(*)::int AS n, md5(coalesce(string_agg(row_to_json(x)::text, '|' ORDER BY row_to_json(x)::text), '')) AS h
          FROM ${t} x WHERE ${column} IN ($1, $2)${refusals}`,
       [a, b],
     );
@@ -63,6 +78,19 @@ test('every id route and every list route keeps tenant A invisible to tenant B',
   });
   expect(hook.status).toBe(200);
   await stack.waitForRun(run.body.id, undefined, 60_000, a.apiKey);
+  const pipeline = await stack.request('POST', '/v1/pipelines', {
+    body: { name: 'a-pipeline', steps: [{ key: 'only', task: task.body.id }] },
+    apiKey: a.apiKey,
+  });
+  expect(pipeline.status).toBe(201);
+  const pipelineRun = await stack.request('POST', `/v1/pipelines/${pipeline.body.id}/runs`, { body: {}, apiKey: a.apiKey });
+  expect(pipelineRun.status).toBe(202);
+  const finished = await eventually(
+    async () => (await stack.request('GET', `/v1/pipeline-runs/${pipelineRun.body.id}`, { apiKey: a.apiKey })).body,
+    (r) => r.status === 'succeeded' || r.status === 'failed',
+    60_000,
+  );
+  expect(finished.status).toBe('succeeded');
   const idsByResource: Record<string, string> = {
     tasks: task.body.id,
     runs: run.body.id,
@@ -70,6 +98,8 @@ test('every id route and every list route keeps tenant A invisible to tenant B',
     schedules: schedule.body.id,
     calendars: calendar.body.id,
     'api-keys': key.body.id,
+    pipelines: pipeline.body.id,
+    'pipeline-runs': pipelineRun.body.id,
   };
   const allIdsOfA = Object.values(idsByResource);
   const validBodies: Record<string, unknown> = {
