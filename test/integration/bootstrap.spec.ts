@@ -50,7 +50,7 @@ test('without BOOTSTRAP_API_KEY the first start prints a generated key once, whi
   await service().onApplicationBootstrap();
   const printed = written.join('').match(/Admin API key \(shown once, store it now\): (\S+)/g) ?? [];
   expect(printed).toHaveLength(1);
-  const key = printed[0].split(': ')[1];
+  const key = printed[0]?.split(': ')[1] ?? '';
   const { prefix, secret, secretHash } = apiKeyFromString(key);
   const [row] = await db.query(`SELECT prefix, secret_hash FROM api_keys`);
   expect(row).toEqual({ prefix, secret_hash: secretHash });
