@@ -516,11 +516,14 @@ class PipelineScheduler {
   /**
    * Starts children while there is room, in step definition order: items of
    * active steps, and ready steps (prepared first). True when a preparation
-   * settled a step, so the caller settles what follows before going on.
+   * settled a step, or a refused batch stopped one, so the caller settles what
+   * follows before going on (a stopped step with nothing running is settled
+   * then, not taken for a stall).
    */
   private async launch(): Promise<boolean> {
+    let stopped = false;
     for (const step of this.plan.steps) {
-      if (this.room() === 0 || this.atBarrier) return false;
+      if (this.room() === 0 || this.atBarrier) return stopped;
       if (this.settled[step.key]) continue;
       let active = this.active.get(step.key) ?? null;
       if (!active) {
@@ -529,9 +532,9 @@ class PipelineScheduler {
         active = await this.prepare(step);
         if (!active) return true;
       }
-      await this.startItems(active);
+      if (await this.startItems(active)) stopped = true;
     }
-    return false;
+    return stopped;
   }
 
   private room(): number {
@@ -581,7 +584,8 @@ class PipelineScheduler {
     return active;
   }
 
-  private async startItems(step: ActiveStep): Promise<void> {
+  /** True when a refused batch stopped the step (its items not started cannot start). */
+  private async startItems(step: ActiveStep): Promise<boolean> {
     while (this.room() > 0 && step.next < step.itemCount && !step.stopped && !this.atBarrier) {
       if (step.buffer.length === 0) {
         // The recorder may return fewer than asked (it caps a batch by size); the next call goes on from there.
@@ -600,7 +604,7 @@ class PipelineScheduler {
           step.startError = step.fanOut && step.next > 0 ? `items ${step.next} and after could not start: ${invalid}` : invalid;
           this.stop(step, 'prepare_failed');
           this.markFailing();
-          return;
+          return true;
         }
         if (batch.length === 0) {
           this.stop(step, 'prepare_failed');
@@ -608,12 +612,13 @@ class PipelineScheduler {
         }
         step.buffer = batch;
         // A fail_fast stop may have come while fetching.
-        if (step.stopped) return;
+        if (step.stopped) return false;
       }
       const start = step.buffer.shift() as StepItemStart;
       const index = step.next++;
       this.startChild(step, start, index);
     }
+    return false;
   }
 
   private startChild(step: ActiveStep, start: StepItemStart, index: number): void {
