@@ -11,14 +11,7 @@ import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@tem
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import type { InjectedSinks } from '@temporalio/worker';
-import type {
-  FailurePolicy,
-  PipelineRunInput,
-  PipelineRunOpened,
-  StepItemStart,
-  StepOutcome,
-  StepReason,
-} from '@task-scheduler/contracts';
+import type { FailurePolicy, PipelineRunInput, PipelineRunOpened, StepItemStart, StepOutcome, StepReason } from '@task-scheduler/contracts';
 import {
   FAILURE_AWARE_RULES,
   SEARCH_ATTRIBUTES,
@@ -142,7 +135,8 @@ const activities: PipelineActivities = {
     if (step.wouldBe.kind !== 'items') throw new Error(`stepItems of ${a.stepKey}, which does not run`);
     const { items } = step.wouldBe;
     if (a.count < 1 || a.count > 50 || a.from + a.count > items.length) throw new Error(`stepItems ${a.stepKey} [${a.from}, +${a.count})`);
-    if (step.invalidFrom !== undefined && a.from + a.count > step.invalidFrom) throw ApplicationFailure.nonRetryable(INVALID_ITEMS, 'PipelineStepInvalid');
+    if (step.invalidFrom !== undefined && a.from + a.count > step.invalidFrom)
+      throw ApplicationFailure.nonRetryable(INVALID_ITEMS, 'PipelineStepInvalid');
     if (!plan.fetched.some((f) => f.key === a.stepKey && f.from === a.from && f.count === a.count)) {
       plan.fetched.push({ key: a.stepKey, from: a.from, count: a.count, seq: ++seq });
     }
@@ -153,7 +147,9 @@ const activities: PipelineActivities = {
       // A cancelled item: its run sleeps until the test cancels it, so it ends cancelled as the parent sees it.
       if (outcome === 'cancelled') cancelOnStart.add(workflowId);
       const env =
-        outcome === 'cancelled' ? { OUTCOME: 'succeeded', SLEEP_MS: '60000' } : { OUTCOME: step.answer ?? outcome, SLEEP_MS: String(step.sleepMs) };
+        outcome === 'cancelled'
+          ? { OUTCOME: 'succeeded', SLEEP_MS: '60000' }
+          : { OUTCOME: step.answer ?? outcome, SLEEP_MS: String(step.sleepMs) };
       return {
         itemIndex,
         workflowId,
@@ -167,7 +163,13 @@ const activities: PipelineActivities = {
           executor: 'shell',
           shell: { script: 'true', env },
           timeoutSeconds: 60,
-          retry: { maximumAttempts: 1, initialIntervalSeconds: 1, backoffCoefficient: 2, maximumIntervalSeconds: 1, nonRetryableExitCodes: [] },
+          retry: {
+            maximumAttempts: 1,
+            initialIntervalSeconds: 1,
+            backoffCoefficient: 2,
+            maximumIntervalSeconds: 1,
+            nonRetryableExitCodes: [],
+          },
           shellTaskQueue: `${TASK_QUEUE}.shell`,
           pipeline: { pipelineRunId: a.pipelineRunId, stepKey: a.stepKey, itemIndex },
         },
@@ -177,7 +179,14 @@ const activities: PipelineActivities = {
   async settleStep(a) {
     const plan = planOf(a.pipelineRunId);
     const record = { key: a.stepKey, outcome: a.outcome, reason: a.reason, error: a.error };
-    if (!repeated(plan, plan.settles.find((s) => s.key === a.stepKey), record)) plan.settles.push({ ...record, seq: ++seq });
+    if (
+      !repeated(
+        plan,
+        plan.settles.find((s) => s.key === a.stepKey),
+        record,
+      )
+    )
+      plan.settles.push({ ...record, seq: ++seq });
   },
   async closePipelineRun(a) {
     const plan = planOf(a.pipelineRunId);
@@ -293,7 +302,10 @@ async function startPipeline(
 async function outcomeOf(handle: WorkflowHandle): Promise<'succeeded' | 'failed' | 'cancelled'> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`pipeline ${handle.workflowId} did not end within ${RESULT_DEADLINE_MS} ms`)), RESULT_DEADLINE_MS);
+    timer = setTimeout(
+      () => reject(new Error(`pipeline ${handle.workflowId} did not end within ${RESULT_DEADLINE_MS} ms`)),
+      RESULT_DEADLINE_MS,
+    );
   });
   try {
     const result = await Promise.race([handle.result(), deadline]);
@@ -369,7 +381,10 @@ const wouldBeArb: fc.Arbitrary<WouldBe> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .array(fc.constantFrom<'succeeded' | 'failed' | 'cancelled'>('succeeded', 'succeeded', 'failed', 'cancelled'), { minLength: 2, maxLength: 4 })
+      .array(fc.constantFrom<'succeeded' | 'failed' | 'cancelled'>('succeeded', 'succeeded', 'failed', 'cancelled'), {
+        minLength: 2,
+        maxLength: 4,
+      })
       .map((items): WouldBe => ({ kind: 'items', items })),
   },
   { weight: 1, arbitrary: fc.constant<WouldBe>({ kind: 'condition_false' }) },
@@ -383,7 +398,10 @@ const dagArb: fc.Arbitrary<FakeStep[]> = fc.integer({ min: 1, max: 30 }).chain((
     ...Array.from({ length: n }, (_, i) =>
       fc.record<FakeStep>({
         key: fc.constant(`s${i}`),
-        dependsOn: i === 0 ? fc.constant<string[]>([]) : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 3 }).map((ds) => ds.map((d) => `s${d}`)),
+        dependsOn:
+          i === 0
+            ? fc.constant<string[]>([])
+            : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 3 }).map((ds) => ds.map((d) => `s${d}`)),
         triggerRule: fc.constantFrom(...TRIGGER_RULES),
         wouldBe: wouldBeArb,
         // Most children end at once (a timer costs a workflow task); some take a while, to vary the interleavings.
@@ -440,7 +458,13 @@ test(`generated DAGs (${AT_ONCE * PROPERTY_RUNS}): each ends, every step as the 
  * order is the workflow's own, from its record calls (each awaited in turn, so they are in program
  * order); the first failed settle comes after the workflow knew of the failure.
  */
-async function checkFailFastConcurrent({ steps, maxParallelism }: { steps: FakeStep[]; maxParallelism: number }): Promise<'raced' | 'not raced'> {
+async function checkFailFastConcurrent({
+  steps,
+  maxParallelism,
+}: {
+  steps: FakeStep[];
+  maxParallelism: number;
+}): Promise<'raced' | 'not raced'> {
   const { plan, handle } = await startPipeline(steps, { maxParallelism, failurePolicy: 'fail_fast' });
   const status = await outcomeOf(handle);
   checkOrdering(plan);
@@ -465,7 +489,8 @@ async function checkFailFastConcurrent({ steps, maxParallelism }: { steps: FakeS
   for (const [key, st] of Object.entries(states)) {
     if (st.reason !== 'fail_fast') continue;
     // Cancelled by fail_fast: it was started before the failure. Skipped by it: it never was.
-    if (st.outcome === 'cancelled') expect({ key, before: (preparedAt.get(key) ?? Infinity) < firstFailure }).toEqual({ key, before: true });
+    if (st.outcome === 'cancelled')
+      expect({ key, before: (preparedAt.get(key) ?? Infinity) < firstFailure }).toEqual({ key, before: true });
     else expect({ key, outcome: st.outcome, prepared: preparedAt.has(key) }).toEqual({ key, outcome: 'skipped', prepared: false });
   }
   return Object.values(states).some((st) => st.outcome === 'cancelled' && st.reason === 'fail_fast') ? 'raced' : 'not raced';
@@ -503,7 +528,12 @@ const step = (key: string, dependsOn: string[], extra: Partial<FakeStep> = {}): 
 test('a 40-step chain continues as new at barriers: every run stays short, the drawn id is kept, the run ends right', async () => {
   const steps = Array.from({ length: 40 }, (_, i) => step(`c${i}`, i === 0 ? [] : [`c${i - 1}`]));
   const limit = 200;
-  const { plan, handle } = await startPipeline(steps, { maxParallelism: 3, failurePolicy: 'fail_fast', continueAsNewAfterEvents: limit, drawn: true });
+  const { plan, handle } = await startPipeline(steps, {
+    maxParallelism: 3,
+    failurePolicy: 'fail_fast',
+    continueAsNewAfterEvents: limit,
+    drawn: true,
+  });
   expect(await outcomeOf(handle)).toBe('succeeded');
   expect(plan.opened).toEqual([{ drawn: true }]);
   expect(plan.settles.map((s) => [s.key, s.outcome, s.reason])).toEqual(steps.map((s) => [s.key, 'succeeded', 'ran']));
@@ -512,7 +542,9 @@ test('a 40-step chain continues as new at barriers: every run stays short, the d
   const lengths: number[] = [];
   let runId: string | undefined = handle.firstExecutionRunId;
   for (let i = 0; runId && i < 100; i++) {
-    const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await client.workflow
+      .getHandle(handle.workflowId, runId)
+      .fetchHistory();
     const events = history.events ?? [];
     lengths.push(events.length);
     runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
@@ -649,6 +681,22 @@ test('a step whose items can no longer start (PipelineStepInvalid) fails prepare
   checkOrdering(plan);
 }, 60_000);
 
+test('a refused batch with nothing left running settles its step and the run goes on (not a stall)', async () => {
+  // maxParallelism 1: item 0 ends, the next batch is refused, and no child is running at that moment.
+  const steps = [
+    step('fan', [], { invalidFrom: 1, wouldBe: { kind: 'items', items: Array<'succeeded'>(3).fill('succeeded') } }),
+    step('after', ['fan'], { triggerRule: 'all_done' }),
+  ];
+  const { plan, handle } = await startPipeline(steps, { maxParallelism: 1, failurePolicy: 'continue' });
+  expect(await outcomeOf(handle)).toBe('failed');
+  expect(Object.fromEntries(plan.settles.map((s) => [s.key, [s.outcome, s.reason, s.error]]))).toEqual({
+    fan: ['failed', 'prepare_failed', `items 1 and after could not start: ${INVALID_ITEMS}`],
+    after: ['succeeded', 'ran', null],
+  });
+  expect(plan.closed.map((c) => [c.status, c.error])).toEqual([['failed', 'step fan failed']]);
+  checkOrdering(plan);
+}, 60_000);
+
 test('an item whose run answers duplicate (its task disabled) is a failed item, and fail_fast stops the rest', async () => {
   const steps = [
     step('refused', [], { sleepMs: 300, answer: 'disabled' }),
@@ -671,7 +719,11 @@ test('an item whose run answers duplicate (its task disabled) is a failed item, 
 }, 60_000);
 
 test('a child answer no item can have stops the run: running children cancelled, every step final, the run closed failed', async () => {
-  const steps = [step('long', [], { sleepMs: 60_000 }), step('odd', [], { sleepMs: 300, answer: 'unexpected' }), step('later', ['odd'], { triggerRule: 'always' })];
+  const steps = [
+    step('long', [], { sleepMs: 60_000 }),
+    step('odd', [], { sleepMs: 300, answer: 'unexpected' }),
+    step('later', ['odd'], { triggerRule: 'always' }),
+  ];
   const { plan, handle } = await startPipeline(steps, { maxParallelism: 4, failurePolicy: 'continue' });
   expect(await outcomeOf(handle)).toBe('failed');
   const settled = Object.fromEntries(plan.settles.map((s) => [s.key, [s.outcome, s.reason, s.error]]));
