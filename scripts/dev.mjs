@@ -151,7 +151,8 @@ try {
     appUrl = u.toString();
   }
 
-  const appEnv = { ...process.env, ...temporalEnv, DATABASE_URL: appUrl, SECRETS_KEY: secretsKey };
+  // Readable lines for a person at a terminal (LOG_FORMAT=json for the production format).
+  const appEnv = { LOG_FORMAT: 'pretty', ...process.env, ...temporalEnv, DATABASE_URL: appUrl, SECRETS_KEY: secretsKey };
   // The worker gets no admin key: it never uses one, and what a worker holds is what a task that gets into it finds.
   delete appEnv.BOOTSTRAP_API_KEY;
   for (const [name, entry, env] of [

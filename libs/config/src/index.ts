@@ -153,6 +153,39 @@ const schema = z.object({
   /** Origins allowed to call the API from a browser (comma-separated); none by default. */
   CORS_ORIGINS: commaList(z.string().url(), ''),
   SHELL_PATH: z.string().default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
+  /**
+   * Output kept per attempt and stream in the run output store (PostgreSQL, written as the task runs); the rest
+   * is counted and flagged truncated. Temporal history carries only a tail of OUTPUT_TAIL_BYTES.
+   */
+  OUTPUT_STORE_CAP_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024 * 1024)
+    .default(10 * 1024 * 1024),
+  /** Tail of each stream kept in Temporal history (activity results and failure details). */
+  OUTPUT_TAIL_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(64 * 1024)
+    .default(4 * 1024),
+  /** How often a running attempt's new output is written to the store. */
+  OUTPUT_FLUSH_MS: z.coerce.number().int().min(20).max(10_000).default(200),
+  /** `GET /metrics` on the API: `on` (default, no authentication: expose it only to your scrapers) or `off`. */
+  METRICS: z.enum(['on', 'off']).default('on'),
+  /**
+   * The worker's HTTP port (`/metrics`, `/health`, `/ready`); 0 picks a free port (logged at start);
+   * `-1` opens none.
+   */
+  WORKER_HTTP_PORT: z.coerce.number().int().min(-1).max(65535).default(9464),
+  WORKER_HTTP_HOST: z.string().default('0.0.0.0'),
+  /** OTLP/HTTP endpoint for traces (`http://collector:4318`); no traces are exported when unset. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** Service name on exported spans; defaults to task-scheduler-api / task-scheduler-worker. */
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  /** `json` (default) or `pretty` (readable lines, for `npm run dev`). */
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
 });
 
 export type AppConfig = z.infer<typeof schema>;
@@ -185,3 +218,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   return parsed.data;
 }
+export * from './logging';
