@@ -2,6 +2,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { CapturedStream, ShardRef } from '@task-scheduler/contracts';
 import { maskSecrets, openSecrets } from '@task-scheduler/core';
 import type { TaskSecretValues } from '@task-scheduler/core';
+import type { OutputStreamName, RunOutputStore } from '@task-scheduler/db';
+import { LiveOutput } from './live-output';
 import type { AttemptEnd, RunRecorder } from './runs/run-recorder';
 
 /** Failure type when a task's secrets cannot be decrypted by this worker (wrong or missing SECRETS_KEY). */
@@ -44,18 +46,98 @@ export function maskStream(stream: CapturedStream, secrets: readonly string[]): 
   return { ...stream, text };
 }
 
+/**
+ * Masks secret values in the END of a stream: besides whole secrets, a text
+ * that starts with the last characters of one (the cut went through it) has
+ * that head masked (4 characters or more, or a whole short secret).
+ */
+export function maskTail(stream: CapturedStream, secrets: readonly string[]): CapturedStream {
+  if (secrets.length === 0) return stream;
+  let text = maskSecrets(stream.text, secrets);
+  if (stream.truncated) {
+    for (const s of secrets) {
+      for (let n = Math.min(s.length - 1, text.length); n >= Math.min(4, s.length); n--) {
+        if (text.startsWith(s.slice(s.length - n))) {
+          text = `***${text.slice(n)}`;
+          break;
+        }
+      }
+    }
+  }
+  return { ...stream, text };
+}
+
 /** The attempt record's status for an executor outcome. */
 export function attemptStatusOf(ok: boolean, outcome: string): AttemptEnd['status'] {
   if (ok) return 'succeeded';
   return outcome === 'timed_out' || outcome === 'cancelled' ? outcome : 'failed';
 }
 
+/** Told how each attempt ended (the worker's metrics). */
+export interface AttemptObserver {
+  attemptEnded(e: {
+    executor: 'shell' | 'http';
+    status: AttemptEnd['status'];
+    durationMs: number;
+    /** From the attempt being scheduled (the run queued, or its retry due) to this worker starting it. */
+    queuedMs: number | null;
+    stdoutBytes: number;
+    stderrBytes: number;
+    resourceLimit: string | null;
+  }): void;
+}
+
+/** Where an attempt's output goes while it runs (the run output store), and how much of it. */
+export interface LiveOutputConfig {
+  store: RunOutputStore;
+  capBytes: number;
+  flushMs: number;
+}
+
+/** The worker's structured log, as much of pino's interface as the activities use. */
+export interface AttemptLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** What every executor's activities are built with. */
+export interface ExecutorActivityDeps {
+  recorder: RunRecorder;
+  workerIdentity: string;
+  heartbeatMs: number;
+  /** Decrypts task secrets; null when SECRETS_KEY is not configured. */
+  secretsKey: Buffer | null;
+  /** Streams output to the run output store as it is printed; without it only the attempt's end is recorded. */
+  output?: LiveOutputConfig;
+  observer?: AttemptObserver;
+  log?: AttemptLog;
+  /** Bytes of each stream the activity returns into Temporal history (the end of the output). */
+  historyTailBytes?: number;
+}
+
 export interface RecordedAttempt {
   ctx: Context;
   attempt: number;
   shardIndex: number;
+  /** Receives output as it is printed (masked and stored as it goes when the worker has an output store). */
+  output(stream: OutputStreamName, chunk: Buffer): void;
+  /** Secret values to mask in the streamed output. */
+  maskInOutput(secrets: readonly string[]): void;
   /** Records how the attempt ended. */
   finish(end: Omit<AttemptEnd, 'runId' | 'shardIndex' | 'attempt'>): Promise<void>;
+}
+
+/**
+ * The last `maxBytes` of a stream, for Temporal history: the full output is in
+ * the run output store, and a history keeps its size bounded. `bytes` stays
+ * what the task printed; `truncated` says the text is not all of it.
+ */
+export function tailOf(stream: CapturedStream, maxBytes: number | undefined): CapturedStream {
+  if (maxBytes === undefined) return stream;
+  const buf = Buffer.from(stream.text, 'utf8');
+  if (buf.length <= maxBytes) return stream;
+  // A cut inside a multi-byte character leaves a fragment the decoder replaces with U+FFFD.
+  return { text: buf.subarray(buf.length - maxBytes).toString('utf8'), truncated: true, bytes: stream.bytes };
 }
 
 /**
@@ -65,15 +147,27 @@ export interface RecordedAttempt {
  * before it propagates, so no attempt is left looking lost.
  */
 export async function inRecordedAttempt<T>(
-  deps: { recorder: RunRecorder; workerIdentity: string },
+  deps: Pick<ExecutorActivityDeps, 'recorder' | 'workerIdentity' | 'output' | 'observer' | 'log'>,
   ref: ShardRef,
+  executor: 'shell' | 'http',
   body: (a: RecordedAttempt) => Promise<T>,
   isolation: 'sandbox' | 'none' | null = null,
 ): Promise<T> {
   const ctx = Context.current();
   const attempt = ctx.info.attempt;
   const shardIndex = ref.shardIndex ?? 0;
-  await deps.recorder.startAttempt({
+  const startedAt = Date.now();
+  const scheduledAt = ctx.info.currentAttemptScheduledTimestampMs;
+  const queuedMs = Number.isFinite(scheduledAt) && scheduledAt > 0 ? Math.max(0, startedAt - scheduledAt) : null;
+  const logFields: Record<string, unknown> = {
+    tenantId: ref.tenantId,
+    runId: ref.runId,
+    shardIndex,
+    attempt,
+    executor,
+    workflowId: ctx.info.workflowExecution?.workflowId,
+  };
+  const { taskId } = await deps.recorder.startAttempt({
     runId: ref.runId,
     tenantId: ref.tenantId,
     shardIndex,
@@ -81,13 +175,61 @@ export async function inRecordedAttempt<T>(
     workerIdentity: deps.workerIdentity,
     isolation,
   });
+  if (taskId) logFields.taskId = taskId;
+  deps.log?.info({ ...logFields, queuedMs }, 'attempt started');
+  const live = deps.output
+    ? new LiveOutput({
+        store: deps.output.store,
+        ref: { runId: ref.runId, tenantId: ref.tenantId, shardIndex, attempt },
+        capBytes: deps.output.capBytes,
+        flushMs: deps.output.flushMs,
+        onWriteError: (err) =>
+          deps.log?.warn({ ...logFields, error: errorFields(err) }, 'run output not stored yet; the write is retried at the next flush'),
+      })
+    : null;
+  if (live) await deps.output?.store.notify(ref.runId).catch(() => undefined);
   let finished = false;
   const finish: RecordedAttempt['finish'] = async (end) => {
     finished = true;
-    await deps.recorder.finishAttempt({ runId: ref.runId, shardIndex, attempt, ...end });
+    const stored = live ? await live.close() : null;
+    await deps.recorder.finishAttempt({ runId: ref.runId, shardIndex, attempt, ...end, outputStore: stored });
+    if (live) await deps.output?.store.notify(ref.runId).catch(() => undefined);
+    const durationMs = Date.now() - startedAt;
+    const stdoutBytes = stored?.stdout.bytes ?? end.stdout?.bytes ?? 0;
+    const stderrBytes = stored?.stderr.bytes ?? end.stderr?.bytes ?? 0;
+    deps.observer?.attemptEnded({
+      executor,
+      status: end.status,
+      durationMs,
+      queuedMs,
+      stdoutBytes,
+      stderrBytes,
+      resourceLimit: end.resourceLimit ?? null,
+    });
+    deps.log?.info(
+      {
+        ...logFields,
+        status: end.status,
+        durationMs,
+        exitCode: end.exitCode,
+        httpStatus: end.httpStatus,
+        stdoutBytes,
+        stderrBytes,
+        ...(end.resourceLimit ? { resourceLimit: end.resourceLimit } : {}),
+        ...(end.error ? { error: { message: end.error } } : {}),
+      },
+      'attempt ended',
+    );
   };
   try {
-    return await body({ ctx, attempt, shardIndex, finish });
+    return await body({
+      ctx,
+      attempt,
+      shardIndex,
+      finish,
+      output: (stream, chunk) => live?.push(stream, chunk),
+      maskInOutput: (secrets) => live?.setSecrets(secrets),
+    });
   } catch (err) {
     if (!finished) {
       const error = err instanceof Error ? err.message : String(err);
@@ -95,4 +237,10 @@ export async function inRecordedAttempt<T>(
     }
     throw err;
   }
+}
+
+/** An error as log fields: message and type (an Error's own properties are not enumerable, so `{}` otherwise). */
+export function errorFields(err: unknown): { message: string; type: string } {
+  if (err instanceof Error) return { message: err.message, type: (err as { type?: string }).type ?? err.name };
+  return { message: String(err), type: typeof err };
 }

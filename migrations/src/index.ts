@@ -6,6 +6,7 @@ import { ShellIsolation1732700000000 } from './1732700000000-shell-isolation';
 import { TaskLifecycle1732800000000 } from './1732800000000-task-lifecycle';
 import { Pipelines1733000000000 } from './1733000000000-pipelines';
 import { PipelineStepRuns1733000000001 } from './1733000000001-pipeline-step-runs';
+import { RunOutput1733100000000 } from './1733100000000-run-output';
 
 /** Every migration, oldest first. Add new ones at the end. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   TaskLifecycle1732800000000,
   Pipelines1733000000000,
   PipelineStepRuns1733000000001,
+  RunOutput1733100000000,
 ];

@@ -146,15 +146,20 @@ test("the worker's own environment never reaches a task", async () => {
   expect(run.stdout).not.toContain(stack.apiKey);
 });
 
-test('output beyond the cap is cut and flagged', async () => {
+test('output beyond the cap is cut and flagged: the run shows its tail, the attempt its head, the store all of it', async () => {
+  const printed = stack.config.OUTPUT_CAP_BYTES + 5000;
   const taskId = await createTask({
     name: 'chatty',
-    shell: { script: `head -c ${stack.config.OUTPUT_CAP_BYTES + 5000} /dev/zero | tr '\\0' 'x'` },
+    shell: { script: `head -c ${printed} /dev/zero | tr '\\0' 'x'` },
   });
   const run = await stack.waitForRun((await trigger(taskId)).id);
   expect(run.status).toBe('succeeded');
   expect(run.stdoutTruncated).toBe(true);
-  expect(run.stdout).toHaveLength(stack.config.OUTPUT_CAP_BYTES);
+  // The run's output came through Temporal history: its last OUTPUT_TAIL_BYTES.
+  expect(run.stdout).toHaveLength(stack.config.OUTPUT_TAIL_BYTES);
+  expect(run.attempts[0].stdout).toHaveLength(stack.config.OUTPUT_CAP_BYTES);
+  expect(run.attempts[0].stdoutTruncated).toBe(true);
+  expect(run.attempts[0].output.stdout).toEqual({ bytes: printed, storedBytes: printed, truncated: false });
 });
 
 test('the same Idempotency-Key returns the same run', async () => {

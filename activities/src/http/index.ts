@@ -2,8 +2,9 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AlertDelivery, ExecutorFailureDetails, HttpActivityInput, HttpActivityResult, HttpSpec } from '@task-scheduler/contracts';
 import { HTTP_FAILURE_TYPES } from '@task-scheduler/contracts';
 import { maskSecrets, secretValuesOf } from '@task-scheduler/core';
-import { attemptStatusOf, inRecordedAttempt, maskStream, unsealTaskSecrets } from '../executor-support';
-import type { RunRecorder } from '../runs/run-recorder';
+import { attemptStatusOf, inRecordedAttempt, maskStream, tailOf, unsealTaskSecrets } from '../executor-support';
+import type { ExecutorActivityDeps } from '../executor-support';
+import { traceparentEntry } from '../trace-context';
 import { HttpExecutor } from './http-executor';
 import type { HttpExecutorOptions, HttpRunResult } from './http-executor';
 
@@ -11,12 +12,8 @@ export { AddressGuard, AddressRefusedError } from './address-guard';
 export { HttpExecutor } from './http-executor';
 export type { HttpExecutorOptions, HttpRunRequest, HttpRunResult } from './http-executor';
 
-export interface HttpActivityDeps {
-  recorder: RunRecorder;
+export interface HttpActivityDeps extends ExecutorActivityDeps {
   executor: HttpExecutorOptions;
-  workerIdentity: string;
-  heartbeatMs: number;
-  secretsKey: Buffer | null;
 }
 
 /** Longest wait a `Retry-After` may impose on the next attempt. */
@@ -92,7 +89,7 @@ export function createHttpActivities(deps: HttpActivityDeps) {
   const executor = new HttpExecutor(deps.executor);
   return {
     runHttpRequest: (input: HttpActivityInput): Promise<HttpActivityResult> =>
-      inRecordedAttempt(deps, input, async ({ ctx, attempt, shardIndex, finish }) => {
+      inRecordedAttempt(deps, input, 'http', async ({ ctx, attempt, shardIndex, finish, output }) => {
         const secretHeaders = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).headers ?? {};
         const secrets = secretValuesOf({ headers: secretHeaders });
         const headers: Record<string, string> = {
@@ -103,6 +100,8 @@ export function createHttpActivities(deps: HttpActivityDeps) {
           'x-task-attempt': String(attempt),
           'x-shard-index': String(shardIndex),
           'x-shard-total': String(input.shardTotal),
+          // This attempt's RunActivity span (tracing on only); like the headers above, it replaces the task's own.
+          ...traceparentEntry('traceparent'),
         };
         const url = fillUrl(input.http.url, input.http.variables ?? {});
         const body = encodeBody(input.http.body, headers);
@@ -123,6 +122,9 @@ export function createHttpActivities(deps: HttpActivityDeps) {
           clearInterval(heartbeat);
         }
         const bodyOut = maskStream(raw.body, secrets);
+        // The body (as captured, masked) is the attempt's output in the run output store; history gets its end.
+        if (bodyOut.text) output('stdout', Buffer.from(bodyOut.text, 'utf8'));
+        const bodyTail = tailOf(bodyOut, deps.historyTailBytes);
         const ok = raw.outcome === 'response' && isExpected(input.http, raw.status as number);
         const error = ok ? null : maskSecrets(describe(raw, input.timeoutSeconds), secrets);
         await finish({
@@ -137,7 +139,7 @@ export function createHttpActivities(deps: HttpActivityDeps) {
           return {
             exitCode: null,
             httpStatus: raw.status as number,
-            stdout: bodyOut,
+            stdout: bodyTail,
             stderr: null,
             durationMs: raw.durationMs,
             // A sharded run has no outputs (which shard's would it be?): its history holds none of them.
@@ -145,7 +147,7 @@ export function createHttpActivities(deps: HttpActivityDeps) {
           };
         }
         if (raw.outcome === 'cancelled') ctx.cancellationSignal.throwIfAborted();
-        throw failureOf(raw, error as string, { exitCode: null, httpStatus: raw.status, stdout: bodyOut, stderr: null });
+        throw failureOf(raw, error as string, { exitCode: null, httpStatus: raw.status, stdout: bodyTail, stderr: null });
       }),
 
     /** POSTs an alert; any 2xx is delivered, the rest is retried by Temporal (4xx other than 408/429 is not). */

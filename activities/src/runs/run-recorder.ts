@@ -8,6 +8,7 @@ import type {
   RunFinalization,
   TaskRunInput,
 } from '@task-scheduler/contracts';
+import type { OutputStoreSummary } from '@task-scheduler/db';
 import type { DataSource } from 'typeorm';
 import { planAlertState } from '../alerts/alert-state';
 
@@ -35,6 +36,8 @@ export interface AttemptEnd {
   isolation?: 'sandbox' | 'none' | null;
   /** Shell attempts: the limit the attempt crossed (`memory`, `processes`, …). */
   resourceLimit?: string | null;
+  /** What the run output store holds of the attempt's output (null: the worker streams none). */
+  outputStore?: OutputStoreSummary | null;
 }
 
 /** The first fourteen columns of a run row written by the worker, in the order both of its inserts list them. */
@@ -192,8 +195,9 @@ export class RunRecorder {
   }
 
   /** Records that an attempt started; earlier attempts of the shard still marked running were lost with their worker. */
-  async startAttempt(a: AttemptStart): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  /** Records the attempt's start; resolves with the run's task id (for the worker's log lines). */
+  async startAttempt(a: AttemptStart): Promise<{ taskId: string | null }> {
+    return this.db.transaction(async (tx) => {
       await tx.query(
         `UPDATE run_attempts SET status = 'abandoned', finished_at = now(),
                 error = coalesce(error, 'attempt lost: its worker stopped heartbeating')
@@ -214,6 +218,8 @@ export class RunRecorder {
           WHERE id = $1 AND status NOT IN ${FINAL}`,
         [a.runId, a.attempt, a.workerIdentity],
       );
+      const rows: { task_id: string }[] = await tx.query(`SELECT task_id FROM runs WHERE id = $1`, [a.runId]);
+      return { taskId: rows[0]?.task_id ?? null };
     });
   }
 
@@ -221,7 +227,7 @@ export class RunRecorder {
     await this.db.query(
       `UPDATE run_attempts SET status = $4, exit_code = $5, http_status = $6, error = $7,
               stdout = $8, stdout_truncated = $9, stderr = $10, stderr_truncated = $11, finished_at = now(),
-              isolation = $12, resource_limit = $13
+              isolation = $12, resource_limit = $13, output_store = $14
         WHERE run_id = $1 AND shard_index = $2 AND attempt = $3 AND status = 'running'`,
       [
         e.runId,
@@ -237,6 +243,7 @@ export class RunRecorder {
         e.stderr?.truncated ?? false,
         e.isolation ?? null,
         e.resourceLimit ?? null,
+        e.outputStore ? JSON.stringify(e.outputStore) : null,
       ],
     );
   }

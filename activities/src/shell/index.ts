@@ -4,8 +4,9 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { ExecutorFailureDetails, ShellActivityInput, ShellActivityResult } from '@task-scheduler/contracts';
 import { NON_RETRYABLE_FAILURE_TYPES, SHELL_FAILURE_TYPES } from '@task-scheduler/contracts';
 import { maskSecrets, secretValuesOf } from '@task-scheduler/core';
-import { attemptStatusOf, inRecordedAttempt, maskStream, unsealTaskSecrets } from '../executor-support';
-import type { RunRecorder } from '../runs/run-recorder';
+import { attemptStatusOf, inRecordedAttempt, maskStream, maskTail, tailOf, unsealTaskSecrets } from '../executor-support';
+import type { ExecutorActivityDeps } from '../executor-support';
+import { traceparentEntry } from '../trace-context';
 import { ShellExecutor } from './shell-executor';
 import type { ShellExecutorOptions, ShellRunResult } from './shell-executor';
 
@@ -16,13 +17,8 @@ export { MIN_MASKED_SECRET_LENGTH, TaskOutputsError, maskOutputs, outputsJsonByt
 export * from './sandbox';
 export { classifyEnd } from './outcome';
 
-export interface ShellActivityDeps {
-  recorder: RunRecorder;
+export interface ShellActivityDeps extends ExecutorActivityDeps {
   executor: ShellExecutorOptions;
-  workerIdentity: string;
-  heartbeatMs: number;
-  /** Decrypts task secrets; null when SECRETS_KEY is not configured. */
-  secretsKey: Buffer | null;
 }
 
 function failureMessage(r: ShellRunResult, timeoutSeconds: number): string {
@@ -105,11 +101,13 @@ export function createShellActivities(deps: ShellActivityDeps) {
       inRecordedAttempt(
         deps,
         input,
-        async ({ ctx, attempt, shardIndex, finish }) => {
+        'shell',
+        async ({ ctx, attempt, shardIndex, finish, output, maskInOutput }) => {
           if (attempt > 1 && !deps.executor.isolation)
             await killLeftoverGroup(ctx.info.heartbeatDetails as ShellHeartbeat | undefined, input.runId, shardIndex);
           const secretEnv = unsealTaskSecrets(input.secrets, deps.secretsKey, input.tenantId).env ?? {};
           const secrets = secretValuesOf({ env: secretEnv });
+          maskInOutput(secrets);
           const raw = await executor.run({
             spec: { ...input.shell, env: { ...(input.shell.env ?? {}), ...secretEnv } },
             timeoutSeconds: input.timeoutSeconds,
@@ -118,13 +116,19 @@ export function createShellActivities(deps: ShellActivityDeps) {
               TASK_ATTEMPT: String(attempt),
               SHARD_INDEX: String(shardIndex),
               SHARD_TOTAL: String(input.shardTotal ?? 1),
+              // W3C context of this attempt's RunActivity span, for the task to continue the trace (tracing on only).
+              ...traceparentEntry('TRACEPARENT'),
             },
             signal: ctx.cancellationSignal,
             heartbeatMs: deps.heartbeatMs,
             secretValues: secrets,
             onHeartbeat: (progress) => ctx.heartbeat({ ...progress, host: hostname() } satisfies ShellHeartbeat),
+            onOutput: output,
           });
           const result: ShellRunResult = { ...raw, stdout: maskStream(raw.stdout, secrets), stderr: maskStream(raw.stderr, secrets) };
+          // The unmasked tails stay here; history gets the masked ones below.
+          delete result.stdoutTail;
+          delete result.stderrTail;
           const allowed = input.shell.allowedExitCodes ?? [0];
           const ok = result.outcome === 'exited' && result.exitCode !== null && allowed.includes(result.exitCode);
           const error = ok ? null : maskSecrets(failureMessage(result, input.timeoutSeconds), secrets);
@@ -138,12 +142,15 @@ export function createShellActivities(deps: ShellActivityDeps) {
             isolation: result.isolation,
             resourceLimit: result.resourceLimit,
           });
+          // History gets the end of each stream; all of it is in the run output store.
+          const stdout = raw.stdoutTail ? maskTail(raw.stdoutTail, secrets) : tailOf(result.stdout, deps.historyTailBytes);
+          const stderr = raw.stderrTail ? maskTail(raw.stderrTail, secrets) : tailOf(result.stderr, deps.historyTailBytes);
           if (ok) {
             return {
               exitCode: result.exitCode as number,
               httpStatus: null,
-              stdout: result.stdout,
-              stderr: result.stderr,
+              stdout,
+              stderr,
               durationMs: result.durationMs,
               // A sharded run has no outputs (which shard's would it be?): its history holds none of them.
               outputs: (input.shardTotal ?? 1) > 1 ? null : result.outputs,
@@ -153,12 +160,7 @@ export function createShellActivities(deps: ShellActivityDeps) {
             // Surfaces as the cancellation Temporal delivered, so the workflow sees a CancelledFailure.
             ctx.cancellationSignal.throwIfAborted();
           }
-          const details: ExecutorFailureDetails = {
-            exitCode: result.exitCode,
-            httpStatus: null,
-            stdout: result.stdout,
-            stderr: result.stderr,
-          };
+          const details: ExecutorFailureDetails = { exitCode: result.exitCode, httpStatus: null, stdout, stderr };
           const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
           const type = failureType(result, nonRetryableExit);
           // Limits and sandbox setup failures retry by the task's policy, like exit codes and timeouts.

@@ -1,15 +1,25 @@
 import type { CapturedStream } from '@task-scheduler/contracts';
 
-/** Keeps the first `capBytes` bytes of a stream and counts the rest. */
+/** Keeps the first `capBytes` bytes of a stream (and its last `tailBytes`) and counts the rest. */
 export class OutputCapture {
   private readonly chunks: Buffer[] = [];
   private kept = 0;
   private total = 0;
+  private tail: Buffer = Buffer.alloc(0);
 
-  constructor(private readonly capBytes: number) {}
+  constructor(
+    private readonly capBytes: number,
+    private readonly tailBytes = 0,
+  ) {}
 
   push(chunk: Buffer): void {
     this.total += chunk.length;
+    if (this.tailBytes > 0) {
+      const joined = this.tail.length + chunk.length <= this.tailBytes ? Buffer.concat([this.tail, chunk]) : null;
+      this.tail = joined ?? Buffer.concat([this.tail, chunk]).subarray(-this.tailBytes);
+      // subarray keeps the whole joined buffer alive: copy, so the tail holds tailBytes, not the last chunk.
+      if (!joined) this.tail = Buffer.from(this.tail);
+    }
     const room = this.capBytes - this.kept;
     if (room <= 0) return;
     const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
@@ -28,9 +38,19 @@ export class OutputCapture {
 
   result(): CapturedStream {
     return {
-      // A cut may split a multi-byte character; the decoder replaces the fragment with U+FFFD.
-      text: Buffer.concat(this.chunks).toString('utf8'),
+      // A cut may split a multi-byte character; the decoder replaces the fragment with U+FFFD. PostgreSQL's
+      // text refuses NUL: stored as U+FFFD too, or the attempt's record could never be written.
+      text: Buffer.concat(this.chunks).toString('utf8').replaceAll('\u0000', '\uFFFD'),
       truncated: this.total > this.kept,
+      bytes: this.total,
+    };
+  }
+
+  /** The last `tailBytes` of the stream (`truncated`: the stream was longer). */
+  tailResult(): CapturedStream {
+    return {
+      text: this.tail.toString('utf8').replaceAll('\u0000', '\uFFFD'),
+      truncated: this.total > this.tail.length,
       bytes: this.total,
     };
   }

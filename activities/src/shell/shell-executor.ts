@@ -27,6 +27,8 @@ export interface ShellExecutorOptions {
   /** PATH given to every task; the worker's own PATH is not passed through. */
   path: string;
   outputCapBytes: number;
+  /** Bytes of the end of each stream kept apart (`stdoutTail`, `stderrTail`), for Temporal history; 0: none. */
+  tailBytes?: number;
   /** Time between SIGTERM and SIGKILL when a task is stopped. */
   killGraceMs: number;
   /** Isolated attempts (the default); null only with SHELL_ISOLATION=none. */
@@ -48,6 +50,8 @@ export interface ShellRunRequest {
   signal?: AbortSignal;
   /** Called every `heartbeatMs` while the process runs. */
   onHeartbeat?: (progress: { pid: number; stdoutBytes: number; stderrBytes: number }) => void;
+  /** Every chunk of output as it arrives (before capping and masking: the receiver does its own). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   heartbeatMs?: number;
   /** The task's secret values: masked as `***` in its outputs. */
   secretValues?: readonly string[];
@@ -59,6 +63,9 @@ export interface ShellRunResult {
   signal: NodeJS.Signals | null;
   stdout: CapturedStream;
   stderr: CapturedStream;
+  /** The end of each stream (ShellExecutorOptions.tailBytes), when asked for. */
+  stdoutTail?: CapturedStream;
+  stderrTail?: CapturedStream;
   durationMs: number;
   error: string | null;
   /** How the attempt was isolated. */
@@ -288,8 +295,8 @@ export class ShellExecutor {
     sandbox: { iso: Isolation; res: SandboxResources; limits: Required<ShellLimits>; workDir: string; network: string } | null,
     outputs: OutputsFile,
   ): Promise<ShellRunResult> {
-    const stdout = new OutputCapture(this.options.outputCapBytes);
-    const stderr = new OutputCapture(this.options.outputCapBytes);
+    const stdout = new OutputCapture(this.options.outputCapBytes, this.options.tailBytes ?? 0);
+    const stderr = new OutputCapture(this.options.outputCapBytes, this.options.tailBytes ?? 0);
     const started = Date.now();
     const [file] = this.command(req.spec);
 
@@ -303,8 +310,14 @@ export class ShellExecutor {
       let killTimer: NodeJS.Timeout | undefined;
       let monitor: NodeJS.Timeout | undefined;
 
-      child.stdout?.on('data', (c: Buffer) => stdout.push(c));
-      child.stderr?.on('data', (c: Buffer) => stderr.push(c));
+      child.stdout?.on('data', (c: Buffer) => {
+        stdout.push(c);
+        req.onOutput?.('stdout', c);
+      });
+      child.stderr?.on('data', (c: Buffer) => {
+        stderr.push(c);
+        req.onOutput?.('stderr', c);
+      });
 
       const killAll = (sig: NodeJS.Signals): void => {
         const kill = (pid: number): void => {
@@ -410,6 +423,7 @@ export class ShellExecutor {
           signal,
           stdout: stdout.result(),
           stderr: stderr.result(),
+          ...(this.options.tailBytes ? { stdoutTail: stdout.tailResult(), stderrTail: stderr.tailResult() } : {}),
           durationMs: Date.now() - started,
           error: end.outcome === 'outputs_invalid' ? outputsError : end.error,
           isolation: sandbox ? 'sandbox' : 'none',

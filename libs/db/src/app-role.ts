@@ -54,6 +54,7 @@ export const WORKER_ROLE_GRANTS: RoleGrants = {
     { table: 'runs', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'run_attempts', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'run_shards', privileges: ['SELECT', 'INSERT'] },
+    { table: 'run_output_chunks', privileges: ['SELECT', 'INSERT'] },
     { table: 'alert_states', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'pipeline_runs', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'pipeline_run_steps', privileges: ['SELECT', 'INSERT', 'UPDATE'] },

@@ -14,3 +14,4 @@ export * from './entities/pipeline-version.entity';
 export * from './entities/pipeline-run.entity';
 export * from './entities/pipeline-run-step.entity';
 export * from './app-role';
+export * from './run-output-store';

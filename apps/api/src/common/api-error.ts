@@ -13,6 +13,7 @@ export enum ErrorCode {
   ROUTE_NOT_FOUND = 'ROUTE_NOT_FOUND',
   TASK_NOT_FOUND = 'TASK_NOT_FOUND',
   RUN_NOT_FOUND = 'RUN_NOT_FOUND',
+  ATTEMPT_NOT_FOUND = 'ATTEMPT_NOT_FOUND',
   API_KEY_NOT_FOUND = 'API_KEY_NOT_FOUND',
   TENANT_NOT_FOUND = 'TENANT_NOT_FOUND',
   TASK_NAME_TAKEN = 'TASK_NAME_TAKEN',
@@ -25,6 +26,7 @@ export enum ErrorCode {
   TENANT_SLUG_TAKEN = 'TENANT_SLUG_TAKEN',
   TENANT_SELF_SUSPEND = 'TENANT_SELF_SUSPEND',
   RATE_LIMITED = 'RATE_LIMITED',
+  TOO_MANY_FOLLOWERS = 'TOO_MANY_FOLLOWERS',
   IDEMPOTENCY_KEY_INVALID = 'IDEMPOTENCY_KEY_INVALID',
   IDEMPOTENCY_KEY_REUSED = 'IDEMPOTENCY_KEY_REUSED',
   RUN_ALREADY_FINISHED = 'RUN_ALREADY_FINISHED',
@@ -87,6 +89,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.ROUTE_NOT_FOUND:
     case ErrorCode.TASK_NOT_FOUND:
     case ErrorCode.RUN_NOT_FOUND:
+    case ErrorCode.ATTEMPT_NOT_FOUND:
     case ErrorCode.API_KEY_NOT_FOUND:
     case ErrorCode.TENANT_NOT_FOUND:
     case ErrorCode.SCHEDULE_NOT_FOUND:
@@ -136,6 +139,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.PIPELINE_PARAMS_INVALID:
       return 422;
     case ErrorCode.RATE_LIMITED:
+    case ErrorCode.TOO_MANY_FOLLOWERS:
       return 429;
     case ErrorCode.INTERNAL_ERROR:
       return 500;

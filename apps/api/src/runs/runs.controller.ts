@@ -1,8 +1,8 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { ApiErrors, ApiResponseHeaders } from '../common/openapi';
 import { ErrorCode } from '../common/api-error';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
@@ -12,12 +12,17 @@ import type { Page } from '../common/pagination';
 import { ListRunsQueryDto } from './dtos/list-runs.query';
 import { RunPage, RunResponse } from './dtos/run.response';
 import { TriggerRunDto } from './dtos/trigger-run.dto';
+import { GetRunQueryDto, RunLogsQueryDto, RunLogsResponse } from './dtos/run-logs.dto';
+import { RunLogsService } from './run-logs.service';
 import { RunsService } from './runs.service';
 
 @ApiTags('runs')
 @Controller('v1')
 export class RunsController {
-  constructor(private readonly runs: RunsService) {}
+  constructor(
+    private readonly runs: RunsService,
+    private readonly logs: RunLogsService,
+  ) {}
 
   @Post('tasks/:id/runs')
   @HttpCode(202)
@@ -65,9 +70,36 @@ export class RunsController {
   @ApiErrors(ErrorCode.RUN_NOT_FOUND)
   @ApiOkResponse({ type: RunResponse })
   @RequirePermission('runs:read')
-  async get(@Ctx() ctx: RequestContext, @Param('id') id: string): Promise<RunResponse> {
+  async get(@Ctx() ctx: RequestContext, @Param('id') id: string, @Query() q: GetRunQueryDto): Promise<RunResponse> {
     const { run, ...detail } = await this.runs.get(ctx, id);
-    return RunResponse.from(run, this.runs.uiUrl(run), detail);
+    const out = RunResponse.from(run, this.runs.uiUrl(run), detail);
+    return q.output === 'omit' ? RunResponse.withoutOutput(out) : out;
+  }
+
+  @Get('runs/:id/logs')
+  @ApiOperation({
+    operationId: 'getRunLogs',
+    summary: "An attempt's output as printed: a page, or with follow=true a live Server-Sent Events stream until the attempt ends",
+    description:
+      'Output is stored while the attempt runs (every OUTPUT_FLUSH_MS), so it can be read before the attempt ends and is kept if ' +
+      'the worker dies. With `follow=true` the answer is `text/event-stream`: `chunk` events (`id` = seq, data ' +
+      '`{"seq","stream","text"}`) in print order, then one `end` event (data `{"attempt","attemptStatus","stdout","stderr"}`, the ' +
+      'sizes), then the stream closes. Reconnect with `Last-Event-ID` to go on after the last chunk seen.',
+  })
+  @ApiErrors(ErrorCode.RUN_NOT_FOUND, ErrorCode.ATTEMPT_NOT_FOUND, ErrorCode.TOO_MANY_FOLLOWERS)
+  @ApiProduces('application/json', 'text/event-stream')
+  @ApiOkResponse({ type: RunLogsResponse, description: 'A page of output (follow=false); with follow=true, an event stream.' })
+  @RequirePermission('runs:read')
+  async getLogs(
+    @Ctx() ctx: RequestContext,
+    @Param('id') id: string,
+    @Query() q: RunLogsQueryDto,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    // The response is written here (an event stream has no return value); errors still reach the error filter.
+    if (q.follow === 'true') await this.logs.follow(ctx, id, q, req, res);
+    else res.json(await this.logs.page(ctx, id, q));
   }
 
   @Post('runs/:id/cancel')

@@ -17,6 +17,7 @@ import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import { SEARCH_ATTRIBUTE_KEYS as SA, cancelOrGone, isUnavailable } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
+import { MetricsService } from '../metrics/metrics.service';
 import { TasksService } from '../tasks/tasks.service';
 import { mergeOverrides, runInputOf } from './run-input';
 
@@ -60,6 +61,7 @@ export class RunsService {
     private readonly audit: AuditService,
     @Inject(TEMPORAL_CLIENT) private readonly temporal: Client,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   uiUrl(run: RunEntity): string {
@@ -160,6 +162,8 @@ export class RunsService {
     });
     const tenant = await tx.getRepository(TenantEntity).findOneByOrFail({ id: task.tenantId });
     await this.startWorkflow(task, runId, workflowId, r.trigger, r.overrides, tenant.shellPolicy);
+    // Started: should the commit fail now, the workflow records the run itself.
+    this.metrics.runTriggered(r.trigger);
     return tx.getRepository(RunEntity).findOneByOrFail({ id: runId });
   }
 

@@ -1,5 +1,6 @@
 import type { AttemptStatus } from '@task-scheduler/contracts';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import type { OutputStoreSummary } from '../run-output-store';
 
 @Entity({ name: 'run_attempts' })
 export class RunAttemptEntity {
@@ -19,6 +20,8 @@ export class RunAttemptEntity {
   @Column('boolean', { name: 'stderr_truncated' }) stderrTruncated!: boolean;
   @Column('text', { nullable: true }) isolation!: 'sandbox' | 'none' | null;
   @Column('text', { name: 'resource_limit', nullable: true }) resourceLimit!: string | null;
+  /** Printed, kept and truncated bytes per stream in the run output store; null while running and for attempts from before the store. */
+  @Column('jsonb', { name: 'output_store', nullable: true }) outputStore!: OutputStoreSummary | null;
   @Column('timestamptz', { name: 'started_at' }) startedAt!: Date;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt!: Date | null;
 }

@@ -3,6 +3,12 @@ import { ATTEMPT_STATUSES, RUN_STATUSES, RUN_TRIGGERS } from '@task-scheduler/co
 import type { RunOverrides } from '@task-scheduler/contracts';
 import type { RunAttemptEntity, RunEntity, RunShardEntity } from '@task-scheduler/db';
 import { PageOf, isoOrNull } from '../../common/page.dto';
+import { StoredStreamResponse } from './run-logs.dto';
+
+export class AttemptOutputSizes {
+  @ApiProperty({ type: StoredStreamResponse }) stdout!: StoredStreamResponse;
+  @ApiProperty({ type: StoredStreamResponse }) stderr!: StoredStreamResponse;
+}
 
 export class RunAttemptResponse {
   @ApiProperty({ description: 'Shard the attempt belongs to (0 for an unsharded run).' }) shardIndex!: number;
@@ -12,7 +18,11 @@ export class RunAttemptResponse {
   @ApiPropertyOptional({ nullable: true, type: Number }) exitCode!: number | null;
   @ApiPropertyOptional({ nullable: true, type: Number }) httpStatus!: number | null;
   @ApiPropertyOptional({ nullable: true, type: String }) error!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, description: 'Shell: standard output. HTTP: response body. Capped.' })
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: 'Shell: standard output. HTTP: response body. The first OUTPUT_CAP_BYTES; all of it: GET /v1/runs/{id}/logs.',
+  })
   stdout!: string | null;
   @ApiProperty() stdoutTruncated!: boolean;
   @ApiPropertyOptional({ nullable: true, type: String }) stderr!: string | null;
@@ -29,6 +39,13 @@ export class RunAttemptResponse {
     description: 'Shell: the limit the attempt crossed, which ended it.',
   })
   resourceLimit!: string | null;
+  @ApiPropertyOptional({
+    nullable: true,
+    type: AttemptOutputSizes,
+    description:
+      'What the attempt printed and what the run output store kept, per stream (GET /v1/runs/{id}/logs reads it); null while running.',
+  })
+  output!: AttemptOutputSizes | null;
   @ApiProperty() startedAt!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) finishedAt!: string | null;
   @ApiProperty({ description: "Deep link to the run's workflow in the Temporal Web UI, where the attempt's activity events are." })
@@ -49,6 +66,7 @@ export class RunAttemptResponse {
       stderrTruncated: a.stderrTruncated,
       isolation: a.isolation,
       resourceLimit: a.resourceLimit,
+      output: a.outputStore ?? null,
       startedAt: a.startedAt.toISOString(),
       finishedAt: isoOrNull(a.finishedAt),
       temporalUiUrl: uiUrl,
@@ -97,7 +115,11 @@ export class RunResponse {
   @ApiProperty({ type: Object, description: 'Trigger parameters merged over the task spec.' }) overrides!: RunOverrides;
   @ApiPropertyOptional({ nullable: true, type: Number }) exitCode!: number | null;
   @ApiPropertyOptional({ nullable: true, type: Number }) httpStatus!: number | null;
-  @ApiPropertyOptional({ nullable: true, type: String, description: 'Output of the last attempt (capped); per shard for sharded runs.' })
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: "The end of the last attempt's output (OUTPUT_TAIL_BYTES, from Temporal history); per shard for sharded runs.",
+  })
   stdout!: string | null;
   @ApiProperty() stdoutTruncated!: boolean;
   @ApiPropertyOptional({ nullable: true, type: String }) stderr!: string | null;
@@ -135,6 +157,17 @@ export class RunResponse {
   shards?: RunShardResponse[];
   @ApiPropertyOptional({ type: [RunAttemptResponse], description: 'Every attempt by shard, oldest first (single-run views only).' })
   attempts?: RunAttemptResponse[];
+
+  /** The run without `stdout`/`stderr` on it, its shards and attempts (`?output=omit`). */
+  static withoutOutput(r: RunResponse): RunResponse {
+    const strip = <T extends { stdout?: unknown; stderr?: unknown }>(o: T): T => {
+      const rest = { ...o };
+      delete rest.stdout;
+      delete rest.stderr;
+      return rest;
+    };
+    return { ...strip(r), shards: r.shards?.map(strip), attempts: r.attempts?.map(strip) };
+  }
 
   static from(r: RunEntity, uiUrl: string, detail?: { attempts: RunAttemptEntity[]; shards: RunShardEntity[] }): RunResponse {
     return {
