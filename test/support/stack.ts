@@ -174,6 +174,8 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
           TASK_QUEUE_PREFIX: config.TASK_QUEUE_PREFIX,
           ...(config.SECRETS_KEY ? { SECRETS_KEY: config.SECRETS_KEY } : {}),
           LOG_LEVEL: 'warn',
+          // Suites run worker processes side by side: each gets its own free port, not the fixed default.
+          WORKER_HTTP_PORT: '0',
           ...env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,6 +7,7 @@ import type { ApiKeyRole } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { ApiError, ErrorCode } from '../common/api-error';
+import { MetricsService } from '../metrics/metrics.service';
 import { JwtVerifier } from './jwt-verifier';
 import { ANY_AUTHENTICATED, REQUIRED_PERMISSION, permissionsOf } from './permissions';
 import type { Permission } from './permissions';
@@ -53,6 +54,7 @@ export class AuthGuard implements CanActivate {
     private readonly rateLimits: RateLimitService,
     private readonly jwt: JwtVerifier,
     private readonly audit: AuditService,
+    private readonly metrics: MetricsService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -70,6 +72,7 @@ export class AuthGuard implements CanActivate {
       if (!tenant) throw new AuthFailure('credential names an unknown tenant');
     } catch (err) {
       if (!(err instanceof AuthFailure)) throw err;
+      this.metrics.authFailed(err.reason);
       await this.audit.recordAuthFailure({
         requestId: req.id,
         tenantId: err.tenantId ?? null,

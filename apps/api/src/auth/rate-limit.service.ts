@@ -6,6 +6,7 @@ import { DataSource } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { ApiError, ErrorCode } from '../common/api-error';
 import { APP_CONFIG } from '../infra/tokens';
+import { MetricsService } from '../metrics/metrics.service';
 
 const WINDOW_SECONDS = 60;
 
@@ -22,6 +23,7 @@ export class RateLimitService {
   constructor(
     private readonly db: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   private limiter(kind: 'key' | 'tenant', points: number): RateLimiterPostgres {
@@ -70,6 +72,7 @@ export class RateLimitService {
         await this.limiter(kind, points).consume(id);
       } catch (res) {
         if (!(res instanceof RateLimiterRes)) throw res;
+        this.metrics.rateLimited(kind);
         const retryAfterSeconds = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
         throw new ApiError(
           ErrorCode.RATE_LIMITED,

@@ -24,6 +24,7 @@ import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
 import { SEARCH_ATTRIBUTE_KEYS as SA, cancelOrGone, isUnavailable } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
+import { MetricsService } from '../metrics/metrics.service';
 import type { PipelineRunStepResponse } from './dtos/pipeline-run.response';
 import { runParams } from './pipeline-params';
 
@@ -69,6 +70,7 @@ export class PipelineRunsService {
     private readonly audit: AuditService,
     @Inject(TEMPORAL_CLIENT) private readonly temporal: Client,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   uiUrl(run: PipelineRunEntity): string {
@@ -209,6 +211,7 @@ export class PipelineRunsService {
         'the pipeline run could not be started: Temporal is unavailable; nothing was recorded, try again',
       );
     }
+    this.metrics.pipelineRunTriggered(r.trigger);
     return tx.getRepository(PipelineRunEntity).findOneByOrFail({ id });
   }
 

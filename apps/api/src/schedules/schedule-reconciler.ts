@@ -5,6 +5,7 @@ import { ScheduleEntity } from '@task-scheduler/db';
 import { Client, ScheduleNotFoundError } from '@temporalio/client';
 import { DataSource, IsNull } from 'typeorm';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
+import { MetricsService } from '../metrics/metrics.service';
 import { EGRESS_FORBIDDEN_NOTE, SPEC_ENCODING, TASK_DISABLED_NOTE, TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
 import { SchedulesService } from './schedules.service';
@@ -52,6 +53,7 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
     private readonly schedules: SchedulesService,
     @Inject(TEMPORAL_CLIENT) private readonly temporal: Client,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -124,6 +126,17 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
           if (!(err instanceof ScheduleNotFoundError)) report.errors.push(`${s.scheduleId}: ${(err as Error).message}`);
         }
       }
+      this.metrics.reconciled(
+        {
+          created: report.created.length,
+          updated: report.updated.length,
+          pause_fixed: report.pauseFixed.length,
+          adopted_pause: report.adoptedPause.length,
+          adopted_resume: report.adoptedResume.length,
+          deleted_orphan: report.deletedOrphans.length,
+        },
+        report.errors.length,
+      );
       const repaired = report.created.length + report.updated.length + report.pauseFixed.length + report.deletedOrphans.length;
       if (repaired + report.adoptedPause.length + report.adoptedResume.length + report.errors.length > 0)
         this.logger.log({ report }, 'schedules reconciled');
