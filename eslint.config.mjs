@@ -103,6 +103,11 @@ export default tseslint.config(
               group: ['@temporalio/activity', '@temporalio/worker', '@temporalio/client'],
               message: 'workflow code imports only @temporalio/workflow',
             },
+            {
+              // The package's root also loads its worker and client halves; its workflow half is sandbox-safe.
+              regex: '^@temporalio/interceptors-opentelemetry(?!/lib/workflow$)',
+              message: 'workflow code imports only @temporalio/interceptors-opentelemetry/lib/workflow of that package',
+            },
             { group: ['@task-scheduler/activities'], allowTypeImports: true, message: 'import activities as types only' },
           ],
         },

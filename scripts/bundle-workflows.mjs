@@ -10,6 +10,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const { code } = await bundleWorkflowCode({
   workflowsPath: require.resolve(join(root, 'workflows/dist/index.js')),
+  // Baked into the bundle (a worker ignores interceptors.workflowModules when given a bundle).
+  workflowInterceptorModules: [require.resolve(join(root, 'workflows/dist/tracing-interceptors.js'))],
   logger: { info() {}, warn: console.warn, error: console.error, debug() {}, trace() {}, log() {} },
 });
 const out = join(root, 'workflows/dist/workflow-bundle.js');

@@ -51,6 +51,8 @@ export default async function globalSetup(): Promise<void> {
   const root = join(__dirname, '..', '..');
   const { code } = await bundleWorkflowCode({
     workflowsPath: join(root, 'workflows/src/index.ts'),
+    // As in the production bundle (scripts/bundle-workflows.mjs): the replay tests run with them too.
+    workflowInterceptorModules: [join(root, 'workflows/src/tracing-interceptors.ts')],
     webpackConfigHook: (config) => {
       config.resolve = {
         ...config.resolve,

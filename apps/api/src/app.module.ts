@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Module } from '@nestjs/common';
 import type { DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { loggerOptions } from '@task-scheduler/config';
 import type { AppConfig } from '@task-scheduler/config';
 import type { IncomingMessage } from 'node:http';
 import { LoggerModule } from 'nestjs-pino';
@@ -22,7 +23,10 @@ import { HealthController } from './health/health.controller';
 import { InfraModule } from './infra/infra.module';
 import { MeController } from './me/me.controller';
 import { MeService } from './me/me.service';
+import { MetricsModule } from './metrics/metrics.module';
 import { RunsController } from './runs/runs.controller';
+import { RunLogsService } from './runs/run-logs.service';
+import { RunOutputEvents } from './runs/run-output-events';
 import { RunsService } from './runs/runs.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
@@ -46,13 +50,27 @@ export class AppModule {
       module: AppModule,
       imports: [
         InfraModule.forRoot(config),
+        MetricsModule.forRoot(config),
         LoggerModule.forRoot({
           pinoHttp: {
-            level: config.LOG_LEVEL,
+            ...loggerOptions('task-scheduler-api', config),
             // The id was chosen (and echoed) by the first middleware in create-app.ts.
             genReqId: (req: IncomingMessage) => req.id ?? randomUUID(),
-            redact: { paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
-            autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/ready' },
+            customAttributeKeys: { reqId: 'requestId', responseTime: 'durationMs' },
+            // Every line logged during a request carries its id (not the whole request).
+            quietReqLogger: true,
+            // One short line per request: method, path, status, time, tenant; not every header of both sides.
+            serializers: {
+              ...loggerOptions('task-scheduler-api', config).serializers,
+              req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }),
+              res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+            },
+            customProps: (req: IncomingMessage & { auth?: { tenantId?: string } }) =>
+              req.auth?.tenantId ? { tenantId: req.auth.tenantId } : {},
+            customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+            customSuccessMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
+            customErrorMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
+            autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' },
           },
         }),
       ],
@@ -83,6 +101,8 @@ export class AppModule {
         BootstrapService,
         TasksService,
         RunsService,
+        RunLogsService,
+        RunOutputEvents,
         WorkersService,
         SchedulePreviewService,
         SchedulesService,

@@ -16,6 +16,10 @@ import { errorBody, toApiError } from './common/api-error.filter';
 import { JSON_MEDIA_TYPES, answerClientError, checkBody, checkQuery, requireJsonBody } from './common/input-middleware';
 import { buildOpenApiDocument } from './common/openapi';
 import { validationDetails } from './common/validation';
+import { API_TRACING } from './infra/tracing';
+import type { ApiTracing } from './infra/tracing';
+import { httpMetricsMiddleware } from './metrics/http-metrics.middleware';
+import { MetricsService } from './metrics/metrics.service';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -26,9 +30,23 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
     bufferLogs: true,
     abortOnError: false,
   });
-  if (opts.logger !== false) app.useLogger(app.get(Logger));
-  else app.useLogger(false);
+  if (opts.logger !== false) {
+    // Nest's start-up chatter (a line per module and per route) goes to debug: at info the log shows what happens.
+    const pinoLogger = app.get(Logger);
+    const startup = new Set(['RoutesResolver', 'RouterExplorer', 'InstanceLoader']);
+    app.useLogger({
+      log: (message: unknown, ...rest: unknown[]) =>
+        startup.has(rest[rest.length - 1] as string) ? pinoLogger.debug(message, ...rest) : pinoLogger.log(message, ...rest),
+      error: (message: unknown, ...rest: unknown[]) => pinoLogger.error(message, ...rest),
+      warn: (message: unknown, ...rest: unknown[]) => pinoLogger.warn(message, ...rest),
+      debug: (message: unknown, ...rest: unknown[]) => pinoLogger.debug(message, ...rest),
+      verbose: (message: unknown, ...rest: unknown[]) => pinoLogger.verbose(message, ...rest),
+      fatal: (message: unknown, ...rest: unknown[]) => pinoLogger.fatal(message, ...rest),
+    });
+  } else app.useLogger(false);
 
+  // First, so that every request is timed, also those answered before a route (bad bodies, 404).
+  app.use(httpMetricsMiddleware(app.get(MetricsService)));
   app.disable('x-powered-by');
   // No automatic weak ETag (and 304 on If-None-Match) on every GET: ETags are the task versions routes set on purpose.
   app.set('etag', false);
@@ -50,6 +68,9 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
     res.setHeader('x-request-id', req.id);
     next();
   });
+  // A server span per request when OTEL_EXPORTER_OTLP_ENDPOINT is set; after the request id, which it records.
+  const tracing = app.get<ApiTracing>(API_TRACING);
+  if (tracing.enabled) app.use(tracing.requestSpans());
   // The input rules (common/input-rules.ts), before routing: every route gets them, none can opt out.
   app.use(requireJsonBody);
   app.use(express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: JSON_MEDIA_TYPES }));

@@ -1,11 +1,12 @@
 import { ConfigError, loadConfig } from '@task-scheduler/config';
+import { Logger } from 'nestjs-pino';
 import { createApp } from './create-app';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const app = await createApp(config);
   await app.listen(config.PORT, config.HOST);
-  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: `API listening on ${await app.getUrl()}` })}\n`);
+  app.get(Logger).log(`API listening on ${await app.getUrl()}`, 'NestApplication');
 }
 
 main().catch((err: unknown) => {

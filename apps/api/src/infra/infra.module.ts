@@ -5,10 +5,11 @@ import { createDataSource } from '@task-scheduler/db';
 import { Client, Connection } from '@temporalio/client';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, TEMPORAL_CLIENT, TEMPORAL_CONNECTION } from './tokens';
+import { API_TRACING, ApiTracing } from './tracing';
 
 /**
- * PostgreSQL and Temporal connections, shared by every feature module and
- * closed on shutdown. Built from the validated config given to {@link InfraModule.forRoot}.
+ * PostgreSQL and Temporal connections and the API's tracing, shared by every feature module and
+ * closed (tracing: flushed) on shutdown. Built from the validated config given to {@link InfraModule.forRoot}.
  */
 @Global()
 @Module({})
@@ -16,6 +17,7 @@ export class InfraModule implements OnApplicationShutdown {
   constructor(
     private readonly dataSource: DataSource,
     @Inject(TEMPORAL_CONNECTION) private readonly connection: Connection,
+    @Inject(API_TRACING) private readonly tracing: ApiTracing,
   ) {}
 
   static forRoot(config: AppConfig) {
@@ -23,6 +25,7 @@ export class InfraModule implements OnApplicationShutdown {
       module: InfraModule,
       providers: [
         { provide: APP_CONFIG, useValue: config },
+        { provide: API_TRACING, useFactory: () => ApiTracing.fromConfig(config) },
         {
           provide: DataSource,
           useFactory: async () => createDataSource({ url: config.DATABASE_URL, applicationName: 'task-scheduler-api' }).initialize(),
@@ -33,16 +36,24 @@ export class InfraModule implements OnApplicationShutdown {
         },
         {
           provide: TEMPORAL_CLIENT,
-          inject: [TEMPORAL_CONNECTION],
-          useFactory: (connection: Connection) => new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }),
+          inject: [TEMPORAL_CONNECTION, API_TRACING],
+          // Workflow starts and signals traced as children of the request's span. Temporal Schedules have no
+          // interceptor here: a schedule-started run begins its own trace at its RunWorkflow span.
+          useFactory: (connection: Connection, tracing: ApiTracing) =>
+            new Client({
+              connection,
+              namespace: config.TEMPORAL_NAMESPACE,
+              interceptors: { workflow: tracing.workflowClientInterceptors() },
+            }),
         },
       ],
-      exports: [APP_CONFIG, DataSource, TEMPORAL_CONNECTION, TEMPORAL_CLIENT],
+      exports: [APP_CONFIG, DataSource, TEMPORAL_CONNECTION, TEMPORAL_CLIENT, API_TRACING],
     };
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.connection.close().catch(() => undefined);
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
+    await this.tracing.shutdown().catch(() => undefined);
   }
 }
