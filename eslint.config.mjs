@@ -105,8 +105,9 @@ export default tseslint.config(
             },
             {
               // The package's root also loads its worker and client halves; its workflow half is sandbox-safe.
-              regex: '^@temporalio/interceptors-opentelemetry(?!/lib/workflow$)',
-              message: 'workflow code imports only @temporalio/interceptors-opentelemetry/lib/workflow of that package',
+              regex: '^@temporalio/interceptors-opentelemetry(?!/lib/workflow(/span-exporter)?$)',
+              message:
+                'workflow code imports only @temporalio/interceptors-opentelemetry/lib/workflow (and its span-exporter) of that package',
             },
             { group: ['@task-scheduler/activities'], allowTypeImports: true, message: 'import activities as types only' },
           ],
@@ -128,6 +129,9 @@ export default tseslint.config(
         setTimeout: 'readonly',
         clearTimeout: 'readonly',
         fetch: 'readonly',
+        AbortSignal: 'readonly',
+        TextDecoder: 'readonly',
+        exports: 'writable',
       },
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },

@@ -1,7 +1,7 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -26,7 +26,9 @@ function registerGlobals(): void {
   globalsRegistered = true;
   const contextManager = new AsyncLocalStorageContextManager().enable();
   if (!context.setGlobalContextManager(contextManager)) contextManager.disable();
-  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
+  // W3C trace context only: no baggage, which a client could fill with kilobytes that every workflow and
+  // activity header (and so every history) would carry.
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 }
 
 /**
@@ -64,16 +66,23 @@ export class ApiTracing {
   /**
    * Express middleware: a server span per request, named `<METHOD> <route template>` once the route is known
    * (`POST /v1/tasks/:id/runs`; the bare method for a request no route matched), active for the rest of the
-   * request. A caller's W3C `traceparent` is continued. Mount it after the request id is set.
+   * request. A caller's W3C `traceparent` becomes a link of the span, not its parent. Mount it after the request id is set.
    */
   requestSpans(): (req: Request & { id?: string }, res: Response, next: NextFunction) => void {
     const tracer = this.tracer;
     if (!tracer) return (_req, _res, next) => next();
     return (req, res, next) => {
-      const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+      // A caller's `traceparent` is linked, not continued: a client must not choose the trace id a run is
+      // logged and searched under, nor switch its sampling off (flags 00). The request starts its own trace.
+      const caller = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, req.headers));
+      const parent = ROOT_CONTEXT;
       const span = tracer.startSpan(
         req.method,
-        { kind: SpanKind.SERVER, attributes: { 'http.method': req.method, ...(req.id ? { 'http.request_id': req.id } : {}) } },
+        {
+          kind: SpanKind.SERVER,
+          attributes: { 'http.method': req.method, ...(req.id ? { 'http.request_id': req.id } : {}) },
+          ...(caller && trace.isSpanContextValid(caller) ? { links: [{ context: caller }] } : {}),
+        },
         parent,
       );
       let ended = false;
