@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { CapturedStream, ShardRef } from '@task-scheduler/contracts';
+import { serializeError } from '@task-scheduler/config';
 import { maskSecrets, openSecrets } from '@task-scheduler/core';
 import type { TaskSecretValues } from '@task-scheduler/core';
 import type { OutputStreamName, RunOutputStore } from '@task-scheduler/db';
@@ -123,8 +124,8 @@ export interface RecordedAttempt {
   output(stream: OutputStreamName, chunk: Buffer): void;
   /** Secret values to mask in the streamed output. */
   maskInOutput(secrets: readonly string[]): void;
-  /** Records how the attempt ended. */
-  finish(end: Omit<AttemptEnd, 'runId' | 'shardIndex' | 'attempt'>): Promise<void>;
+  /** Records how the attempt ended; `errorType` (the failure's type, e.g. `ShellExitCode`) goes to the log only. */
+  finish(end: Omit<AttemptEnd, 'runId' | 'shardIndex' | 'attempt'> & { errorType?: string }): Promise<void>;
 }
 
 /**
@@ -147,7 +148,7 @@ export function tailOf(stream: CapturedStream, maxBytes: number | undefined): Ca
  * before it propagates, so no attempt is left looking lost.
  */
 export async function inRecordedAttempt<T>(
-  deps: Pick<ExecutorActivityDeps, 'recorder' | 'workerIdentity' | 'output' | 'observer' | 'log'>,
+  deps: Pick<ExecutorActivityDeps, 'recorder' | 'workerIdentity' | 'output' | 'observer' | 'log'> & { heartbeatMs?: number },
   ref: ShardRef,
   executor: 'shell' | 'http',
   body: (a: RecordedAttempt) => Promise<T>,
@@ -189,14 +190,18 @@ export async function inRecordedAttempt<T>(
     : null;
   if (live) await deps.output?.store.notify(ref.runId).catch(() => undefined);
   let finished = false;
-  const finish: RecordedAttempt['finish'] = async (end) => {
+  const finish: RecordedAttempt['finish'] = async ({ errorType, ...end }) => {
     finished = true;
-    const stored = live ? await live.close() : null;
+    // Storing the last output may wait on a slow database: the attempt keeps heartbeating meanwhile, or
+    // Temporal would time it out and run the finished task again.
+    const beat = live && deps.heartbeatMs ? setInterval(() => ctx.heartbeat(), deps.heartbeatMs) : null;
+    const stored = live ? await live.close().finally(() => beat && clearInterval(beat)) : null;
     await deps.recorder.finishAttempt({ runId: ref.runId, shardIndex, attempt, ...end, outputStore: stored });
     if (live) await deps.output?.store.notify(ref.runId).catch(() => undefined);
     const durationMs = Date.now() - startedAt;
-    const stdoutBytes = stored?.stdout.bytes ?? end.stdout?.bytes ?? 0;
-    const stderrBytes = stored?.stderr.bytes ?? end.stderr?.bytes ?? 0;
+    // What the task printed (an HTTP body as received): the executor's count, else the store's.
+    const stdoutBytes = end.stdout?.bytes ?? stored?.stdout.bytes ?? 0;
+    const stderrBytes = end.stderr?.bytes ?? stored?.stderr.bytes ?? 0;
     deps.observer?.attemptEnded({
       executor,
       status: end.status,
@@ -216,7 +221,7 @@ export async function inRecordedAttempt<T>(
         stdoutBytes,
         stderrBytes,
         ...(end.resourceLimit ? { resourceLimit: end.resourceLimit } : {}),
-        ...(end.error ? { error: { message: end.error } } : {}),
+        ...(end.error ? { error: { message: end.error, type: errorType ?? 'Error' } } : {}),
       },
       'attempt ended',
     );
@@ -232,15 +237,16 @@ export async function inRecordedAttempt<T>(
     });
   } catch (err) {
     if (!finished) {
-      const error = err instanceof Error ? err.message : String(err);
-      await finish({ status: 'failed', exitCode: null, httpStatus: null, error, stdout: null, stderr: null });
+      const { message, type } = errorFields(err);
+      await finish({ status: 'failed', exitCode: null, httpStatus: null, error: message, errorType: type, stdout: null, stderr: null });
     }
     throw err;
   }
 }
 
-/** An error as log fields: message and type (an Error's own properties are not enumerable, so `{}` otherwise). */
+/** An error's message and type (an ApplicationFailure's `type`, else its class name), as the log schema has them. */
 export function errorFields(err: unknown): { message: string; type: string } {
-  if (err instanceof Error) return { message: err.message, type: (err as { type?: string }).type ?? err.name };
-  return { message: String(err), type: typeof err };
+  if (!(err instanceof Error)) return { message: String(err), type: typeof err };
+  const { message, type } = serializeError(err) as { message: string; type: string };
+  return { message, type };
 }

@@ -15,10 +15,23 @@ export interface LiveOutputOptions {
 
 /** Largest chunk row, in characters: a task printing megabytes between flushes makes several rows, not one huge one. */
 const MAX_CHUNK_CHARS = 64 * 1024;
-/** Rows per INSERT: bounds one statement to a few MiB. */
+/** Rows per INSERT: bounds one statement (32 rows of at most 64 Ki characters: 2 to 8 MiB). */
 const ROWS_PER_WRITE = 32;
 /** Writes tried at close before the rest is given up (the attempt's end is never held hostage by the store). */
 const CLOSE_TRIES = 5;
+/** A write not answered by then counts as failed (it is sent again; a late commit of the first is harmless). */
+const WRITE_TIMEOUT_MS = 5_000;
+/** Output held in memory while the store does not answer; beyond it, output is counted and flagged, not kept. */
+const MAX_BUFFERED_CHARS = 4 * 1024 * 1024;
+/** Pieces one flush may turn into rows; beyond it each stream's pieces are joined (rows, not order, matter then). */
+const MAX_PIECES_PER_FLUSH = 64;
+
+/** The largest index <= `at` that does not fall inside a UTF-8 character of `buf`. */
+export function utf8Boundary(buf: Buffer, at: number): number {
+  let i = Math.min(at, buf.length);
+  while (i > 0 && i < buf.length && (buf[i] & 0xc0) === 0x80) i--;
+  return i;
+}
 
 interface Segment {
   stream: OutputStreamName;
@@ -47,6 +60,12 @@ export class LiveOutput {
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> | null = null;
   private closed = false;
+  /** Characters queued and unsent: bounded, so a store that is down costs bounded memory. */
+  private queuedChars = 0;
+  private unsentChars = 0;
+  /** Per stream: something printed was not stored (the cap, a full backlog, rows given up at close). */
+  private readonly cut = { stdout: false, stderr: false };
+  private warned = false;
 
   constructor(private readonly opts: LiveOutputOptions) {
     this.timer = setInterval(() => void this.flush(false), opts.flushMs);
@@ -61,33 +80,52 @@ export class LiveOutput {
   push(stream: OutputStreamName, chunk: Buffer): void {
     if (this.closed) return;
     this.printed[stream] += chunk.length;
-    const room = this.opts.capBytes - this.kept[stream];
-    if (room <= 0) return;
-    const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
+    // Past the cap, or while the store is unreachable and the backlog is full: counted, not kept.
+    const room = Math.min(this.opts.capBytes - this.kept[stream], MAX_BUFFERED_CHARS - this.queuedChars - this.unsentChars);
+    if (room <= 0 || this.cut[stream]) {
+      // Once cut, nothing more of the stream is kept: what is stored has no gaps.
+      this.cut[stream] = true;
+      return;
+    }
+    let part = chunk;
+    if (chunk.length > room) {
+      // Cut at a character boundary: a cut inside one would show as U+FFFD and could hide a secret's start.
+      part = chunk.subarray(0, utf8Boundary(chunk, room));
+      this.cut[stream] = true;
+    }
     this.kept[stream] += part.length;
     this.enqueue(stream, this.decoders[stream].write(part));
   }
 
-  /** Writes what is buffered and stops; resolves with what was printed and kept. Never throws. */
-  async close(): Promise<OutputStoreSummary> {
+  /**
+   * Writes what is buffered and stops, within `deadlineMs`; resolves with what was printed and kept (a
+   * stream whose rows could not all be written is flagged truncated). Never throws.
+   */
+  async close(deadlineMs = 10_000): Promise<OutputStoreSummary> {
+    const until = Date.now() + deadlineMs;
     if (!this.closed) {
       this.closed = true;
       if (this.timer) clearInterval(this.timer);
       this.timer = null;
       for (const s of ['stdout', 'stderr'] as const) this.enqueue(s, this.decoders[s].end());
     }
-    for (let i = 0; i < CLOSE_TRIES && (this.queue.length > 0 || this.unsent.length > 0 || this.held.stdout || this.held.stderr); i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** i));
-      await this.flush(true);
+    const pending = (): boolean => this.queue.length > 0 || this.unsent.length > 0 || Boolean(this.held.stdout || this.held.stderr);
+    for (let i = 0; i < CLOSE_TRIES && pending() && Date.now() < until; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** i, Math.max(0, until - Date.now()))));
+      await this.flush(true, Math.max(1, until - Date.now()));
     }
-    return {
-      stdout: { bytes: this.printed.stdout, storedBytes: this.kept.stdout, truncated: this.printed.stdout > this.kept.stdout },
-      stderr: { bytes: this.printed.stderr, storedBytes: this.kept.stderr, truncated: this.printed.stderr > this.kept.stderr },
-    };
+    for (const r of this.unsent) this.cut[r.stream] = true;
+    const summary = (s: OutputStreamName) => ({
+      bytes: this.printed[s],
+      storedBytes: this.kept[s],
+      truncated: this.cut[s] || this.printed[s] > this.kept[s],
+    });
+    return { stdout: summary('stdout'), stderr: summary('stderr') };
   }
 
   private enqueue(stream: OutputStreamName, text: string): void {
     if (!text) return;
+    this.queuedChars += text.length;
     const last = this.queue[this.queue.length - 1];
     if (last && last.stream === stream && last.text.length + text.length <= MAX_CHUNK_CHARS) last.text += text;
     else this.queue.push({ stream, text });
@@ -117,13 +155,24 @@ export class LiveOutput {
   }
 
   /** Turns the queue into rows (masking, holding back possible secret starts) and writes them with any unsent ones. */
-  private async flush(final: boolean): Promise<void> {
+  private async flush(final: boolean, timeoutMs = WRITE_TIMEOUT_MS): Promise<void> {
     if (this.writing) {
       await this.writing;
       if (!final) return;
     }
-    const segments = this.queue;
+    let segments = this.queue;
     this.queue = [];
+    this.queuedChars = 0;
+    if (segments.length > MAX_PIECES_PER_FLUSH) {
+      // A task switching streams at every write would make a row per write: each stream's text becomes one piece.
+      const joined = new Map<OutputStreamName, Segment>();
+      for (const seg of segments) {
+        const j = joined.get(seg.stream);
+        if (j) j.text += seg.text;
+        else joined.set(seg.stream, { ...seg });
+      }
+      segments = [...joined.values()];
+    }
     // Per stream, everything since the last flush is one text (with what was held back): its pieces (between
     // the other stream's) are cut where no secret goes through a cut, and the end that may start one is held.
     const pieces = new Map<Segment, string>();
@@ -162,15 +211,27 @@ export class LiveOutput {
       while (this.unsent.length > 0) {
         const batch = this.unsent.slice(0, ROWS_PER_WRITE);
         try {
-          await this.opts.store.append(batch);
+          let timer: NodeJS.Timeout | undefined;
+          const limit = Math.min(timeoutMs, WRITE_TIMEOUT_MS);
+          await Promise.race([
+            this.opts.store.append(batch),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`run output write not answered in ${limit} ms`)), limit);
+            }),
+          ]).finally(() => clearTimeout(timer));
         } catch (err) {
-          this.opts.onWriteError?.(err);
+          // Told once per attempt: a database outage would otherwise log every flush of every attempt.
+          if (!this.warned) this.opts.onWriteError?.(err);
+          this.warned = true;
           return; // kept in `unsent`, in order, for the next flush
         }
         this.unsent = this.unsent.slice(batch.length);
       }
     };
-    this.writing = write().finally(() => (this.writing = null));
+    this.writing = write().finally(() => {
+      this.writing = null;
+      this.unsentChars = this.unsent.reduce((n, r) => n + r.text.length, 0);
+    });
     await this.writing;
   }
 }

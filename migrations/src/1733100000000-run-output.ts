@@ -27,6 +27,9 @@ export class RunOutput1733100000000 implements MigrationInterface {
         created_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (run_id, shard_index, attempt, seq)
       )`);
+    // A brief ACCESS EXCLUSIVE on run_attempts: bounded, so a long transaction fails the migration instead of
+    // queueing every attempt's write behind it.
+    await q.query(`SET LOCAL lock_timeout = '10s'`);
     await q.query(`ALTER TABLE run_attempts ADD COLUMN output_store jsonb`);
   }
 

@@ -107,7 +107,9 @@ test('a follower sees lines while the run is still running, in order, none lost,
   expect(JSON.stringify(events)).not.toContain(secret);
   expect(JSON.stringify(events)).not.toContain(secret.slice(0, secret.length - 4));
   // Chunk ids are the sequence, strictly increasing from 1, with none missing.
-  const seqs = events.filter((e) => e.event === 'chunk').map((e) => Number(e.id));
+  // Event ids are <attempt>.<seq>.
+  expect(events.filter((e) => e.event === 'chunk').every((e) => /^1\.\d+$/.test(e.id ?? ''))).toBe(true);
+  const seqs = events.filter((e) => e.event === 'chunk').map((e) => Number(e.id?.split('.')[1]));
   expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
   const end = events[events.length - 1];
   expect(end.event).toBe('end');
@@ -115,8 +117,11 @@ test('a follower sees lines while the run is still running, in order, none lost,
   expect(end.data.stdout).toEqual({ bytes: expect.any(Number), storedBytes: expect.any(Number), truncated: false });
 
   // Reconnecting with Last-Event-ID goes on after that chunk: nothing twice, nothing missed.
-  const resumed = await follow(runId, () => undefined, { headers: { 'last-event-id': String(seqs[4]) } });
-  expect(resumed.events.filter((e) => e.event === 'chunk').map((e) => Number(e.id))).toEqual(seqs.slice(5));
+  const resumed = await follow(runId, () => undefined, { headers: { 'last-event-id': `1.${seqs[4]}` } });
+  expect(resumed.events.filter((e) => e.event === 'chunk').map((e) => Number(e.id?.split('.')[1]))).toEqual(seqs.slice(5));
+  // An EventSource reconnecting after the end (everything seen) gets 204: the signal to stop reconnecting.
+  const afterEnd = await follow(runId, () => undefined, { headers: { 'last-event-id': `1.${seqs[seqs.length - 1]}` } });
+  expect(afterEnd.status).toBe(204);
 
   // The same output as a page, and the run without its output.
   const page = await stack.request('GET', `/v1/runs/${runId}/logs`);
@@ -215,10 +220,55 @@ test('bad requests: unknown run, attempt or shard, and a bad follow value', asyn
   const done = await follow(run.id, () => undefined, { timeoutMs: 10_000 });
   expect(textOf(done.events)).toBe('hi\n');
   expect(done.events.map((e) => e.event)).toEqual(['chunk', 'end']);
-  // Another tenant's key sees no such run.
+  // Following an attempt a finished run does not have: 404, not a wait.
+  const noAttemptFollow = await stack.request('GET', `/v1/runs/${run.id}/logs?follow=true&attempt=7`);
+  expect([noAttemptFollow.status, noAttemptFollow.body.error.code]).toEqual([404, 'ATTEMPT_NOT_FOUND']);
+  // Another tenant's key sees no such run, as a page or as a stream.
   const other = await stack.createTenant(`output-other-${randomBytes(3).toString('hex')}`);
   const foreign = await stack.request('GET', `/v1/runs/${run.id}/logs`, { apiKey: other.apiKey });
   expect(foreign.status).toBe(404);
+  const foreignFollow = await stack.request('GET', `/v1/runs/${run.id}/logs?follow=true`, { apiKey: other.apiKey });
+  expect([foreignFollow.status, foreignFollow.body.error.code]).toEqual([404, 'RUN_NOT_FOUND']);
+  const badOutput = await stack.request('GET', `/v1/runs/${run.id}?output=none`);
+  expect(badOutput.status).toBe(400);
+});
+
+test('a tenant holds at most 20 open follows per API process; closing one frees its place', async () => {
+  const taskId = await createTask({ name: 'long-quiet', shell: { script: 'sleep 60' }, timeoutSeconds: 120 });
+  const runId = await trigger(taskId);
+  await stack.waitForRun(runId, (r) => r.status === 'running', 60_000);
+  const open = Array.from({ length: 20 }, () => new AbortController());
+  try {
+    const answers = await Promise.all(
+      open.map((c) =>
+        fetch(`${stack.baseUrl}/v1/runs/${runId}/logs?follow=true`, { headers: { 'x-api-key': stack.apiKey }, signal: c.signal }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+    const refused = await stack.request('GET', `/v1/runs/${runId}/logs?follow=true`);
+    expect([refused.status, refused.body.error.code]).toEqual([429, 'TOO_MANY_FOLLOWERS']);
+    // Pages are not follows.
+    expect((await stack.request('GET', `/v1/runs/${runId}/logs`)).status).toBe(200);
+    open[0].abort();
+    const again = await eventually(
+      () =>
+        fetch(`${stack.baseUrl}/v1/runs/${runId}/logs?follow=true`, {
+          headers: { 'x-api-key': stack.apiKey },
+          signal: open[1].signal,
+        }).then(
+          (r) => r.status,
+          () => 0,
+        ),
+      (status) => status === 200,
+      10_000,
+      200,
+    );
+    expect(again).toBe(200);
+  } finally {
+    for (const c of open) c.abort();
+    await stack.request('POST', `/v1/runs/${runId}/cancel`);
+    await stack.waitForRun(runId, undefined, 60_000);
+  }
 });
 
 describe('worker killed with SIGKILL', () => {
@@ -244,9 +294,14 @@ describe('worker killed with SIGKILL', () => {
         crash,
       );
       const runId = await trigger(taskId, crash);
-      const started = await crash.waitForRun(runId, (r) => r.status === 'running' && r.attempts?.length === 1, 60_000);
-      const attemptStart = Date.parse(started.attempts[0].startedAt);
-      await new Promise((r) => setTimeout(r, Math.max(0, attemptStart + 10_000 - Date.now())));
+      // The clock starts when the task's first line is stored (sandbox setup before it does not count).
+      await eventually(
+        async () => (await crash.request('GET', `/v1/runs/${runId}/logs`)).body,
+        (b) => typeof b?.chunks?.[0]?.text === 'string' && b.chunks[0].text.startsWith('tick 1'),
+        60_000,
+        100,
+      );
+      await new Promise((r) => setTimeout(r, 10_000));
       shell.child.kill('SIGKILL');
       await shell.exited;
       shell = null;

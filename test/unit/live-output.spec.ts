@@ -140,17 +140,47 @@ test('NUL is stored as U+FFFD (PostgreSQL text refuses it)', async () => {
   expect(store.text('stdout')).toBe('a\uFFFDb');
 });
 
-test('a store that never answers: close gives up after its tries and still reports the sizes', async () => {
+test('a store that always fails: close gives up after its tries and flags the stream it could not store', async () => {
   const store = new MemoryStore();
   store.failNext = 1000;
   const out = new LiveOutput({ store, ref, capBytes: 100, flushMs: 3_600_000 });
   out.push('stdout', Buffer.from('lost'));
   await expect(out.close()).resolves.toEqual({
-    stdout: { bytes: 4, storedBytes: 4, truncated: false },
+    stdout: { bytes: 4, storedBytes: 4, truncated: true },
     stderr: { bytes: 0, storedBytes: 0, truncated: false },
   });
   expect(store.rows).toEqual([]);
 }, 20_000);
+
+test('a store that never answers: close ends by its deadline, the attempt is not held hostage', async () => {
+  const hanging = { append: () => new Promise<void>(() => undefined) };
+  const out = new LiveOutput({ store: hanging, ref, capBytes: 100, flushMs: 3_600_000 });
+  out.push('stderr', Buffer.from('never stored'));
+  const t0 = Date.now();
+  const summary = await out.close(300);
+  expect(Date.now() - t0).toBeLessThan(5_000); // generous: the deadline is 300 ms
+  expect(summary.stderr.truncated).toBe(true);
+});
+
+test('a cap inside a multi-byte character cuts before it; a secret cut after it has its start masked', async () => {
+  for (const [cap, stored] of [
+    [6, 'key='], // 'key=' is 4 bytes and '€' 3: a cap of 6 falls inside '€', which is left out whole
+    [9, 'key=***'], // 'key=€ur': the start of the secret, masked
+  ] as const) {
+    const mem = new MemoryStore();
+    const out = new LiveOutput({ store: mem, ref, capBytes: cap, flushMs: 3_600_000 });
+    out.setSecrets(['€uro-secret']);
+    out.push('stdout', Buffer.from('key=€uro-secret'));
+    await out.close();
+    expect(mem.text('stdout')).toBe(stored);
+  }
+  const mem = new MemoryStore();
+  const out = new LiveOutput({ store: mem, ref, capBytes: 6, flushMs: 3_600_000 });
+  out.push('stdout', Buffer.from('key=€uro'));
+  const summary = await out.close();
+  expect(mem.text('stdout')).not.toContain('\uFFFD');
+  expect(summary.stdout.truncated).toBe(true);
+});
 
 describe('history tails', () => {
   test('OutputCapture keeps the last bytes apart from the head', () => {
@@ -158,6 +188,15 @@ describe('history tails', () => {
     for (const part of ['abc', 'defgh', 'ij']) c.push(Buffer.from(part));
     expect(c.result()).toEqual({ text: 'abcd', truncated: true, bytes: 10 });
     expect(c.tailResult()).toEqual({ text: 'efghij', truncated: true, bytes: 10 });
+  });
+
+  test('a tail cut inside a multi-byte character starts at the next character, so the secret end is found', () => {
+    const secret = 'S€CRET-VALUE';
+    const c = new OutputCapture(1024, 12); // the last 12 bytes begin inside '€'
+    c.push(Buffer.from(`x ${secret} ok`));
+    const tail = c.tailResult();
+    expect(tail.text).not.toContain('\uFFFD');
+    expect(maskTail(tail, [secret]).text).toBe('*** ok');
   });
 
   test('a tail that starts inside a secret has that piece masked', () => {

@@ -127,11 +127,15 @@ export function createHttpActivities(deps: HttpActivityDeps) {
         const bodyTail = tailOf(bodyOut, deps.historyTailBytes);
         const ok = raw.outcome === 'response' && isExpected(input.http, raw.status as number);
         const error = ok ? null : maskSecrets(describe(raw, input.timeoutSeconds), secrets);
+        const failure = ok
+          ? null
+          : failureOf(raw, error as string, { exitCode: null, httpStatus: raw.status, stdout: bodyTail, stderr: null });
         await finish({
           status: attemptStatusOf(ok, raw.outcome),
           exitCode: null,
           httpStatus: raw.status,
           error,
+          ...(failure ? { errorType: failure.type ?? 'Error' } : {}),
           stdout: bodyOut,
           stderr: null,
         });
@@ -147,7 +151,7 @@ export function createHttpActivities(deps: HttpActivityDeps) {
           };
         }
         if (raw.outcome === 'cancelled') ctx.cancellationSignal.throwIfAborted();
-        throw failureOf(raw, error as string, { exitCode: null, httpStatus: raw.status, stdout: bodyTail, stderr: null });
+        throw failure as ApplicationFailure;
       }),
 
     /** POSTs an alert; any 2xx is delivered, the rest is retried by Temporal (4xx other than 408/429 is not). */

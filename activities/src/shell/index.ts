@@ -132,11 +132,14 @@ export function createShellActivities(deps: ShellActivityDeps) {
           const allowed = input.shell.allowedExitCodes ?? [0];
           const ok = result.outcome === 'exited' && result.exitCode !== null && allowed.includes(result.exitCode);
           const error = ok ? null : maskSecrets(failureMessage(result, input.timeoutSeconds), secrets);
+          const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
+          const type = failureType(result, nonRetryableExit);
           await finish({
             status: attemptStatusOf(ok, result.outcome),
             exitCode: result.exitCode,
             httpStatus: null,
             error,
+            ...(ok ? {} : { errorType: result.outcome === 'cancelled' ? SHELL_FAILURE_TYPES.cancelled : type }),
             stdout: result.stdout,
             stderr: result.stderr,
             isolation: result.isolation,
@@ -161,8 +164,6 @@ export function createShellActivities(deps: ShellActivityDeps) {
             ctx.cancellationSignal.throwIfAborted();
           }
           const details: ExecutorFailureDetails = { exitCode: result.exitCode, httpStatus: null, stdout, stderr };
-          const nonRetryableExit = result.exitCode !== null && input.nonRetryableExitCodes.includes(result.exitCode);
-          const type = failureType(result, nonRetryableExit);
           // Limits and sandbox setup failures retry by the task's policy, like exit codes and timeouts.
           const nonRetryable = NON_RETRYABLE_FAILURE_TYPES.includes(type);
           throw ApplicationFailure.create({ message: error as string, type, nonRetryable, details: [details] });

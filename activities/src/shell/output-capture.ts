@@ -1,3 +1,4 @@
+import { utf8Boundary } from '../live-output';
 import type { CapturedStream } from '@task-scheduler/contracts';
 
 /** Keeps the first `capBytes` bytes of a stream (and its last `tailBytes`) and counts the rest. */
@@ -6,6 +7,7 @@ export class OutputCapture {
   private kept = 0;
   private total = 0;
   private tail: Buffer = Buffer.alloc(0);
+  private full = false;
 
   constructor(
     private readonly capBytes: number,
@@ -21,8 +23,11 @@ export class OutputCapture {
       if (!joined) this.tail = Buffer.from(this.tail);
     }
     const room = this.capBytes - this.kept;
-    if (room <= 0) return;
-    const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
+    if (room <= 0 || this.full) return;
+    // Cut at a character boundary: a U+FFFD where a secret starts would hide it from masking. The rest of the
+    // cap then stays unused: a later chunk must not be kept after a gap.
+    const part = chunk.length <= room ? chunk : chunk.subarray(0, utf8Boundary(chunk, room));
+    if (part.length < chunk.length) this.full = true;
     this.chunks.push(part);
     this.kept += part.length;
   }
@@ -48,8 +53,11 @@ export class OutputCapture {
 
   /** The last `tailBytes` of the stream (`truncated`: the stream was longer). */
   tailResult(): CapturedStream {
+    // Start at a character boundary (a cut inside one would show as U+FFFD and could hide a secret's end).
+    let start = 0;
+    if (this.total > this.tail.length) while (start < this.tail.length && (this.tail[start] & 0xc0) === 0x80) start++;
     return {
-      text: this.tail.toString('utf8').replaceAll('\u0000', '\uFFFD'),
+      text: this.tail.subarray(start).toString('utf8').replaceAll('\u0000', '\uFFFD'),
       truncated: this.total > this.tail.length,
       bytes: this.total,
     };

@@ -113,6 +113,11 @@ export class WorkerMetrics {
 
     const db = opts.runGauges;
     if (db) {
+      const gaugeErrors = new Counter({
+        name: 'task_scheduler_worker_gauge_query_errors_total',
+        help: 'Scrapes whose run-gauge query failed (the database did not answer); the gauges kept their last values.',
+        registers: [this.registry],
+      });
       const waiting = new Gauge({
         name: 'task_scheduler_runs_waiting_for_slot',
         help: "Runs queued that wait for one of their tenant's concurrency slots (whole deployment).",
@@ -131,14 +136,23 @@ export class WorkerMetrics {
         // One query per scrape for all three: both counts read small partial indexes (runs_tenant_waiting_idx,
         // runs_tenant_admitted_idx), so the cost follows the runs in flight, not the runs ever made.
         async collect() {
-          const [row]: { waiting: string; oldest: string | null; queued: string; running: string }[] = await db.query(
-            `SELECT (SELECT count(*) FROM runs WHERE admitted_at IS NULL AND status = 'queued') AS waiting,
+          // A database that does not answer must not fail the whole scrape (Prometheus would call the worker
+          // down and lose the SDK's metrics too): the gauges keep their last values and the error is counted.
+          const rows: { waiting: string; oldest: string | null; queued: string; running: string }[] | null = await db
+            .query(
+              `SELECT (SELECT count(*) FROM runs WHERE admitted_at IS NULL AND status = 'queued') AS waiting,
                     (SELECT extract(epoch FROM clock_timestamp() - min(queued_at))
                        FROM runs WHERE admitted_at IS NULL AND status = 'queued') AS oldest,
                     count(*) FILTER (WHERE status = 'queued') AS queued,
                     count(*) FILTER (WHERE status = 'running') AS running
                FROM runs WHERE admitted_at IS NOT NULL AND status IN ('queued', 'running')`,
-          );
+            )
+            .catch(() => {
+              gaugeErrors.inc();
+              return null;
+            });
+          if (!rows) return;
+          const [row] = rows;
           waiting.set(Number(row.waiting));
           oldestWaiting.set(row.oldest === null ? 0 : Math.max(0, Number(row.oldest)));
           this.set({ status: 'queued' }, Number(row.queued));

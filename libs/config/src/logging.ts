@@ -10,8 +10,21 @@ import type { AppConfig } from './index';
  */
 const REDACTED_KEYS = ['taskToken', 'authorization', 'cookie', 'x-api-key', 'password', 'secretEnv', 'secretHeaders', 'secrets'];
 
-/** An error as log fields: message and type (and stack at debug); an Error's own properties are not enumerable. */
-export function serializeError(err: unknown): unknown {
+/** pino-pretty is a development dependency: without it (a production install) `pretty` falls back to JSON. */
+function prettyAvailable(): boolean {
+  try {
+    require.resolve('pino-pretty');
+    return true;
+  } catch {
+    process.stderr.write('LOG_FORMAT=pretty needs the pino-pretty package (a development dependency): logging JSON\n');
+    return false;
+  }
+}
+
+/** An error as log fields: message, type and stack (an Error's own properties are not enumerable, so `{}` otherwise). */
+export function serializeError<T>(
+  err: T,
+): T | { message: string; type: string; stack?: string; cause?: { message: string; type: string } } {
   if (!(err instanceof Error)) return err;
   const e = err as Error & { type?: string; cause?: unknown };
   return {
@@ -49,7 +62,7 @@ export function loggerOptions(service: string, config: Pick<AppConfig, 'LOG_LEVE
       const span = trace.getActiveSpan()?.spanContext();
       return span && span.traceId !== '00000000000000000000000000000000' ? { traceId: span.traceId, spanId: span.spanId } : {};
     },
-    ...(config.LOG_FORMAT === 'pretty'
+    ...(config.LOG_FORMAT === 'pretty' && prettyAvailable()
       ? {
           transport: {
             target: 'pino-pretty',

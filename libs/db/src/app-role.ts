@@ -33,7 +33,7 @@ export interface TableGrant {
 export type RoleGrants = { kind: 'all-tables'; readOnlyTables?: readonly string[] } | { kind: 'tables'; tables: readonly TableGrant[] };
 
 /** The API: rows of every table; the migration history read-only (nothing at runtime writes it). */
-export const API_ROLE_GRANTS: RoleGrants = { kind: 'all-tables', readOnlyTables: ['schema_migrations'] };
+export const API_ROLE_GRANTS: RoleGrants = { kind: 'all-tables', readOnlyTables: ['schema_migrations', 'run_output_chunks'] };
 
 /**
  * The workers: what `RunRecorder` (activities/src/runs/run-recorder.ts) and

@@ -45,6 +45,10 @@ export class RunOutputStore {
   /**
    * Appends chunks of one attempt. A chunk already stored (the same sequence,
    * after a write whose answer was lost) is kept as it was: retries converge.
+   * No NOTIFY here: NOTIFY serialises committing transactions behind one lock,
+   * and chunks are written by every running attempt several times a second;
+   * followers poll for chunks instead, and are notified only of an attempt's
+   * start and end ({@link notify}).
    */
   async append(rows: readonly OutputChunkRow[]): Promise<void> {
     if (rows.length === 0) return;
@@ -54,16 +58,10 @@ export class RunOutputStore {
       const b = i * 7;
       return `($${b + 1}::uuid, $${b + 2}::uuid, $${b + 3}::int, $${b + 4}::int, $${b + 5}::int, $${b + 6}, $${b + 7})`;
     });
-    const runIds = [...new Set(rows.map((r) => r.runId))];
-    values.push(runIds);
-    // A data-modifying CTE runs to completion whatever the outer query reads, and NOTIFY is delivered at commit.
     await this.db.query(
-      `WITH ins AS (
-         INSERT INTO run_output_chunks (run_id, tenant_id, shard_index, attempt, seq, stream, data)
-         VALUES ${tuples.join(', ')}
-         ON CONFLICT (run_id, shard_index, attempt, seq) DO NOTHING
-         RETURNING 1)
-       SELECT pg_notify('${RUN_OUTPUT_CHANNEL}', r::text) FROM unnest($${values.length}::uuid[]) r, (SELECT count(*) FROM ins) c`,
+      `INSERT INTO run_output_chunks (run_id, tenant_id, shard_index, attempt, seq, stream, data)
+       VALUES ${tuples.join(', ')}
+       ON CONFLICT (run_id, shard_index, attempt, seq) DO NOTHING`,
       values,
     );
   }
@@ -75,28 +73,32 @@ export class RunOutputStore {
 
   /**
    * Chunks of one attempt after sequence `afterSeq`, in order, up to about
-   * `maxBytes` of text (always at least one chunk when there is one).
+   * `maxBytes` of text (always at least one chunk when there is one), and
+   * whether more follow. The byte bound is applied in the query, so a read
+   * never carries more than it returns.
    */
   async read(
     ref: { runId: string; shardIndex: number; attempt: number },
     afterSeq: number,
     opts: { maxBytes: number; stream?: OutputStreamName },
-  ): Promise<OutputChunk[]> {
-    // Chunks are at most a flush's worth (bounded by the writer); 256 rows of them is one bounded read.
-    const rows: { seq: number; stream: OutputStreamName; data: string }[] = await this.db.query(
-      `SELECT seq, stream, data FROM run_output_chunks
-        WHERE run_id = $1 AND shard_index = $2 AND attempt = $3 AND seq > $4 AND ($5::text IS NULL OR stream = $5)
-        ORDER BY seq LIMIT 256`,
-      [ref.runId, ref.shardIndex, ref.attempt, afterSeq, opts.stream ?? null],
+  ): Promise<{ chunks: OutputChunk[]; more: boolean }> {
+    const rows: { seq: number; stream: OutputStreamName; data: string | null }[] = await this.db.query(
+      `SELECT seq, stream, CASE WHEN before < $6 OR n = 1 THEN data END AS data
+         FROM (SELECT seq, stream, data, row_number() OVER w AS n,
+                      coalesce(sum(octet_length(data)) OVER w - octet_length(data), 0) AS before
+                 FROM (SELECT seq, stream, data FROM run_output_chunks
+                        WHERE run_id = $1 AND shard_index = $2 AND attempt = $3 AND seq > $4
+                          AND ($5::text IS NULL OR stream = $5)
+                        ORDER BY seq LIMIT 257) page
+               WINDOW w AS (ORDER BY seq)) sized
+        ORDER BY seq`,
+      [ref.runId, ref.shardIndex, ref.attempt, afterSeq, opts.stream ?? null, opts.maxBytes],
     );
-    const out: OutputChunk[] = [];
-    let bytes = 0;
+    const chunks: OutputChunk[] = [];
     for (const r of rows) {
-      const n = Buffer.byteLength(r.data, 'utf8');
-      if (out.length > 0 && bytes + n > opts.maxBytes) break;
-      out.push({ seq: r.seq, stream: r.stream, text: r.data });
-      bytes += n;
+      if (r.data === null || chunks.length === 256) break;
+      chunks.push({ seq: r.seq, stream: r.stream, text: r.data });
     }
-    return out;
+    return { chunks, more: rows.length > chunks.length };
   }
 }

@@ -16,6 +16,8 @@ export function httpMetricsMiddleware(metrics: MetricsService) {
     const observe = (): void => {
       if (done) return;
       done = true;
+      // A followed output stream lasts as long as its attempt: a duration, not a latency. Left out.
+      if (String(res.getHeader('content-type') ?? '').startsWith('text/event-stream')) return;
       const template = (req.route as { path?: unknown } | undefined)?.path;
       end({
         method: req.method,

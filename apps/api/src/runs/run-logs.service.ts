@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { OnModuleDestroy } from '@nestjs/common';
 import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
 import { RunAttemptEntity, RunEntity, RunOutputStore } from '@task-scheduler/db';
 import type { OutputChunk, OutputStreamName } from '@task-scheduler/db';
+import { isUuid } from '../common/pagination';
 import type { Request, Response } from 'express';
 import { DataSource } from 'typeorm';
 import { ApiError, ErrorCode } from '../common/api-error';
@@ -12,14 +13,14 @@ import { RunOutputEvents } from './run-output-events';
 
 /** Text per JSON page (and per read while following). */
 const PAGE_BYTES = 1024 * 1024;
-/** A follower re-reads at least this often, notification or not. */
-const POLL_MS = 1000;
+/** A follower reads new chunks this often (chunks are not notified: see RunOutputStore.append); attempt ends wake it at once. */
+const POLL_MS = 250;
 /** SSE comment sent when nothing else was, so proxies keep the connection and clients see it alive. */
 const KEEPALIVE_MS = 15_000;
+/** A follower whose socket stays full this long (it does not read) is disconnected. */
+const SLOW_READER_MS = 30_000;
 /** Followers one tenant may hold open on one API process. */
 export const MAX_FOLLOWERS_PER_TENANT = 20;
-
-const isUuid = (s: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 
 interface Target {
   run: RunEntity;
@@ -38,6 +39,7 @@ export class RunLogsService implements OnModuleDestroy {
   private readonly store: RunOutputStore;
   private readonly followers = new Map<string, number>();
   private readonly stopAll = new AbortController();
+  private readonly log = new Logger(RunLogsService.name);
 
   constructor(
     private readonly db: DataSource,
@@ -69,10 +71,9 @@ export class RunLogsService implements OnModuleDestroy {
     const t = await this.target(ctx, runId, q.shard ?? 0, q.attempt);
     if (!t.attempt && q.attempt !== undefined) throw this.noSuchAttempt(t, q.attempt);
     const after = q.after ?? 0;
-    const chunks = t.attempt ? await this.read(t, t.attempt.attempt, after, q.stream) : [];
-    // Read on the status read before the chunks: chunks are all stored before an attempt's end is.
+    const { chunks, more } = t.attempt ? await this.read(t, t.attempt.attempt, after, q.stream) : { chunks: [], more: false };
+    // Judged on the status read before the chunks: every chunk is stored before an attempt's end is recorded.
     const ended = t.attempt !== null && t.attempt.status !== 'running';
-    const more = chunks.length > 0 && (await this.read(t, t.attempt!.attempt, chunks[chunks.length - 1].seq, q.stream, 1)).length > 0;
     return {
       runId: t.run.id,
       shardIndex: t.shardIndex,
@@ -86,10 +87,25 @@ export class RunLogsService implements OnModuleDestroy {
     };
   }
 
-  /** Streams the attempt's output as `chunk` events, then one `end` event, then closes. */
+  /**
+   * Streams the attempt's output as `chunk` events (`id: <attempt>.<seq>`), then one `end` event, then
+   * closes. A reconnect with `Last-Event-ID` goes on in that attempt after that chunk; one whose attempt has
+   * ended with nothing left gets 204, which tells an EventSource to stop reconnecting.
+   */
   async follow(ctx: RequestContext, runId: string, q: RunLogsQueryDto, req: Request, res: Response): Promise<void> {
     const shardIndex = q.shard ?? 0;
-    let t = await this.target(ctx, runId, shardIndex, q.attempt);
+    const resume = /^(\d{1,6})\.(\d{1,10})$/.exec(String(req.headers['last-event-id'] ?? ''));
+    const wanted = resume ? Number(resume[1]) : q.attempt;
+    let after = resume ? Number(resume[2]) : (q.after ?? 0);
+    let t = await this.target(ctx, runId, shardIndex, wanted);
+    if (wanted !== undefined && !t.attempt && FINAL_RUN_STATUSES.includes(t.run.status)) throw this.noSuchAttempt(t, wanted);
+    if (resume && t.attempt && t.attempt.status !== 'running') {
+      const left = await this.read(t, t.attempt.attempt, after, q.stream);
+      if (left.chunks.length === 0) {
+        res.status(204).end();
+        return;
+      }
+    }
     const held = this.followers.get(ctx.tenantId) ?? 0;
     if (held >= MAX_FOLLOWERS_PER_TENANT) {
       throw new ApiError(
@@ -97,8 +113,6 @@ export class RunLogsService implements OnModuleDestroy {
         `this tenant already follows ${held} outputs on this API process (at most ${MAX_FOLLOWERS_PER_TENANT}); close one, or read pages without follow`,
       );
     }
-    const lastEventId = Number(req.headers['last-event-id']);
-    let after = Number.isInteger(lastEventId) && lastEventId >= 0 ? lastEventId : (q.after ?? 0);
     this.followers.set(ctx.tenantId, held + 1);
     const gone = new AbortController();
     const onStop = (): void => gone.abort();
@@ -112,16 +126,35 @@ export class RunLogsService implements OnModuleDestroy {
     let lastWrite = Date.now();
     const send = async (text: string): Promise<void> => {
       lastWrite = Date.now();
-      if (!res.write(text)) await new Promise<void>((r) => (res.once('drain', r), gone.signal.addEventListener('abort', () => r())));
+      if (res.write(text) || gone.signal.aborted) return;
+      // A client that does not read holds at most the socket's buffers here: nothing more is read for it, and
+      // after SLOW_READER_MS it is disconnected (it holds one of its tenant's follows).
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          res.off('drain', done);
+          gone.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          gone.abort();
+          res.destroy();
+        }, SLOW_READER_MS);
+        res.once('drain', done);
+        gone.signal.addEventListener('abort', done, { once: true });
+      });
     };
     try {
-      const attemptNo = (): number | null => q.attempt ?? t.attempt?.attempt ?? null;
+      let attemptNo: number | null = wanted ?? t.attempt?.attempt ?? null;
       while (!gone.signal.aborted) {
         // The attempt's status first, then its chunks: every chunk is stored before the end is recorded.
-        if (attemptNo() === null) t = await this.target(ctx, runId, shardIndex);
-        else t = { ...t, attempt: await this.attemptRow(t, attemptNo() as number) };
-        const n = attemptNo();
-        if (n === null || !t.attempt) {
+        if (attemptNo === null) {
+          t = await this.target(ctx, runId, shardIndex);
+          attemptNo = t.attempt?.attempt ?? null;
+        } else {
+          t = { ...t, attempt: await this.attemptRow(t, attemptNo) };
+        }
+        if (attemptNo === null || !t.attempt) {
           const run = await this.db.getRepository(RunEntity).findOneBy({ id: t.run.id });
           if (!run || FINAL_RUN_STATUSES.includes(run.status)) {
             await send(event('end', { attempt: null, attemptStatus: null, runStatus: run?.status ?? null, stdout: null, stderr: null }));
@@ -129,21 +162,28 @@ export class RunLogsService implements OnModuleDestroy {
           }
         } else {
           const ended = t.attempt.status !== 'running';
-          const chunks = await this.read(t, n, after, q.stream);
+          const { chunks, more } = await this.read(t, attemptNo, after, q.stream);
           for (const c of chunks) {
-            await send(`id: ${c.seq}\n${event('chunk', c)}`);
+            await send(`id: ${attemptNo}.${c.seq}\n${event('chunk', c)}`);
             after = c.seq;
           }
-          if (chunks.length > 0) continue;
+          if (more) continue;
           if (ended) {
             const s = t.attempt.outputStore;
-            await send(event('end', { attempt: n, attemptStatus: t.attempt.status, stdout: s?.stdout ?? null, stderr: s?.stderr ?? null }));
+            await send(
+              event('end', { attempt: attemptNo, attemptStatus: t.attempt.status, stdout: s?.stdout ?? null, stderr: s?.stderr ?? null }),
+            );
             return;
           }
         }
         if (Date.now() - lastWrite >= KEEPALIVE_MS) await send(': keep-alive\n\n');
         await this.events.wait(t.run.id, POLL_MS, gone.signal);
       }
+    } catch (err) {
+      // The answer has started: no error response can follow, only an event saying why the stream ends.
+      this.log.warn({ err, runId }, 'output stream ended by an error');
+      if (!gone.signal.aborted)
+        res.write(event('error', { code: ErrorCode.INTERNAL_ERROR, message: 'the output could not be read; reconnect to go on' }));
     } finally {
       req.off('close', onStop);
       this.stopAll.signal.removeEventListener('abort', onStop);
@@ -158,11 +198,8 @@ export class RunLogsService implements OnModuleDestroy {
     return this.db.getRepository(RunAttemptEntity).findOneBy({ runId: t.run.id, shardIndex: t.shardIndex, attempt });
   }
 
-  private read(t: Target, attempt: number, after: number, stream?: OutputStreamName, rows?: number): Promise<OutputChunk[]> {
-    return this.store.read({ runId: t.run.id, shardIndex: t.shardIndex, attempt }, after, {
-      maxBytes: rows === 1 ? 1 : PAGE_BYTES,
-      stream,
-    });
+  private read(t: Target, attempt: number, after: number, stream?: OutputStreamName): Promise<{ chunks: OutputChunk[]; more: boolean }> {
+    return this.store.read({ runId: t.run.id, shardIndex: t.shardIndex, attempt }, after, { maxBytes: PAGE_BYTES, stream });
   }
 
   private noSuchAttempt(t: Target, attempt: number): ApiError {

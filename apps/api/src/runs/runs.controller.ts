@@ -82,9 +82,10 @@ export class RunsController {
     summary: "An attempt's output as printed: a page, or with follow=true a live Server-Sent Events stream until the attempt ends",
     description:
       'Output is stored while the attempt runs (every OUTPUT_FLUSH_MS), so it can be read before the attempt ends and is kept if ' +
-      'the worker dies. With `follow=true` the answer is `text/event-stream`: `chunk` events (`id` = seq, data ' +
+      'the worker dies. With `follow=true` the answer is `text/event-stream`: `chunk` events (`id` = <attempt>.<seq>, data ' +
       '`{"seq","stream","text"}`) in print order, then one `end` event (data `{"attempt","attemptStatus","stdout","stderr"}`, the ' +
-      'sizes), then the stream closes. Reconnect with `Last-Event-ID` to go on after the last chunk seen.',
+      'sizes), then the stream closes. Reconnect with `Last-Event-ID` to go on after the last chunk seen (204 once the attempt ' +
+      'ended and everything was seen: an EventSource stops there).',
   })
   @ApiErrors(ErrorCode.RUN_NOT_FOUND, ErrorCode.ATTEMPT_NOT_FOUND, ErrorCode.TOO_MANY_FOLLOWERS)
   @ApiProduces('application/json', 'text/event-stream')
