@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { startStack } from '../support/stack';
 import type { AppProcess, TestStack } from '../support/stack';
 import { eventually } from '../support/eventually';
+import { freePort } from '../support/ports';
 
 let stack: TestStack;
 let api: AppProcess;
@@ -16,14 +17,6 @@ let receiver: ReturnType<typeof createServer>;
 let receiverUrl: string;
 const shellSecret = `shellsecret-${randomBytes(8).toString('hex')}`;
 const headerSecret = `headersecret-${randomBytes(8).toString('hex')}`;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(`${apiUrl}${path}`, {

@@ -5,12 +5,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack } from '../support/stack';
 import type { AppProcess, TestStack } from '../support/stack';
+import { freePort } from '../support/ports';
 
 let stack: TestStack;
 let worker: AppProcess;
@@ -19,14 +18,6 @@ let prometheus: ChildProcess | undefined;
 let prometheusUrl: string;
 let prometheusLog = '';
 let dir: string;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Asks `probe` every 250 ms until it returns a value, for at most `timeoutMs`; then fails naming `what`. */
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {

@@ -20,6 +20,7 @@ import { eventually } from '../support/eventually';
 import { pipelineClient } from '../support/pipelines';
 import { startStack } from '../support/stack';
 import type { TestStack } from '../support/stack';
+import { freePort } from '../support/ports';
 
 const ROOT = join(__dirname, '..', '..');
 const JAEGER = ['jaeger', 'github.com/jaegertracing/jaeger/cmd/jaeger', 'v1.75.0'];
@@ -47,14 +48,6 @@ function resolveJaeger(): string {
     timeout: 20 * 60_000,
   });
   return out.trim().split('\n').pop() as string;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 function jaegerConfig(ports: { otlp: number; query: number; queryGrpc: number }): string {

@@ -1,11 +1,9 @@
-import { context, propagation } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { registerTracingGlobals } from '@task-scheduler/config';
 import type { AppConfig } from '@task-scheduler/config';
 import {
   OpenTelemetryActivityInboundInterceptor,
@@ -31,23 +29,6 @@ export interface WorkerTracing {
   readonly sinks: NonNullable<WorkerOptions['sinks']>;
   /** Exports the spans still buffered; call once, after the workers have stopped. */
   shutdown(): Promise<void>;
-}
-
-let globalsRegistered = false;
-
-/**
- * Context manager and propagator are process-wide in OpenTelemetry: the Temporal interceptors read and
- * write them through `@opentelemetry/api`. Registered once per process; tracer providers are not global
- * (each worker set has its own, passed explicitly), so several stacks can share one process.
- */
-function registerGlobals(): void {
-  if (globalsRegistered) return;
-  globalsRegistered = true;
-  const contextManager = new AsyncLocalStorageContextManager().enable();
-  if (!context.setGlobalContextManager(contextManager)) contextManager.disable();
-  // W3C trace context only: no baggage, which a client could fill with kilobytes that every workflow and
-  // activity header (and so every history) would carry.
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 }
 
 /**
@@ -84,7 +65,7 @@ const noopSinks: WorkerTracing['sinks'] = { exporter: { export: { fn: () => unde
 export function createWorkerTracing(config: Pick<AppConfig, 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'OTEL_SERVICE_NAME'>): WorkerTracing {
   const endpoint = config.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (!endpoint) return { enabled: false, activityInterceptors: [], sinks: noopSinks, shutdown: async () => undefined };
-  registerGlobals();
+  registerTracingGlobals();
   const resource = new Resource({ [ATTR_SERVICE_NAME]: config.OTEL_SERVICE_NAME ?? DEFAULT_WORKER_SERVICE_NAME });
   const processor = new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, '')}/v1/traces` }));
   const provider = new BasicTracerProvider({ resource, spanProcessors: [processor] });

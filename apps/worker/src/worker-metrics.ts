@@ -114,7 +114,7 @@ export class WorkerMetrics {
     const db = opts.runGauges;
     if (db) {
       const gaugeErrors = new Counter({
-        name: 'task_scheduler_worker_gauge_query_errors_total',
+        name: 'task_scheduler_worker_run_count_errors_total',
         help: 'Scrapes whose run-gauge query failed (the database did not answer); the gauges kept their last values.',
         registers: [this.registry],
       });

@@ -219,3 +219,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   return parsed.data;
 }
 export * from './logging';
+export * from './tracing';

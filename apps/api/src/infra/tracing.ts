@@ -1,11 +1,10 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { Tracer } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { registerTracingGlobals } from '@task-scheduler/config';
 import type { AppConfig } from '@task-scheduler/config';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
@@ -13,23 +12,6 @@ import type { NextFunction, Request, Response } from 'express';
 
 export const API_TRACING = Symbol('API_TRACING');
 export const DEFAULT_API_SERVICE_NAME = 'task-scheduler-api';
-
-let globalsRegistered = false;
-
-/**
- * Context manager and propagator are process-wide in OpenTelemetry (the Temporal client interceptor reads
- * them through `@opentelemetry/api`): registered once per process. Tracer providers are not global: each
- * API instance has its own, so several can share a process (the tests do).
- */
-function registerGlobals(): void {
-  if (globalsRegistered) return;
-  globalsRegistered = true;
-  const contextManager = new AsyncLocalStorageContextManager().enable();
-  if (!context.setGlobalContextManager(contextManager)) contextManager.disable();
-  // W3C trace context only: no baggage, which a client could fill with kilobytes that every workflow and
-  // activity header (and so every history) would carry.
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-}
 
 /**
  * The API's traces: one server span per HTTP request, the parent of the Temporal client's spans
@@ -46,7 +28,7 @@ export class ApiTracing {
   static fromConfig(config: Pick<AppConfig, 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'OTEL_SERVICE_NAME'>): ApiTracing {
     const endpoint = config.OTEL_EXPORTER_OTLP_ENDPOINT;
     if (!endpoint) return new ApiTracing(null, null);
-    registerGlobals();
+    registerTracingGlobals();
     const provider = new BasicTracerProvider({
       resource: new Resource({ [ATTR_SERVICE_NAME]: config.OTEL_SERVICE_NAME ?? DEFAULT_API_SERVICE_NAME }),
       spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, '')}/v1/traces` }))],
