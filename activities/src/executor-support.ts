@@ -85,6 +85,8 @@ export interface AttemptObserver {
     stdoutBytes: number;
     stderrBytes: number;
     resourceLimit: string | null;
+    /** Shell attempts in a sandbox: the time its isolation took to set up. */
+    isolationSetupMs?: number;
   }): void;
 }
 
@@ -125,7 +127,7 @@ export interface RecordedAttempt {
   /** Secret values to mask in the streamed output. */
   maskInOutput(secrets: readonly string[]): void;
   /** Records how the attempt ended; `errorType` (the failure's type, e.g. `ShellExitCode`) goes to the log only. */
-  finish(end: Omit<AttemptEnd, 'runId' | 'shardIndex' | 'attempt'> & { errorType?: string }): Promise<void>;
+  finish(end: Omit<AttemptEnd, 'runId' | 'shardIndex' | 'attempt'> & { errorType?: string; isolationSetupMs?: number }): Promise<void>;
 }
 
 /**
@@ -190,7 +192,7 @@ export async function inRecordedAttempt<T>(
     : null;
   if (live) await deps.output?.store.notify(ref.runId).catch(() => undefined);
   let finished = false;
-  const finish: RecordedAttempt['finish'] = async ({ errorType, ...end }) => {
+  const finish: RecordedAttempt['finish'] = async ({ errorType, isolationSetupMs, ...end }) => {
     finished = true;
     // Storing the last output may wait on a slow database: the attempt keeps heartbeating meanwhile, or
     // Temporal would time it out and run the finished task again.
@@ -210,6 +212,7 @@ export async function inRecordedAttempt<T>(
       stdoutBytes,
       stderrBytes,
       resourceLimit: end.resourceLimit ?? null,
+      ...(isolationSetupMs !== undefined ? { isolationSetupMs } : {}),
     });
     deps.log?.info(
       {
@@ -221,6 +224,7 @@ export async function inRecordedAttempt<T>(
         stdoutBytes,
         stderrBytes,
         ...(end.resourceLimit ? { resourceLimit: end.resourceLimit } : {}),
+        ...(isolationSetupMs !== undefined ? { isolationSetupMs } : {}),
         ...(end.error ? { error: { message: end.error, type: errorType ?? 'Error' } } : {}),
       },
       'attempt ended',

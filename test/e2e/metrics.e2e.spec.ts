@@ -175,6 +175,8 @@ test('runs, attempts, output, requests and auth failures are counted exactly', a
   await expectEventually('task_scheduler_attempts_total{job="worker",executor="shell",outcome="timed_out"}', 0);
   await expectEventually('task_scheduler_attempt_duration_seconds_count{job="worker",executor="shell"}', 3);
   await expectEventually('task_scheduler_attempt_queue_seconds_count{job="worker",executor="shell"}', 3);
+  // Every shell attempt here ran in a sandbox (the default): each observed its setup time once.
+  await expectEventually('task_scheduler_isolation_setup_seconds_count{job="worker"}', 3);
   await expectEventually('task_scheduler_output_bytes_total{job="worker",executor="shell",stream="stdout"}', 'hello\n'.length * 2);
   await expectEventually('task_scheduler_output_bytes_total{job="worker",executor="shell",stream="stderr"}', 'oops\n'.length);
   await expectEventually('task_scheduler_runs_triggered_total{job="api",trigger="manual"}', 3);

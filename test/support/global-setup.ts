@@ -3,7 +3,7 @@
  * - PostgreSQL: DATABASE_URL, else 127.0.0.1:5432/test when reachable, else an embedded
  *   server; every run gets its own schema, migrated once here and dropped in teardown.
  * - The workflow bundle, built once and loaded by every test worker. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_TENANT, TenantEntity, createDataSource, runMigrations } from '@task-scheduler/db';
@@ -68,4 +68,7 @@ export default async function globalSetup(): Promise<void> {
   process.env.TEST_TEMPORAL_ADDRESS = temporal.address;
   process.env.TEST_DATABASE_URL = scratch.url;
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
+  // Every API and worker process a test spawns logs here too; global teardown reads all of it for leaks.
+  process.env.TEST_APP_LOG_DIR = join(workDir, 'app-logs');
+  mkdirSync(process.env.TEST_APP_LOG_DIR, { recursive: true });
 }

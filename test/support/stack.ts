@@ -3,6 +3,7 @@
  * from global setup. Each suite gets its own task-queue prefix, so suites
  * running in parallel never pick up each other's work. */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -180,8 +181,12 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      child.stdout?.on('data', (c) => (out += c));
-      child.stderr?.on('data', (c) => (out += c));
+      // Also to a file global teardown reads: no process of a whole test run may log a key or a task token.
+      const logDir = process.env.TEST_APP_LOG_DIR;
+      const file = logDir ? createWriteStream(join(logDir, `${app}-${name}-${child.pid}.log`), { flags: 'a' }) : null;
+      child.stdout?.on('data', (c) => ((out += c), file?.write(c)));
+      child.stderr?.on('data', (c) => ((out += c), file?.write(c)));
+      child.once('exit', () => file?.end());
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       return {
         child,

@@ -144,6 +144,7 @@ export function createShellActivities(deps: ShellActivityDeps) {
             stderr: result.stderr,
             isolation: result.isolation,
             resourceLimit: result.resourceLimit,
+            ...(result.setupMs !== undefined ? { isolationSetupMs: result.setupMs } : {}),
           });
           // History gets the end of each stream; all of it is in the run output store.
           const stdout = raw.stdoutTail ? maskTail(raw.stdoutTail, secrets) : tailOf(result.stdout, deps.historyTailBytes);

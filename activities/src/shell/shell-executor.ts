@@ -63,6 +63,8 @@ export interface ShellRunResult {
   signal: NodeJS.Signals | null;
   stdout: CapturedStream;
   stderr: CapturedStream;
+  /** Isolated attempts: from the start of their setup (uid, cgroup, sandbox, network) to the command's release. */
+  setupMs?: number;
   /** The end of each stream (ShellExecutorOptions.tailBytes), when asked for. */
   stdoutTail?: CapturedStream;
   stderrTail?: CapturedStream;
@@ -177,6 +179,7 @@ export class ShellExecutor {
   }
 
   private async runIsolated(iso: Isolation, req: ShellRunRequest): Promise<ShellRunResult> {
+    const setupStart = Date.now();
     const limits = resolveShellLimits(req.spec.limits, undefined, this.options.defaultLimits);
     const workDir = req.spec.workingDirectory ?? DEFAULT_WORKDIR;
     // Checked here too: a stored spec may predate the API's rule.
@@ -207,7 +210,7 @@ export class ShellExecutor {
       return this.failedSetup(`cannot create the attempt's outputs file: ${(err as Error).message}`);
     }
     try {
-      return this.takeOutputs(await this.startIsolated(iso, req, res, limits, workDir, network, outputs), req, outputs);
+      return this.takeOutputs(await this.startIsolated(iso, req, res, limits, workDir, network, outputs, setupStart), req, outputs);
     } finally {
       await outputs.remove();
     }
@@ -221,6 +224,7 @@ export class ShellExecutor {
     workDir: string,
     network: string,
     outputs: OutputsFile,
+    setupStart: number,
   ): Promise<ShellRunResult> {
     const [file, args] = this.command(req.spec);
     const rlimits = [
@@ -256,7 +260,7 @@ export class ShellExecutor {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
     });
     (child.stdio as unknown as (NodeJS.WritableStream | null)[])[5]?.end(Buffer.from(envArgs.map((a) => `${a}\0`).join(''), 'utf8'));
-    return this.supervise(child, req, { iso, res, limits, workDir, network }, outputs);
+    return this.supervise(child, req, { iso, res, limits, workDir, network, setupStart }, outputs);
   }
 
   private failedSetup(error: string): ShellRunResult {
@@ -292,7 +296,15 @@ export class ShellExecutor {
   private supervise(
     child: ChildProcess,
     req: ShellRunRequest,
-    sandbox: { iso: Isolation; res: SandboxResources; limits: Required<ShellLimits>; workDir: string; network: string } | null,
+    sandbox: {
+      iso: Isolation;
+      res: SandboxResources;
+      limits: Required<ShellLimits>;
+      workDir: string;
+      network: string;
+      /** When the attempt's isolation began to be set up (uid lease, cgroup, outputs file, sandbox, network). */
+      setupStart: number;
+    } | null,
     outputs: OutputsFile,
   ): Promise<ShellRunResult> {
     const stdout = new OutputCapture(this.options.outputCapBytes, this.options.tailBytes ?? 0);
@@ -309,6 +321,7 @@ export class ShellExecutor {
       let released = false;
       let killTimer: NodeJS.Timeout | undefined;
       let monitor: NodeJS.Timeout | undefined;
+      let setupMs: number | undefined;
 
       child.stdout?.on('data', (c: Buffer) => {
         stdout.push(c);
@@ -424,6 +437,7 @@ export class ShellExecutor {
           stdout: stdout.result(),
           stderr: stderr.result(),
           ...(this.options.tailBytes ? { stdoutTail: stdout.tailResult(), stderrTail: stderr.tailResult() } : {}),
+          ...(setupMs !== undefined ? { setupMs } : {}),
           durationMs: Date.now() - started,
           error: end.outcome === 'outputs_invalid' ? outputsError : end.error,
           isolation: sandbox ? 'sandbox' : 'none',
@@ -491,6 +505,7 @@ export class ShellExecutor {
             return;
           }
           if (settled) return;
+          setupMs = Date.now() - sandbox.setupStart;
           (child.stdio[4] as NodeJS.WritableStream).write('1');
           begin();
         })();

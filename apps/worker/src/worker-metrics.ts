@@ -80,6 +80,12 @@ export class WorkerMetrics {
       buckets: WAIT_BUCKETS,
       registers: [this.registry],
     });
+    const isolationSetup = new Histogram({
+      name: 'task_scheduler_isolation_setup_seconds',
+      help: "Time to set up an isolated shell attempt's sandbox (uid lease, cgroup, bubblewrap, network) before its command runs.",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [this.registry],
+    });
     const outputBytes = new Counter({
       name: 'task_scheduler_output_bytes_total',
       help: 'Bytes of output attempts printed (shell) or received (HTTP body), by executor and stream.',
@@ -108,6 +114,7 @@ export class WorkerMetrics {
         outputBytes.inc({ executor: e.executor, stream: 'stdout' }, e.stdoutBytes);
         outputBytes.inc({ executor: e.executor, stream: 'stderr' }, e.stderrBytes);
         if (e.resourceLimit) limitKills.inc({ limit: boundedLimit(e.resourceLimit) });
+        if (e.isolationSetupMs !== undefined) isolationSetup.observe(e.isolationSetupMs / 1000);
       },
     };
 
