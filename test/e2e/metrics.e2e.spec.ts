@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startStack } from '../support/stack';
 import type { AppProcess, TestStack } from '../support/stack';
 import { freePort } from '../support/ports';
+import { eventually } from '../support/eventually';
 
 let stack: TestStack;
 let worker: AppProcess;
@@ -262,5 +263,35 @@ test('with METRICS=off the API serves no /metrics', async () => {
     expect((await off.request('GET', '/health', { apiKey: null })).status).toBe(200);
   } finally {
     await off.stop();
+  }
+});
+
+test('with METRICS_TOKEN, /metrics of the API and of a worker answers only that bearer token', async () => {
+  const token = `metrics-${'x'.repeat(12)}-${process.pid}`;
+  const guarded = await startStack('metrics-token', { workers: false, env: { METRICS_TOKEN: token } });
+  const port = await freePort();
+  const w = guarded.spawnApp('worker', { WORKER_HTTP_PORT: String(port), WORKER_HTTP_HOST: '127.0.0.1', METRICS_TOKEN: token });
+  try {
+    for (const base of [guarded.baseUrl, `http://127.0.0.1:${port}`]) {
+      const get = (authorization?: string) =>
+        fetch(`${base}/metrics`, { headers: authorization ? { authorization } : {} }).then(
+          (r) => r.status,
+          () => 0,
+        );
+      await eventually(
+        () => get(`Bearer ${token}`),
+        (s) => s === 200,
+        60_000,
+        250,
+      );
+      expect(await get()).toBe(401);
+      expect(await get(`Bearer ${token}x`)).toBe(401);
+      expect(await get(`Basic ${token}`)).toBe(401);
+    }
+    // The probes stay open: a kubelet sends no token.
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+  } finally {
+    await w.stop();
+    await guarded.stop();
   }
 });

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
           host: config.WORKER_HTTP_HOST,
           port: config.WORKER_HTTP_PORT,
           metrics: async () => ({ contentType: metrics.contentType, body: await metrics.exposition() }),
+          metricsToken: config.METRICS_TOKEN,
           notReady: async () => {
             if (polling.workers.length === 0) return 'starting: the workers are not built yet';
             // STOPPING and DRAINING after SIGTERM: a draining worker takes no new work.

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { metricsAuthorized } from '@task-scheduler/config';
 
 export interface WorkerHttpOptions {
   host: string;
@@ -10,6 +11,8 @@ export interface WorkerHttpOptions {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Why the worker is not ready (not connected, a worker not polling, draining), or null when it is. */
   notReady(): Promise<string | null>;
+  /** When set, `/metrics` needs `Authorization: Bearer <token>` (METRICS_TOKEN). */
+  metricsToken?: string;
 }
 
 export interface WorkerHttpServer {
@@ -65,6 +68,9 @@ async function answer(req: IncomingMessage, res: ServerResponse, opts: WorkerHtt
         : send(res, 503, 'application/json', JSON.stringify({ status: 'not_ready', reason }));
     }
     case '/metrics': {
+      if (!metricsAuthorized(opts.metricsToken, req.headers.authorization)) {
+        return send(res, 401, 'text/plain; charset=utf-8', '/metrics needs Authorization: Bearer <METRICS_TOKEN>\n');
+      }
       const { contentType, body } = await opts.metrics();
       return send(res, 200, contentType, body);
     }

@@ -175,6 +175,11 @@ const schema = z.object({
   /** `GET /metrics` on the API: `on` (default, no authentication: expose it only to your scrapers) or `off`. */
   METRICS: z.enum(['on', 'off']).default('on'),
   /**
+   * When set, `/metrics` (API and worker) answers only `Authorization: Bearer <token>` (Prometheus:
+   * `authorization: { credentials: … }`); without it `/metrics` needs no credential.
+   */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /**
    * The worker's HTTP port (`/metrics`, `/health`, `/ready`); 0 picks a free port (logged at start);
    * `-1` opens none.
    */
@@ -220,3 +225,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
 }
 export * from './logging';
 export * from './tracing';
+export * from './metrics-auth';
