@@ -91,6 +91,9 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
     SHUTDOWN_GRACE_SECONDS: '5',
     // Suites share the default tenant and poll; limits are tested on their own tenants.
     RATE_LIMIT_PER_KEY_PER_MINUTE: '1000000',
+    // Suites share one database: a run reconciler of one suite's API must not end the runs another suite made
+    // without a workflow on purpose. Its own test runs a pass by hand.
+    RUN_RECONCILE_SECONDS: '0',
     ...overrides,
   });
   const app: INestApplication = await createApp(config, { logger: false });
@@ -177,6 +180,7 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
           LOG_LEVEL: 'warn',
           // Suites run worker processes side by side: each gets its own free port, not the fixed default.
           WORKER_HTTP_PORT: '0',
+          RUN_RECONCILE_SECONDS: '0',
           ...env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

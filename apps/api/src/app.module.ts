@@ -26,6 +26,7 @@ import { MeService } from './me/me.service';
 import { MetricsModule } from './metrics/metrics.module';
 import { RunsController } from './runs/runs.controller';
 import { RunLogsService } from './runs/run-logs.service';
+import { RunReconciler } from './runs/run-reconciler';
 import { RunOutputEvents } from './runs/run-output-events';
 import { RunsService } from './runs/runs.service';
 import { TasksController } from './tasks/tasks.controller';
@@ -102,6 +103,7 @@ export class AppModule {
         TasksService,
         RunsService,
         RunLogsService,
+        RunReconciler,
         RunOutputEvents,
         WorkersService,
         SchedulePreviewService,

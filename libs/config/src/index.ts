@@ -72,6 +72,13 @@ const schema = z.object({
   HEARTBEAT_SECONDS: z.coerce.number().min(0.5).max(60).default(2),
   /** How often the API checks that every schedule exists in Temporal as stored (also once at start); 0: only at start. */
   SCHEDULE_RECONCILE_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
+  /**
+   * How often the API looks for runs whose record is not final although their workflow has closed (terminated from
+   * outside, a finalisation lost) and ends them with the workflow's outcome, freeing their slot; 0: never.
+   */
+  RUN_RECONCILE_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
+  /** Only runs whose record has not changed for this long are checked (a run finishing right now is left alone). */
+  RUN_RECONCILE_MIN_AGE_SECONDS: z.coerce.number().int().min(0).max(86_400).default(120),
   /** An executor silent for this long is declared lost and its attempt retried elsewhere. */
   HEARTBEAT_TIMEOUT_SECONDS: z.coerce.number().int().min(2).max(600).default(15),
   WORKER_QUEUES: commaList(z.enum(['workflows', 'shell', 'http']), 'workflows,shell,http').refine(

@@ -83,6 +83,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly runRepairs = new Counter({
+    name: 'task_scheduler_run_reconciler_repairs_total',
+    help: 'Runs whose record the run reconciler ended because their workflow had closed (or was gone), by the status given.',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     // Zero series for the values alerts and dashboards divide by, so a rate exists before the first event.
     for (const trigger of ['manual', 'retry'] satisfies RunTrigger[]) this.runsTriggered.inc({ trigger }, 0);
@@ -108,6 +115,10 @@ export class MetricsService {
   reconciled(repairs: Record<ReconcilerRepairKind, number>, errors: number): void {
     for (const [kind, n] of Object.entries(repairs)) if (n > 0) this.reconcilerRepairs.inc({ kind }, n);
     if (errors > 0) this.reconcilerErrors.inc(errors);
+  }
+
+  runRepaired(status: string): void {
+    this.runRepairs.inc({ status });
   }
 
   get contentType(): string {

@@ -1,0 +1,82 @@
+/* The run reconciler: a run whose workflow was terminated from outside (Temporal UI or CLI), or whose workflow
+ * is gone, is ended by one pass with the workflow's outcome, and its tenant's slot goes to the run waiting. */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { RunReconciler } from '../../apps/api/src/runs/run-reconciler';
+import { startStack } from '../support/stack';
+import type { TestStack } from '../support/stack';
+
+let stack: TestStack;
+let connection: Connection;
+let client: Client;
+
+beforeAll(async () => {
+  stack = await startStack('run-reconciler');
+  connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+  client = new Client({ connection, namespace: stack.config.TEMPORAL_NAMESPACE });
+});
+afterAll(async () => {
+  await connection?.close();
+  await stack?.stop();
+});
+
+test('terminated from outside: one pass ends the run as cancelled and the waiting run gets the slot', async () => {
+  const tenant = await stack.createTenant(`reconcile-${randomBytes(3).toString('hex')}`, { maxConcurrentRuns: 1 });
+  const created = await stack.request('POST', '/v1/tasks', {
+    apiKey: tenant.apiKey,
+    body: { name: 'long', executor: 'shell', shell: { script: 'sleep 120' }, timeoutSeconds: 300, retry: { maximumAttempts: 1 } },
+  });
+  expect(created.status).toBe(201);
+  const trigger = async () => (await stack.request('POST', `/v1/tasks/${created.body.id}/runs`, { apiKey: tenant.apiKey })).body;
+  const first = await trigger();
+  await stack.waitForRun(first.id, (r) => r.status === 'running', 60_000, tenant.apiKey);
+  const second = await trigger();
+  // The tenant's one slot is held: the second run waits for it.
+  await new Promise((r) => setTimeout(r, 1_500));
+  expect((await stack.request('GET', `/v1/runs/${second.id}`, { apiKey: tenant.apiKey })).body).toMatchObject({
+    status: 'queued',
+    admittedAt: null,
+  });
+
+  await client.workflow.getHandle(first.workflowId).terminate('operator stopped it in the Temporal UI');
+  const reconciler = stack.app.get(RunReconciler);
+  const report = await reconciler.reconcile({ minAgeSeconds: 0, tenantId: tenant.tenantId });
+  expect(report?.ended).toEqual([
+    { runId: first.id, status: 'cancelled', reason: 'its workflow was terminated from outside: operator stopped it in the Temporal UI' },
+  ]);
+  const ended = (await stack.request('GET', `/v1/runs/${first.id}`, { apiKey: tenant.apiKey })).body;
+  expect(ended).toMatchObject({
+    status: 'cancelled',
+    error: 'its workflow was terminated from outside: operator stopped it in the Temporal UI',
+  });
+  expect(ended.attempts.map((a: any) => a.status)).toEqual(['abandoned']);
+  // The slot is free: the waiting run starts.
+  await stack.waitForRun(second.id, (r) => r.status === 'running', 60_000, tenant.apiKey);
+  // A second pass changes nothing (the running one is left alone).
+  expect((await reconciler.reconcile({ minAgeSeconds: 0, tenantId: tenant.tenantId }))?.ended).toEqual([]);
+  await stack.request('POST', `/v1/runs/${second.id}/cancel`, { apiKey: tenant.apiKey });
+  await stack.waitForRun(second.id, undefined, 60_000, tenant.apiKey);
+}, 180_000);
+
+test('a run whose workflow does not exist is ended failed, a dead letter; recent ones wait for the minimum age', async () => {
+  const tenant = await stack.createTenant(`reconcile-gone-${randomBytes(3).toString('hex')}`);
+  const created = await stack.request('POST', '/v1/tasks', {
+    apiKey: tenant.apiKey,
+    body: { name: 'never-started', executor: 'shell', shell: { script: 'true' } },
+  });
+  const runId = randomUUID();
+  // A record whose workflow is gone (deleted from Temporal, or past its retention) while the record was not final.
+  await stack.db.query(
+    `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id)
+     VALUES ($1, $2, $3, 1, 'manual', 'queued', $4)`,
+    [runId, tenant.tenantId, created.body.id, `run-${runId}`],
+  );
+  const reconciler = stack.app.get(RunReconciler);
+  // Younger than the minimum age: not looked at.
+  expect((await reconciler.reconcile({ minAgeSeconds: 3600, tenantId: tenant.tenantId }))?.checked).toBe(0);
+  const report = await reconciler.reconcile({ minAgeSeconds: 0, tenantId: tenant.tenantId });
+  expect(report?.ended.map((e) => [e.runId, e.status])).toEqual([[runId, 'failed']]);
+  const run = (await stack.request('GET', `/v1/runs/${runId}`, { apiKey: tenant.apiKey })).body;
+  expect(run).toMatchObject({ status: 'failed', deadLetter: true });
+  expect(run.error).toMatch(/no longer exists/);
+});
