@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { cpus, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { median } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -19,10 +20,6 @@ const { ShellExecutor, prepareIsolation } = require(join(root, 'activities/dist/
 const { SHELL_DEFAULT_LIMITS } = require(join(root, 'libs/core/dist/index.js'));
 
 const RUNS = Number(process.env.BENCH_RUNS || 200);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const nowNs = () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
 const { isolation, cgroups } = await prepareIsolation({

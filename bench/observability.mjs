@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { median, quantile, sleep, stopAll } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -30,12 +31,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
 const PER_ROUND = Number(process.env.BENCH_RUNS || 20);
 const STREAM_RUNS = Number(process.env.BENCH_STREAM_RUNS || 5);
 const LINES = Number(process.env.BENCH_LINES || 50);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const quantile = (xs, q) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-};
-const median = (xs) => quantile(xs, 0.5);
 const nowNs = () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -199,12 +194,6 @@ try {
       `p50 ${quantile(latencies, 0.5).toFixed(0)} ms, p99 ${quantile(latencies, 0.99).toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms (${latencies.length} lines)`,
   );
 } finally {
-  for (const stop of stoppers.reverse()) {
-    try {
-      await stop();
-    } catch (err) {
-      console.error(`bench cleanup: ${err.message}`);
-    }
-  }
+  await stopAll(stoppers);
 }
 process.exit(0);

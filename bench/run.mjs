@@ -21,6 +21,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { median, sleep, stopAll } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -37,11 +38,6 @@ const BURST = Number(process.env.BENCH_BURST || 1000);
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
 const PER_ROUND = Number(process.env.BENCH_RUNS || 20);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const stoppers = [];
@@ -193,13 +189,7 @@ try {
     );
   }
 } finally {
-  for (const stop of stoppers.reverse()) {
-    try {
-      await stop();
-    } catch (err) {
-      console.error(`bench cleanup: ${err.message}`);
-    }
-  }
+  await stopAll(stoppers);
 }
 process.exit(0);
 
@@ -404,8 +394,18 @@ async function pipelineOverhead({ api, ds, headers, client }) {
     );
   };
   const cases = [
-    { name: `${chainLength}-step chain vs ${chainLength} single runs in sequence`, product: pipelineRun(chain.id), baseline: sequentialSingles, n: chainLength },
-    { name: `${items}-item fan-out vs ${items} single runs, ${parallelism} in flight`, product: pipelineRun(fan.id), baseline: parallelSingles, n: items },
+    {
+      name: `${chainLength}-step chain vs ${chainLength} single runs in sequence`,
+      product: pipelineRun(chain.id),
+      baseline: sequentialSingles,
+      n: chainLength,
+    },
+    {
+      name: `${items}-item fan-out vs ${items} single runs, ${parallelism} in flight`,
+      product: pipelineRun(fan.id),
+      baseline: parallelSingles,
+      n: items,
+    },
   ];
   // One warm-up of each, then rounds alternating product and baseline.
   for (const c of cases) {
@@ -420,8 +420,11 @@ async function pipelineOverhead({ api, ds, headers, client }) {
     }
   }
   console.log(`\npipelines of shell 'true', ${rounds} rounds after a warm-up, alternating; medians (min–max)`);
-  console.log(`${'case'.padEnd(58)}${'pipeline'.padStart(22)}${'single runs'.padStart(22)}${'ratio'.padStart(8)}${'per step'.padStart(12)}`);
-  const span = (xs) => `${(median(xs) / 1000).toFixed(2)} s (${(Math.min(...xs) / 1000).toFixed(1)}–${(Math.max(...xs) / 1000).toFixed(1)})`;
+  console.log(
+    `${'case'.padEnd(58)}${'pipeline'.padStart(22)}${'single runs'.padStart(22)}${'ratio'.padStart(8)}${'per step'.padStart(12)}`,
+  );
+  const span = (xs) =>
+    `${(median(xs) / 1000).toFixed(2)} s (${(Math.min(...xs) / 1000).toFixed(1)}–${(Math.max(...xs) / 1000).toFixed(1)})`;
   for (const [i, c] of cases.entries()) {
     const p = median(results[i].product);
     const b = median(results[i].baseline);

@@ -5,6 +5,7 @@ import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
 import type { RunStatus, TaskRunResult } from '@task-scheduler/contracts';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { DataSource } from 'typeorm';
+import { PeriodicJob } from '../common/periodic-job';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { MetricsService } from '../metrics/metrics.service';
 
@@ -59,8 +60,7 @@ export function outcomeOfClosedWorkflow(
 @Injectable()
 export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('RunReconciler');
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | null = null;
+  private readonly job = new PeriodicJob('run reconciliation', this.logger, () => this.reconcile());
 
   constructor(
     private readonly db: DataSource,
@@ -70,18 +70,11 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
   ) {}
 
   onApplicationBootstrap(): void {
-    if (this.config.RUN_RECONCILE_SECONDS <= 0) return;
-    this.timer = setInterval(() => {
-      this.running ??= this.reconcile()
-        .catch((err: unknown) => this.logger.warn({ err }, 'run reconciliation failed; next try at the next interval'))
-        .finally(() => (this.running = null));
-    }, this.config.RUN_RECONCILE_SECONDS * 1000);
-    this.timer.unref();
+    this.job.start(this.config.RUN_RECONCILE_SECONDS);
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  onApplicationShutdown(): Promise<void> {
+    return this.job.stop();
   }
 
   /** One pass; null when another process holds the lock. `tenantId` limits it to one tenant's runs. */

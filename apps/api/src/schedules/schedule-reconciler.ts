@@ -9,6 +9,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { EGRESS_FORBIDDEN_NOTE, SPEC_ENCODING, TASK_DISABLED_NOTE, TENANT_SUSPENDED_NOTE, effectivePause } from './schedule-translator';
 import type { DesiredSchedule } from './schedule-translator';
 import { SchedulesService } from './schedules.service';
+import { PeriodicJob } from '../common/periodic-job';
 
 /** Advisory-lock key: one API process reconciles at a time. */
 const RECONCILE_LOCK = 7_240_501;
@@ -45,8 +46,7 @@ export interface ReconcileReport {
 @Injectable()
 export class ScheduleReconciler implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('ScheduleReconciler');
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | null = null;
+  private readonly job = new PeriodicJob('schedule reconciliation', this.logger, () => this.reconcile());
 
   constructor(
     private readonly db: DataSource,
@@ -57,21 +57,11 @@ export class ScheduleReconciler implements OnApplicationBootstrap, OnApplication
   ) {}
 
   onApplicationBootstrap(): void {
-    const tick = (): void => {
-      this.running ??= this.reconcile()
-        .catch((err: unknown) => this.logger.warn({ err }, 'schedule reconciliation failed; next try at the next interval'))
-        .finally(() => (this.running = null));
-    };
-    tick();
-    if (this.config.SCHEDULE_RECONCILE_SECONDS > 0) {
-      this.timer = setInterval(tick, this.config.SCHEDULE_RECONCILE_SECONDS * 1000);
-      this.timer.unref();
-    }
+    this.job.start(this.config.SCHEDULE_RECONCILE_SECONDS, { runNow: true });
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  onApplicationShutdown(): Promise<void> {
+    return this.job.stop();
   }
 
   /** One pass over every schedule of this deployment; returns what it repaired (null when another process holds the lock). */
