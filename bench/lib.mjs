@@ -24,3 +24,25 @@ export async function stopAll(stoppers) {
     }
   }
 }
+
+/**
+ * What every product bench starts on: its own Temporal dev server, PostgreSQL as the tests find it (a throwaway
+ * schema, migrated) and a data source on it. Each part's cleanup goes onto `stoppers`.
+ */
+export async function startBenchInfra(root, stoppers, schemaPrefix) {
+  const { createRequire } = await import('node:module');
+  const { join } = await import('node:path');
+  const require = createRequire(join(root, 'bench/lib.mjs'));
+  const stack = require(join(root, 'scripts/lib/local-stack.cjs'));
+  const { createDataSource, runMigrations } = require(join(root, 'libs/db/dist/index.js'));
+  const temporal = await stack.startTemporalDevServer({ cli: stack.resolveTemporalCli(), port: await stack.freePort() });
+  stoppers.push(temporal.stop);
+  const pg = await stack.resolvePostgres({ workDir: join(root, '.data/bench') });
+  if (pg.stop) stoppers.push(pg.stop);
+  const scratch = await stack.createScratchSchema(pg.url, schemaPrefix);
+  stoppers.push(scratch.drop);
+  const ds = await createDataSource({ url: scratch.url, applicationName: 'bench', poolSize: 10 }).initialize();
+  stoppers.push(() => ds.destroy());
+  await runMigrations(ds);
+  return { temporal, databaseUrl: scratch.url, ds };
+}

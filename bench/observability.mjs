@@ -14,18 +14,16 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { median, quantile, sleep, stopAll } from './lib.mjs';
+import { median, quantile, sleep, startBenchInfra, stopAll } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const stack = require('../scripts/lib/local-stack.cjs');
 const { NativeConnection, Runtime, DefaultLogger } = require('@temporalio/worker');
 const { createApp } = require(join(root, 'apps/api/dist/index.js'));
 const { createWorkers } = require(join(root, 'apps/worker/dist/index.js'));
 const { WorkerMetrics } = require(join(root, 'apps/worker/dist/worker-metrics.js'));
 const { loadConfig } = require(join(root, 'libs/config/dist/index.js'));
 const { generateApiKey } = require(join(root, 'libs/core/dist/index.js'));
-const { createDataSource, runMigrations } = require(join(root, 'libs/db/dist/index.js'));
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
 const PER_ROUND = Number(process.env.BENCH_RUNS || 20);
@@ -36,15 +34,7 @@ const nowNs = () => BigInt(Math.round((performance.timeOrigin + performance.now(
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const stoppers = [];
 try {
-  const temporal = await stack.startTemporalDevServer({ cli: stack.resolveTemporalCli(), port: await stack.freePort() });
-  stoppers.push(temporal.stop);
-  const pg = await stack.resolvePostgres({ workDir: join(root, '.data/bench') });
-  if (pg.stop) stoppers.push(pg.stop);
-  const scratch = await stack.createScratchSchema(pg.url, 'ts_bench_obs');
-  stoppers.push(scratch.drop);
-  const ds = await createDataSource({ url: scratch.url, applicationName: 'bench', poolSize: 10 }).initialize();
-  stoppers.push(() => ds.destroy());
-  await runMigrations(ds);
+  const { temporal, databaseUrl, ds } = await startBenchInfra(root, stoppers, 'ts_bench_obs');
 
   // The OTLP sink: accepts every export (as a collector would) and counts requests and bytes.
   const sink = { requests: 0, bytes: 0 };
@@ -66,7 +56,7 @@ try {
 
   async function productStack(name, on) {
     const config = loadConfig({
-      DATABASE_URL: scratch.url,
+      DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporal.address,
       TASK_QUEUE_PREFIX: `bench-${name}-${randomBytes(3).toString('hex')}`,
       BOOTSTRAP_API_KEY: apiKey,

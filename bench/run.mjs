@@ -21,18 +21,16 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { median, sleep, stopAll } from './lib.mjs';
+import { median, sleep, startBenchInfra, stopAll } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const stack = require('../scripts/lib/local-stack.cjs');
 const { Connection, Client } = require('@temporalio/client');
 const { NativeConnection, Worker, Runtime, DefaultLogger, bundleWorkflowCode } = require('@temporalio/worker');
 const { createApp } = require(join(root, 'apps/api/dist/index.js'));
 const { createWorkers } = require(join(root, 'apps/worker/dist/index.js'));
 const { loadConfig } = require(join(root, 'libs/config/dist/index.js'));
 const { apiKeyFromString, generateApiKey } = require(join(root, 'libs/core/dist/index.js'));
-const { createDataSource, runMigrations } = require(join(root, 'libs/db/dist/index.js'));
 const SCENARIO = process.env.BENCH_SCENARIO || 'latency';
 const BURST = Number(process.env.BENCH_BURST || 1000);
 
@@ -42,17 +40,7 @@ const PER_ROUND = Number(process.env.BENCH_RUNS || 20);
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const stoppers = [];
 try {
-  const temporal = await stack.startTemporalDevServer({ cli: stack.resolveTemporalCli(), port: await stack.freePort() });
-  stoppers.push(temporal.stop);
-
-  const pg = await stack.resolvePostgres({ workDir: join(root, '.data/bench') });
-  if (pg.stop) stoppers.push(pg.stop);
-  const scratch = await stack.createScratchSchema(pg.url, 'ts_bench');
-  stoppers.push(scratch.drop);
-  const databaseUrl = scratch.url;
-  const ds = await createDataSource({ url: databaseUrl, applicationName: 'bench', poolSize: 10 }).initialize();
-  stoppers.push(() => ds.destroy());
-  await runMigrations(ds);
+  const { temporal, databaseUrl, ds } = await startBenchInfra(root, stoppers, 'ts_bench');
 
   const apiKey = generateApiKey().key;
   const config = loadConfig({
