@@ -49,7 +49,10 @@ test('terminated from outside: one pass ends the run as cancelled and the waitin
     status: 'cancelled',
     error: 'its workflow was terminated from outside: operator stopped it in the Temporal UI',
   });
-  expect(ended.attempts.map((a: any) => a.status)).toEqual(['abandoned']);
+  // The attempt is no longer running: abandoned by the reconciler, or cancelled by its worker first (the
+  // heartbeat after the termination tells the activity its workflow is gone), whichever came first.
+  expect(ended.attempts).toHaveLength(1);
+  expect(['abandoned', 'cancelled']).toContain(ended.attempts[0].status);
   // The slot is free: the waiting run starts.
   await stack.waitForRun(second.id, (r) => r.status === 'running', 60_000, tenant.apiKey);
   // A second pass changes nothing (the running one is left alone).
