@@ -7,6 +7,8 @@ import { TaskLifecycle1732800000000 } from './1732800000000-task-lifecycle';
 import { Pipelines1733000000000 } from './1733000000000-pipelines';
 import { PipelineStepRuns1733000000001 } from './1733000000001-pipeline-step-runs';
 import { RunOutput1733100000000 } from './1733100000000-run-output';
+import { Alerts1733200000000 } from './1733200000000-alerts';
+import { Retention1733200000001 } from './1733200000001-retention';
 
 /** Every migration, oldest first. Add new ones at the end. */
 export const MIGRATIONS = [
@@ -19,4 +21,6 @@ export const MIGRATIONS = [
   Pipelines1733000000000,
   PipelineStepRuns1733000000001,
   RunOutput1733100000000,
+  Alerts1733200000000,
+  Retention1733200000001,
 ];

@@ -8,6 +8,7 @@ import type {
   RunFinalization,
   TaskRunInput,
 } from '@task-scheduler/contracts';
+import { evaluateRunEnd } from '@task-scheduler/db';
 import type { OutputStoreSummary } from '@task-scheduler/db';
 import type { DataSource } from 'typeorm';
 import { planAlertState } from '../alerts/alert-state';
@@ -321,7 +322,8 @@ export class RunRecorder {
   }
 
   /**
-   * Decides whether a finished run calls an alert webhook: a final failure
+   * Counts a finished run for the tenant's alert rules, and decides whether it calls the task's legacy alert
+   * webhook (`alerts` of the task or tenant): a final failure
    * alerts unless the same task already alerted within its window (then it
    * is counted as suppressed), and the first success after an alerted
    * failure sends a recovery when asked for. Idempotent per run: a retried
@@ -329,6 +331,8 @@ export class RunRecorder {
    */
   async planAlert(runId: string): Promise<AlertDelivery | null> {
     return this.db.transaction(async (tx) => {
+      // The tenant's alert rules (docs/alerts.md) count the run in this transaction, once per run.
+      await evaluateRunEnd(tx, runId);
       const rows: {
         status: string;
         task_id: string;

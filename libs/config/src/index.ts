@@ -198,6 +198,24 @@ const schema = z.object({
   OTEL_SERVICE_NAME: z.string().min(1).optional(),
   /** `json` (default) or `pretty` (readable lines, for `npm run dev`). */
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+  /** How often the API evaluates alert rules (time-based ones, re-notification, escalation) and finished runs; 0: never. */
+  ALERT_EVALUATE_SECONDS: z.coerce.number().int().min(0).max(3600).default(15),
+  /** How often each API process sends the alert notifications due (webhook, Slack, email); 0: never. */
+  ALERT_DISPATCH_SECONDS: z.coerce.number().min(0).max(3600).default(2),
+  /** The SMTP server email alert channels send through, as smtp:// or smtps:// URL (credentials in it); unset: email channels refused. */
+  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  /** The From address of alert emails. */
+  SMTP_FROM: z.string().min(3).default('Task Scheduler <alerts@task-scheduler.invalid>'),
+  /** The API's address as users reach it, for links in alerts (run pages); default http://127.0.0.1:PORT. */
+  PUBLIC_API_URL: z.string().url().optional(),
+  /** Runs, their attempts, shards, output and audit events older than this many days are deleted (tenants may override); 0: keep forever. */
+  RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(0),
+  /** How often the API's retention job runs; 0: never. */
+  RETENTION_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
+  /** Rows deleted per retention batch (one short transaction each). */
+  RETENTION_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Where retention writes gzipped JSON lines of what it deletes, before deleting; unset: nothing archived. */
+  RETENTION_ARCHIVE_DIR: z.string().regex(/^\//, 'must be an absolute path').optional(),
 });
 
 export type AppConfig = z.infer<typeof schema>;

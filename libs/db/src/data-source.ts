@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { MIGRATIONS } from '@task-scheduler/migrations';
 import { DataSource } from 'typeorm';
+import { AlertChannelEntity, AlertEntity, AlertRuleEntity } from './entities/alert.entity';
 import { ApiKeyEntity } from './entities/api-key.entity';
 import { AuditEventEntity } from './entities/audit-event.entity';
 import { RunAttemptEntity } from './entities/run-attempt.entity';
@@ -31,6 +32,9 @@ export const ENTITIES = [
   PipelineVersionEntity,
   PipelineRunEntity,
   PipelineRunStepEntity,
+  AlertChannelEntity,
+  AlertRuleEntity,
+  AlertEntity,
 ];
 
 export interface DataSourceOptions {

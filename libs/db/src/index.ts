@@ -13,5 +13,7 @@ export * from './entities/pipeline.entity';
 export * from './entities/pipeline-version.entity';
 export * from './entities/pipeline-run.entity';
 export * from './entities/pipeline-run-step.entity';
+export * from './entities/alert.entity';
+export * from './alert-rules';
 export * from './app-role';
 export * from './run-output-store';
