@@ -54,6 +54,16 @@ beforeAll(async () => {
     steps: [{ key: 'a', task: task.id }],
   });
   ids.pipelines = pipeline.id;
+  const channel = await ok('POST', '/v1/alert-channels', { name: 'examples-channel', type: 'webhook', url: 'https://hooks.example.com/x' });
+  ids['alert-channels'] = channel.id;
+  const rule = await ok('POST', '/v1/alert-rules', {
+    name: 'examples-rule',
+    kind: 'consecutive_failures',
+    taskId: task.id,
+    failures: 2,
+    channelId: channel.id,
+  });
+  ids['alert-rules'] = rule.id;
   const tenant = await stack.createTenant(`examples-${Date.now()}`);
   ids.tenants = tenant.tenantId;
 });
@@ -68,7 +78,11 @@ test('/docs-json is the document the build dumps', async () => {
 
 /** The example with its placeholder ids replaced by the resources created above. */
 function resolve(value: unknown): unknown {
-  const byExampleId: Record<string, string> = { [EXAMPLE_IDS.task]: ids.tasks, [EXAMPLE_IDS.calendar]: ids.calendars };
+  const byExampleId: Record<string, string> = {
+    [EXAMPLE_IDS.task]: ids.tasks,
+    [EXAMPLE_IDS.calendar]: ids.calendars,
+    [EXAMPLE_IDS.alertChannel]: ids['alert-channels'],
+  };
   return JSON.parse(JSON.stringify(value), (_key, v: unknown) => (typeof v === 'string' && byExampleId[v] ? byExampleId[v] : v));
 }
 

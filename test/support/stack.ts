@@ -94,6 +94,10 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
     // Suites share one database: a run reconciler of one suite's API must not end the runs another suite made
     // without a workflow on purpose. Its own test runs a pass by hand.
     RUN_RECONCILE_SECONDS: '0',
+    // Likewise: a suite's alert evaluator or retention job must not act on another suite's rows; tests run passes by hand.
+    ALERT_EVALUATE_SECONDS: '0',
+    ALERT_DISPATCH_SECONDS: '0',
+    RETENTION_SECONDS: '0',
     ...overrides,
   });
   const app: INestApplication = await createApp(config, { logger: false });
@@ -181,6 +185,9 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
           // Suites run worker processes side by side: each gets its own free port, not the fixed default.
           WORKER_HTTP_PORT: '0',
           RUN_RECONCILE_SECONDS: '0',
+          ALERT_EVALUATE_SECONDS: '0',
+          ALERT_DISPATCH_SECONDS: '0',
+          RETENTION_SECONDS: '0',
           ...env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,14 @@ import { loggerOptions } from '@task-scheduler/config';
 import type { AppConfig } from '@task-scheduler/config';
 import type { IncomingMessage } from 'node:http';
 import { LoggerModule } from 'nestjs-pino';
+import { AlertChannelsService } from './alerts/alert-channels.service';
+import { AlertDelivery } from './alerts/alert-delivery';
+import { AlertDispatcher } from './alerts/alert-dispatcher';
+import { AlertEvaluator } from './alerts/alert-evaluator';
+import { AlertRulesService } from './alerts/alert-rules.service';
 import { AlertSettingsController } from './alerts/alert-settings.controller';
+import { AlertChannelsController, AlertRulesController, AlertsController } from './alerts/alerts.controller';
+import { AlertsService } from './alerts/alerts.service';
 import { ApiKeysController } from './api-keys/api-keys.controller';
 import { ApiKeysService } from './api-keys/api-keys.service';
 import { AuditController } from './audit/audit.controller';
@@ -83,6 +90,9 @@ export class AppModule {
         AuditController,
         TenantsController,
         AlertSettingsController,
+        AlertChannelsController,
+        AlertRulesController,
+        AlertsController,
         WorkersController,
         SchedulesController,
         CalendarsController,
@@ -104,6 +114,12 @@ export class AppModule {
         RunsService,
         RunLogsService,
         RunReconciler,
+        AlertDelivery,
+        AlertDispatcher,
+        AlertEvaluator,
+        AlertChannelsService,
+        AlertRulesService,
+        AlertsService,
         RunOutputEvents,
         WorkersService,
         SchedulePreviewService,

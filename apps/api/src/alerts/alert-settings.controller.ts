@@ -1,5 +1,6 @@
-import { Body, Controller, Delete, Get, HttpCode, Put } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Put } from '@nestjs/common';
 import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import type { AppConfig } from '@task-scheduler/config';
 import type { AlertSpec } from '@task-scheduler/contracts';
 import { TenantEntity } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
@@ -7,6 +8,10 @@ import { AuditService } from '../audit/audit.service';
 import { RequirePermission } from '../auth/permissions';
 import { Ctx } from '../auth/request-context';
 import type { RequestContext } from '../auth/request-context';
+import { ErrorCode } from '../common/api-error';
+import { ApiErrors } from '../common/openapi';
+import { checkUrlAddress } from '../common/url-address';
+import { APP_CONFIG } from '../infra/tokens';
 import { AlertSpecDto } from '../tasks/dtos/create-task.dto';
 
 class AlertSettingsResponse {
@@ -23,6 +28,7 @@ export class AlertSettingsController {
   constructor(
     private readonly db: DataSource,
     private readonly audit: AuditService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   @Get()
@@ -39,9 +45,11 @@ export class AlertSettingsController {
     operationId: 'setAlertSettings',
     summary: "Set the tenant's default alert webhook (tasks with their own alerts keep theirs)",
   })
+  @ApiErrors(ErrorCode.URL_ADDRESS_REFUSED)
   @ApiOkResponse({ type: AlertSettingsResponse })
   @RequirePermission('tasks:write')
   async put(@Ctx() ctx: RequestContext, @Body() dto: AlertSpecDto): Promise<AlertSettingsResponse> {
+    checkUrlAddress('webhookUrl', dto.webhookUrl, this.config.HTTP_ALLOW_CIDRS);
     const settings: AlertSpec = { ...dto };
     await this.db.transaction(async (tx) => {
       await tx.getRepository(TenantEntity).update({ id: ctx.tenantId }, { alertSettings: settings });

@@ -8,6 +8,7 @@
 export const EXAMPLE_IDS = {
   task: '0b0c0a51-7a8f-4c44-9a3c-8c2a7f9e6d10',
   calendar: '5f3e2d1c-0b9a-4876-8543-210fedcba987',
+  alertChannel: '7c1d9e2a-3b4f-4a6c-8d0e-1f2a3b4c5d6e',
 } as const;
 
 type Examples = Record<string, { summary: string; value: Record<string, unknown> }>;
@@ -101,6 +102,35 @@ export const REQUEST_EXAMPLES: Record<string, Examples> = {
     },
   },
   updateCalendar: { holidays: { summary: 'Replace the holidays', value: { holidays: ['2027-01-01', '2027-05-01', '2027-12-25'] } } },
+  createAlertChannel: {
+    webhook: {
+      summary: 'A signed webhook (the answer holds its secret, once)',
+      value: { name: 'on-call-webhook', type: 'webhook', url: 'https://hooks.example.com/task-scheduler' },
+    },
+    slack: {
+      summary: 'A Slack incoming webhook',
+      value: { name: 'team-slack', type: 'slack', url: 'https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXX' },
+    },
+  },
+  createAlertRule: {
+    consecutiveFailures: {
+      summary: 'Three failed runs in a row open an alert, two successes resolve it; re-notify hourly',
+      value: {
+        name: 'export-failing',
+        kind: 'consecutive_failures',
+        taskId: EXAMPLE_IDS.task,
+        failures: 3,
+        recoveries: 2,
+        channelId: EXAMPLE_IDS.alertChannel,
+        renotifySeconds: 3600,
+      },
+    },
+    runningTooLong: {
+      summary: 'Any run running longer than 2 hours',
+      value: { name: 'stuck-runs', kind: 'running_too_long', thresholdSeconds: 7200, channelId: EXAMPLE_IDS.alertChannel },
+    },
+  },
+  updateAlertRule: { quieter: { summary: 'Re-notify every 4 hours', value: { renotifySeconds: 14400 } } },
   createApiKey: {
     operator: { summary: 'A key that may run tasks', value: { name: 'ci-deployer', role: 'operator', expiresAt: '2030-01-01T00:00:00Z' } },
     custom: {

@@ -90,6 +90,20 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly alertNotifications = new Counter({
+    name: 'task_scheduler_alert_notifications_total',
+    help: 'Alert notification delivery attempts, by channel type and outcome (sent, retry, failed).',
+    labelNames: ['channel', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly alertTransitions = new Counter({
+    name: 'task_scheduler_alert_transitions_total',
+    help: 'Alerts opened (firing), re-notified, escalated and resolved by the API, by rule kind and event.',
+    labelNames: ['kind', 'event'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     // Zero series for the values alerts and dashboards divide by, so a rate exists before the first event.
     for (const trigger of ['manual', 'retry'] satisfies RunTrigger[]) this.runsTriggered.inc({ trigger }, 0);
@@ -119,6 +133,14 @@ export class MetricsService {
 
   runRepaired(status: string): void {
     this.runRepairs.inc({ status });
+  }
+
+  alertNotification(channel: string, outcome: 'sent' | 'retry' | 'failed'): void {
+    this.alertNotifications.inc({ channel, outcome });
+  }
+
+  alertTransition(kind: string, event: string): void {
+    this.alertTransitions.inc({ kind, event });
   }
 
   get contentType(): string {

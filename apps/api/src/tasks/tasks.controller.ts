@@ -53,6 +53,7 @@ export class TasksController {
     ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP,
     ErrorCode.TENANT_QUOTA_EXCEEDED,
     ErrorCode.SECRETS_NOT_CONFIGURED,
+    ErrorCode.URL_ADDRESS_REFUSED,
   )
   @ApiResponseHeaders('ETag')
   @ApiCreatedResponse({ type: TaskResponse })
@@ -93,6 +94,7 @@ export class TasksController {
     ErrorCode.TASK_EGRESS_FORBIDDEN,
     ErrorCode.TASK_LIMIT_ABOVE_TENANT_CAP,
     ErrorCode.SECRETS_NOT_CONFIGURED,
+    ErrorCode.URL_ADDRESS_REFUSED,
     ErrorCode.TEMPORAL_UNAVAILABLE,
   )
   @ApiResponseHeaders('ETag')

@@ -10,6 +10,7 @@ import { DataSource, IsNull } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
+import { checkUrlAddress } from '../common/url-address';
 import { ApiError, ErrorCode, fieldError } from '../common/api-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
@@ -143,8 +144,15 @@ export class TasksService {
     return sealSecrets(values, this.secretsKey, ctx.tenantId);
   }
 
+  /** The task's HTTP URL and alert webhook, refused now when the worker's address guard would refuse them later. */
+  private checkAddresses(executor: string, spec: ShellSpec | HttpSpec, alerts: { webhookUrl: string } | null | undefined): void {
+    if (executor === 'http') checkUrlAddress('http.url', (spec as HttpSpec).url, this.config.HTTP_ALLOW_CIDRS);
+    if (alerts) checkUrlAddress('alerts.webhookUrl', alerts.webhookUrl, this.config.HTTP_ALLOW_CIDRS);
+  }
+
   async create(ctx: RequestContext, dto: CreateTaskDto): Promise<TaskEntity> {
     const { spec, secrets: secretValues } = specOf(dto);
+    this.checkAddresses(dto.executor, spec, dto.alerts);
     const secrets = this.seal(ctx, secretValues);
     const retryPolicy = retryOf(dto);
     return this.db.transaction(async (tx) => {
@@ -265,6 +273,7 @@ export class TasksService {
         shell: executor === 'shell' ? ((dto.shell ?? stored) as ShellSpecDto | undefined) : dto.shell,
         http: executor === 'http' ? ((dto.http ?? stored) as HttpSpecDto | undefined) : dto.http,
       });
+      this.checkAddresses(executor, spec, dto.alerts);
       const secretsGiven = executor === 'shell' ? dto.shell?.secretEnv !== undefined : dto.http?.secretHeaders !== undefined;
       const keepSecrets = executor === cur.executor && !secretsGiven;
       const secretField = executor === 'shell' ? 'shell.secretEnv' : 'http.secretHeaders';
