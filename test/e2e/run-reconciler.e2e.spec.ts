@@ -44,6 +44,13 @@ test('terminated from outside: one pass ends the run as cancelled and the waitin
   expect(report?.ended).toEqual([
     { runId: first.id, status: 'cancelled', reason: 'its workflow was terminated from outside: operator stopped it in the Temporal UI' },
   ]);
+  // What it did is in the tenant's audit log, by the reconciler.
+  const audit = (await stack.request('GET', '/v1/audit-events?action=run.reconciled', { apiKey: tenant.apiKey })).body;
+  expect(audit.items).toHaveLength(1);
+  expect(audit.items[0]).toMatchObject({
+    targetId: first.id,
+    details: { actor: 'system:run-reconciler', status: 'cancelled', workflowStatus: 'TERMINATED' },
+  });
   const ended = (await stack.request('GET', `/v1/runs/${first.id}`, { apiKey: tenant.apiKey })).body;
   expect(ended).toMatchObject({
     status: 'cancelled',
@@ -67,6 +74,16 @@ test('a run whose workflow does not exist is ended failed, a dead letter; recent
     apiKey: tenant.apiKey,
     body: { name: 'never-started', executor: 'shell', shell: { script: 'true' } },
   });
+  // Its task's alert rule counts the run the reconciler ends, as it would the run's own end.
+  const channel = await stack.request('POST', '/v1/alert-channels', {
+    apiKey: tenant.apiKey,
+    body: { name: 'never-sent', type: 'webhook', url: 'https://hooks.example.com/x' },
+  });
+  const rule = await stack.request('POST', '/v1/alert-rules', {
+    apiKey: tenant.apiKey,
+    body: { name: 'gone', kind: 'consecutive_failures', taskId: created.body.id, failures: 1, channelId: channel.body.id },
+  });
+  expect(rule.status).toBe(201);
   const runId = randomUUID();
   // A record whose workflow is gone (deleted from Temporal, or past its retention) while the record was not final.
   await stack.db.query(
@@ -82,4 +99,8 @@ test('a run whose workflow does not exist is ended failed, a dead letter; recent
   const run = (await stack.request('GET', `/v1/runs/${runId}`, { apiKey: tenant.apiKey })).body;
   expect(run).toMatchObject({ status: 'failed', deadLetter: true });
   expect(run.error).toMatch(/no longer exists/);
+  const alerts = (await stack.request('GET', '/v1/alerts?state=firing', { apiKey: tenant.apiKey })).body;
+  expect(alerts.items.map((a: { subjectId: string; details: { lastRunId: string } }) => [a.subjectId, a.details.lastRunId])).toEqual([
+    [created.body.id, runId],
+  ]);
 });

@@ -52,6 +52,20 @@ export class AuditService {
     });
   }
 
+  /** A change the platform made by itself (a background job), with `actor` naming the job: `system:<job>`. */
+  async recordSystem(tx: EntityManager, tenantId: string, actor: `system:${string}`, rec: AuditRecord): Promise<void> {
+    await this.insert(tx, {
+      tenantId,
+      actorKeyId: null,
+      action: rec.action,
+      targetType: rec.targetType,
+      targetId: rec.targetId,
+      requestId: null,
+      outcome: rec.outcome ?? 'success',
+      details: { ...(rec.details ?? {}), actor },
+    });
+  }
+
   /** A failed authentication: who tried (key prefix when known), where, why. */
   async recordAuthFailure(f: {
     requestId: string;

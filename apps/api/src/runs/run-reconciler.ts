@@ -3,8 +3,10 @@ import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/comm
 import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
 import type { RunStatus, TaskRunResult } from '@task-scheduler/contracts';
+import { evaluateRunEnd } from '@task-scheduler/db';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { DataSource } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
 import { PeriodicJob } from '../common/periodic-job';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { MetricsService } from '../metrics/metrics.service';
@@ -67,6 +69,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(TEMPORAL_CLIENT) private readonly temporal: Client,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: MetricsService,
+    private readonly audit: AuditService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -83,8 +86,8 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
       const [{ locked }] = await tx.query(`SELECT pg_try_advisory_xact_lock($1) AS locked`, [RUN_RECONCILE_LOCK]);
       if (!locked) return null;
       const report: RunReconcileReport = { checked: 0, ended: [], errors: [] };
-      const rows: { id: string; workflow_id: string }[] = await tx.query(
-        `SELECT id, workflow_id FROM runs
+      const rows: { id: string; tenant_id: string; workflow_id: string }[] = await tx.query(
+        `SELECT id, tenant_id, workflow_id FROM runs
           WHERE status IN ('queued', 'running') AND updated_at < now() - make_interval(secs => $1)
             AND ($2::uuid IS NULL OR tenant_id = $2)
           ORDER BY updated_at LIMIT ${BATCH}`,
@@ -93,7 +96,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
       for (const row of rows) {
         report.checked++;
         try {
-          const ended = await this.checkOne(row.id, row.workflow_id);
+          const ended = await this.checkOne(row.id, row.tenant_id, row.workflow_id);
           if (ended) {
             report.ended.push({ runId: row.id, ...ended });
             this.metrics.runRepaired(ended.status);
@@ -110,7 +113,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
     });
   }
 
-  private async checkOne(runId: string, workflowId: string): Promise<{ status: RunStatus; reason: string } | null> {
+  private async checkOne(runId: string, tenantId: string, workflowId: string): Promise<{ status: RunStatus; reason: string } | null> {
     const handle = this.temporal.workflow.getHandle(workflowId);
     let workflowStatus: string | null;
     let reason: string | null = null;
@@ -144,6 +147,14 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
           WHERE run_id = $1 AND status = 'running'`,
         [runId],
       );
+      // As the run's own end would: its task's alert rules count it, and the tenant's audit log says who ended it.
+      await evaluateRunEnd(tx, runId);
+      await this.audit.recordSystem(tx, tenantId, 'system:run-reconciler', {
+        action: 'run.reconciled',
+        targetType: 'run',
+        targetId: runId,
+        details: { status, reason: error, workflowId, workflowStatus: workflowStatus ?? 'not found' },
+      });
       return true;
     });
     return ended ? { status, reason: error } : null;
