@@ -97,7 +97,10 @@ export class Alerts1733200000000 implements MigrationInterface {
         alert_id uuid REFERENCES alerts(id) ON DELETE CASCADE,
         channel_id uuid NOT NULL REFERENCES alert_channels(id) ON DELETE CASCADE,
         event text NOT NULL CHECK (event IN ('firing', 'renotify', 'escalation', 'resolved', 'test')),
-        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+        -- cancelled: not sent, because the alert resolved (a re-notification or escalation still due) or its rule was disabled.
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),
+        -- Order of the notifications of one alert: they are written under the alert's row lock, so in this order.
+        seq bigint GENERATED ALWAYS AS IDENTITY,
         attempts integer NOT NULL DEFAULT 0,
         next_attempt_at timestamptz NOT NULL DEFAULT now(),
         last_error text,
@@ -107,7 +110,7 @@ export class Alerts1733200000000 implements MigrationInterface {
       )`);
     await q.query(`CREATE INDEX alert_notifications_tenant ON alert_notifications (tenant_id, created_at DESC, id DESC)`);
     await q.query(`CREATE INDEX alert_notifications_due ON alert_notifications (next_attempt_at) WHERE status = 'pending'`);
-    await q.query(`CREATE INDEX alert_notifications_alert ON alert_notifications (alert_id, created_at)`);
+    await q.query(`CREATE INDEX alert_notifications_alert ON alert_notifications (alert_id, channel_id, seq) WHERE status = 'pending'`);
   }
 
   async down(q: QueryRunner): Promise<void> {

@@ -425,3 +425,83 @@ test('private IP literals are refused at create for alert channels and HTTP task
   expect((await call(t, 'GET', '/v1/alert-channels')).items).toHaveLength(0);
   expect((await call(t, 'GET', '/v1/tasks')).items).toHaveLength(0);
 });
+
+test('a receiver sees an alert in order: a resolution waits for the firing notification being retried', async () => {
+  const t = await tenant();
+  const taskId = await exitTask(t, 'flaky');
+  const path = `/hook-${randomBytes(3).toString('hex')}`;
+  const channel = await webhookChannel(t, path);
+  await call(t, 'POST', '/v1/alert-rules', { name: 'flaky-failing', kind: 'consecutive_failures', taskId, failures: 1, channelId: channel.id });
+  scripted.set(path, [{ status: 503 }]);
+  await runs(t, taskId, [1]);
+  expect(await dispatcher().dispatch({ tenantId: t.tenantId })).toEqual({ sent: 0, retried: 1, failed: 0 });
+  await runs(t, taskId, [0]); // resolves: its notification is queued behind the firing one
+  expect(await dispatcher().dispatch({ tenantId: t.tenantId })).toEqual({ sent: 0, retried: 0, failed: 0 });
+  await stack.db.query(`UPDATE alert_notifications SET next_attempt_at = now() WHERE channel_id = $1 AND status = 'pending'`, [channel.id]);
+  await drain(t);
+  expect(to(path).map((r) => `${JSON.parse(r.body).type}`)).toEqual(['alert.firing', 'alert.firing', 'alert.resolved']);
+});
+
+test('disabling a rule resolves its alert and tells the channel; a deleted task resolves its alert', async () => {
+  const t = await tenant();
+  const path = `/hook-${randomBytes(3).toString('hex')}`;
+  const channel = await webhookChannel(t, path);
+  const [a, b] = [await exitTask(t, 'task-a'), await exitTask(t, 'task-b')];
+  const ruleA = await call(t, 'POST', '/v1/alert-rules', {
+    name: 'a-failing',
+    kind: 'consecutive_failures',
+    taskId: a,
+    failures: 1,
+    channelId: channel.id,
+    renotifySeconds: 60,
+  });
+  await call(t, 'POST', '/v1/alert-rules', { name: 'b-failing', kind: 'consecutive_failures', taskId: b, failures: 1, channelId: channel.id });
+  await runs(t, a, [1]);
+  await runs(t, b, [1]);
+  await drain(t);
+  expect(eventsAt(path)).toEqual(['alert.firing', 'alert.firing']);
+  // A re-notification due but not sent when the rule is disabled is dropped: it would say "still firing".
+  await stack.db.query(`UPDATE alerts SET last_notified_at = now() - interval '2 minutes' WHERE rule_id = $1`, [ruleA.id]);
+  expect(await evaluator().evaluate({ tenantId: t.tenantId })).toMatchObject({ renotified: 1 });
+  await call(t, 'PATCH', `/v1/alert-rules/${ruleA.id}`, { enabled: false });
+  await drain(t);
+  const resolvedA = to(path).map((r) => JSON.parse(r.body)).filter((m) => m.type === 'alert.resolved');
+  expect(resolvedA).toHaveLength(1);
+  expect(resolvedA[0].alert.summary).toMatch(/^Alert rule "a-failing" was disabled by key:/);
+  const [dropped] = await stack.db.query(`SELECT status FROM alert_notifications WHERE channel_id = $1 AND event = 'renotify'`, [channel.id]);
+  expect(dropped.status).toBe('cancelled');
+
+  await call(t, 'DELETE', `/v1/tasks/${b}`);
+  expect(await evaluator().evaluate({ tenantId: t.tenantId })).toMatchObject({ resolved: 1 });
+  await drain(t);
+  expect(eventsAt(path)).toEqual(['alert.firing', 'alert.firing', 'alert.resolved', 'alert.resolved']);
+  expect((await call(t, 'GET', '/v1/alerts?state=firing')).items).toHaveLength(0);
+});
+
+test('a test-send is sent once, by the request, never again by a dispatcher', async () => {
+  const t = await tenant();
+  const path = `/hook-${randomBytes(3).toString('hex')}`;
+  const channel = await webhookChannel(t, path);
+  expect(await call(t, 'POST', `/v1/alert-channels/${channel.id}/test`)).toMatchObject({ delivered: true, status: 200 });
+  expect(await dispatcher().dispatch({ tenantId: t.tenantId })).toEqual({ sent: 0, retried: 0, failed: 0 });
+  expect(eventsAt(path)).toEqual(['alert.test']);
+});
+
+test('channel URLs that are not plain http(s) URLs, or carry credentials, and floods are refused with a code', async () => {
+  const t = await tenant();
+  for (const url of ['https:///user:pass@example.com/x', 'https://user:pass@example.com/x', 'http://[::1/', 'https://hooks.slack.com:99999/services/T0/B0/SECRET']) {
+    const res = await stack.request('POST', '/v1/alert-channels', { apiKey: t.apiKey, body: { name: `c-${randomBytes(2).toString('hex')}`, type: 'slack', url } });
+    expect([url, res.status, res.body.error?.code]).toEqual([url, 422, 'ALERT_CHANNEL_INVALID']);
+    expect(JSON.stringify(res.body)).not.toContain('SECRET');
+  }
+  const ftp = await stack.request('POST', '/v1/alert-channels', { apiKey: t.apiKey, body: { name: 'ftp', type: 'webhook', url: 'ftp://example.com/x' } });
+  expect([ftp.status, ftp.body.error?.code]).toEqual([400, 'VALIDATION_FAILED']);
+  expect((await call(t, 'GET', '/v1/alert-channels')).items).toHaveLength(0);
+  const channel = await webhookChannel(t, '/flood');
+  const taskId = await exitTask(t, 'flood');
+  const res = await stack.request('POST', '/v1/alert-rules', {
+    apiKey: t.apiKey,
+    body: { name: 'flood', kind: 'consecutive_failures', taskId, channelId: channel.id, renotifySeconds: 1 },
+  });
+  expect([res.status, res.body.error?.message]).toEqual([400, 'renotifySeconds must be at least 60']);
+});

@@ -34,6 +34,8 @@ test('a header with its timestamp changed (replayed later) or mangled does not v
   expect(verifySignature('whsec_x', `t=1000`, '{"a":1}', 1000)).toBe(false);
   expect(verifySignature('whsec_x', `t=abc,v1=${v1}`, '{"a":1}', 1000)).toBe(false);
   expect(verifySignature('whsec_x', `t=1000,v1=${v1.slice(1)}`, '{"a":1}', 1000)).toBe(false);
+  // As many characters as the hex digest but more bytes: false, not a throw from timingSafeEqual.
+  expect(verifySignature('whsec_x', `t=1000,v1=${'é'.repeat(v1.length)}`, '{"a":1}', 1000)).toBe(false);
 });
 
 test('the webhook body carries the event type, id, payload and links', () => {

@@ -307,6 +307,8 @@ export class RunRecorder {
           ],
         );
       }
+      // The tenant's alert rules (docs/alerts.md) count the run with its final record, once per run.
+      await evaluateRunEnd(tx, f.runId);
       const waiting: { workflow_id: string }[] = await tx.query(
         `WITH me AS (SELECT tenant_id FROM runs WHERE id = $1),
               free AS (SELECT ${FREE_SLOTS} AS n FROM tenants t JOIN me ON t.id = me.tenant_id)
@@ -322,8 +324,7 @@ export class RunRecorder {
   }
 
   /**
-   * Counts a finished run for the tenant's alert rules, and decides whether it calls the task's legacy alert
-   * webhook (`alerts` of the task or tenant): a final failure
+   * Decides whether a finished run calls the task's legacy alert webhook (`alerts` of the task or tenant): a final failure
    * alerts unless the same task already alerted within its window (then it
    * is counted as suppressed), and the first success after an alerted
    * failure sends a recovery when asked for. Idempotent per run: a retried
@@ -331,8 +332,6 @@ export class RunRecorder {
    */
   async planAlert(runId: string): Promise<AlertDelivery | null> {
     return this.db.transaction(async (tx) => {
-      // The tenant's alert rules (docs/alerts.md) count the run in this transaction, once per run.
-      await evaluateRunEnd(tx, runId);
       const rows: {
         status: string;
         task_id: string;

@@ -1,5 +1,5 @@
 /*
- * Alert state changes, shared by the worker (a run's end, in the transaction of its `planAlert` activity) and the
+ * Alert state changes, shared by the worker (a run's end, in the transaction that writes its final record) and the
  * API (the run reconciler ending a run; the evaluator of time-based rules). Every change to an alert and the
  * notifications it needs are written in one transaction, so a notification is never lost and never sent for a
  * change that did not commit. Two processes deciding at once cannot open two alerts: the partial unique index
@@ -70,11 +70,13 @@ function alertOf(a: AlertRow): NonNullable<AlertNotificationPayload['alert']> {
 /** Queues one notification of `event` to a channel: sent later by the API's dispatcher, in this transaction's commit. */
 export async function enqueueNotification(
   q: Sql,
-  n: { tenantId: string; alertId: string | null; channelId: string; payload: AlertNotificationPayload },
+  n: { tenantId: string; alertId: string | null; channelId: string; payload: AlertNotificationPayload; heldByCaller?: boolean },
 ): Promise<string> {
+  // Held: the caller sends it itself (a test-send), so no dispatcher may (next_attempt_at never comes).
   const [row]: { id: string }[] = await q.query(
-    `INSERT INTO alert_notifications (tenant_id, alert_id, channel_id, event, payload) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-    [n.tenantId, n.alertId, n.channelId, n.payload.event, JSON.stringify(n.payload)],
+    `INSERT INTO alert_notifications (tenant_id, alert_id, channel_id, event, payload, next_attempt_at)
+     VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::boolean THEN 'infinity'::timestamptz ELSE now() END) RETURNING id`,
+    [n.tenantId, n.alertId, n.channelId, n.payload.event, JSON.stringify(n.payload), n.heldByCaller ?? false],
   );
   return row.id;
 }
@@ -130,6 +132,12 @@ export async function resolveAlert(q: Sql, c: AlertChange): Promise<string | nul
   );
   const a = rows[0];
   if (!a) return null;
+  // A re-notification or escalation not sent yet would say "still firing" after the resolution: dropped.
+  await q.query(
+    `UPDATE alert_notifications SET status = 'cancelled', last_error = 'the alert resolved before it was sent'
+      WHERE alert_id = $1 AND status = 'pending' AND event IN ('renotify', 'escalation')`,
+    [a.id],
+  );
   const channels = [c.rule.channel_id, ...(a.escalated_at && c.rule.escalation_channel_id ? [c.rule.escalation_channel_id] : [])];
   for (const channelId of channels) {
     await enqueueNotification(q, {
@@ -202,7 +210,7 @@ export async function evaluateRunEnd(q: Sql, runId: string): Promise<{ opened: s
   const rules: RuleRow[] = await q.query(
     `SELECT ${RULE_COLUMNS} FROM alert_rules r
       WHERE r.tenant_id = $1 AND r.kind = 'consecutive_failures' AND r.enabled AND (r.task_id IS NULL OR r.task_id = $2)
-      ORDER BY r.id`,
+      ORDER BY r.id FOR SHARE OF r`,
     [run.tenant_id, run.task_id],
   );
   if (rules.length === 0) return none;

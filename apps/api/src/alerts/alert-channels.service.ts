@@ -16,19 +16,9 @@ import { checkUrlAddress } from '../common/url-address';
 import { APP_CONFIG } from '../infra/tokens';
 import { MetricsService } from '../metrics/metrics.service';
 import { AlertDelivery, SEALED_KEYS } from './alert-delivery';
+import { maskedSlackUrl } from './alert-messages';
 import type { DeliveryResult } from './alert-delivery';
 import type { CreateAlertChannelDto } from './dtos/alert.dto';
-
-/** A Slack incoming-webhook URL names its token in the path: shown with everything after the second segment masked. */
-export function maskedSlackUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    const parts = u.pathname.split('/').filter(Boolean);
-    return `${u.origin}/${parts.slice(0, 2).join('/')}${parts.length > 2 ? '/***' : ''}`;
-  } catch {
-    return '***';
-  }
-}
 
 /** A tenant's alert channels: created with their secret sealed (shown once), deleted only when no rule uses them. */
 @Injectable()
@@ -70,7 +60,16 @@ export class AlertChannelsService {
     } else {
       if (dto.to !== undefined) throw fieldError(ErrorCode.ALERT_CHANNEL_INVALID, 'to', `a ${dto.type} channel has a url, not recipients`);
       if (!dto.url) throw fieldError(ErrorCode.ALERT_CHANNEL_INVALID, 'url', `a ${dto.type} channel needs its url`);
-      if (/^https?:\/\/[^/]*@/i.test(dto.url)) {
+      let parsed: URL;
+      try {
+        parsed = new URL(dto.url);
+      } catch {
+        throw fieldError(ErrorCode.ALERT_CHANNEL_INVALID, 'url', 'url must be an absolute http or https URL');
+      }
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+        throw fieldError(ErrorCode.ALERT_CHANNEL_INVALID, 'url', 'url must be an absolute http or https URL');
+      }
+      if (parsed.username || parsed.password) {
         throw fieldError(ErrorCode.ALERT_CHANNEL_INVALID, 'url', 'credentials in a URL (user:password@) would be stored in clear');
       }
       checkUrlAddress('url', dto.url, this.config.HTTP_ALLOW_CIDRS);
@@ -146,7 +145,7 @@ export class AlertChannelsService {
     if (!ch) throw new ApiError(ErrorCode.ALERT_CHANNEL_NOT_FOUND, `alert channel ${id} does not exist`);
     const tenant = await this.db.getRepository(TenantEntity).findOneByOrFail({ id: ctx.tenantId });
     const payload: AlertNotificationPayload = { event: 'test', tenantId: ctx.tenantId, alert: null, rule: null, subject: null, run: null };
-    const notificationId = await this.db.transaction((tx) => enqueueNotification(tx, { tenantId: ctx.tenantId, alertId: null, channelId: ch.id, payload }));
+    const notificationId = await this.db.transaction((tx) => enqueueNotification(tx, { tenantId: ctx.tenantId, alertId: null, channelId: ch.id, payload, heldByCaller: true }));
     const result = await this.delivery.deliver(
       notificationId,
       { id: ch.id, tenantId: ch.tenantId, tenantName: tenant.name, type: ch.type, url: ch.url, emailTo: ch.emailTo, secretSealed: ch.secretSealed },

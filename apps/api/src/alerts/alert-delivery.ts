@@ -7,7 +7,7 @@ import type { AlertChannelType, AlertNotificationPayload } from '@task-scheduler
 import { createTransport } from 'nodemailer';
 import type { Transporter } from 'nodemailer';
 import { APP_CONFIG } from '../infra/tokens';
-import { EVENT_ID_HEADER, SIGNATURE_HEADER, emailMessage, signatureOf, slackMessage, webhookBody } from './alert-messages';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, emailMessage, maskedSlackUrl, signatureOf, slackMessage, webhookBody } from './alert-messages';
 import type { AlertLinks } from './alert-messages';
 
 /** A channel as the dispatcher needs it: its sealed secret (webhook signing secret, Slack URL) opened at send time. */
@@ -75,6 +75,22 @@ export class AlertDelivery implements OnApplicationShutdown {
   }
 
   async deliver(notificationId: string, ch: DeliveryChannel, p: AlertNotificationPayload, now = new Date()): Promise<DeliveryResult> {
+    const result = await this.send(notificationId, ch, p, now);
+    // A Slack URL is a credential: an error naming it (an executor's message, a receiver's echo) is stored and logged.
+    if (ch.type === 'slack' && result.error && ch.secretSealed && this.secretsKey) {
+      try {
+        const url = this.secretOf(ch, SEALED_KEYS.slack);
+        const path = new URL(url).pathname;
+        result.error = result.error.split(url).join(maskedSlackUrl(url));
+        if (path.length > 1) result.error = result.error.split(path).join('/***');
+      } catch {
+        // the secret cannot be opened: the error says so and names no URL
+      }
+    }
+    return result;
+  }
+
+  private async send(notificationId: string, ch: DeliveryChannel, p: AlertNotificationPayload, now: Date): Promise<DeliveryResult> {
     try {
       const links = this.linksOf(p);
       if (ch.type === 'email') return await this.sendEmail(ch, p, links);

@@ -9,8 +9,9 @@ import { MetricsService } from '../metrics/metrics.service';
 import { AlertDelivery } from './alert-delivery';
 import type { DeliveryResult } from './alert-delivery';
 
-/** Notifications claimed per pass. */
+/** Notifications claimed per pass, and of one tenant at most. */
 const BATCH = 20;
+const PER_TENANT = 5;
 /** A claimed notification not settled by then (its process died mid-send) is due again: at least once. */
 const LEASE_SECONDS = 120;
 /** Tries before a notification is given up as `failed`. */
@@ -68,11 +69,22 @@ export class AlertDispatcher implements OnApplicationBootstrap, OnApplicationShu
   /** One pass over the notifications due; `tenantId` limits it to one tenant's (tests share a database). */
   async dispatch(opts: { tenantId?: string } = {}): Promise<DispatchReport> {
     const report: DispatchReport = { sent: 0, retried: 0, failed: 0 };
+    // Due rows, at most PER_TENANT per tenant (one tenant's slow receiver or burst leaves room for the others),
+    // only the oldest pending one of each alert and channel (a receiver sees firing before resolved), and none
+    // of a suspended tenant.
     const claimed: Claimed[] = await this.db.query(
       `WITH due AS (
-         SELECT id FROM alert_notifications
-          WHERE status = 'pending' AND next_attempt_at <= now() AND ($1::uuid IS NULL OR tenant_id = $1)
-          ORDER BY next_attempt_at LIMIT ${BATCH} FOR UPDATE SKIP LOCKED),
+         SELECT n.id FROM alert_notifications n JOIN tenants t ON t.id = n.tenant_id
+          WHERE t.status = 'active' AND n.id IN (
+                SELECT id FROM (
+                  SELECT x.id, row_number() OVER (PARTITION BY x.tenant_id ORDER BY x.next_attempt_at, x.seq) AS rn
+                    FROM alert_notifications x
+                   WHERE x.status = 'pending' AND x.next_attempt_at <= now() AND ($1::uuid IS NULL OR x.tenant_id = $1)
+                     AND NOT EXISTS (SELECT 1 FROM alert_notifications o
+                                      WHERE o.alert_id = x.alert_id AND o.channel_id = x.channel_id
+                                        AND o.status = 'pending' AND o.seq < x.seq)) ranked
+                 WHERE rn <= ${PER_TENANT})
+          ORDER BY n.next_attempt_at LIMIT ${BATCH} FOR UPDATE OF n SKIP LOCKED),
        claimed AS (
          UPDATE alert_notifications n SET attempts = n.attempts + 1, next_attempt_at = now() + make_interval(secs => ${LEASE_SECONDS})
            FROM due WHERE n.id = due.id
@@ -118,9 +130,10 @@ export class AlertDispatcher implements OnApplicationBootstrap, OnApplicationShu
               sent_at = CASE WHEN $2 = 'sent' THEN now() END,
               last_error = $3,
               next_attempt_at = CASE WHEN $2 = 'retry' THEN now() + make_interval(secs => $4::double precision / 1000) ELSE next_attempt_at END
-        WHERE id = $1`,
-      [n.id, outcome, r.error, delayMs],
+        WHERE id = $1 AND status = 'pending' AND attempts = $5`,
+      [n.id, outcome, r.error, delayMs, n.attempts],
     );
+    // (No row: this send outlived its lease and another process took the notification over; its result stands.)
     return outcome;
   }
 }

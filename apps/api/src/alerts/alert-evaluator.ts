@@ -18,6 +18,8 @@ const ALERT_EVALUATE_LOCK = 0x61_6c_72_74; // 'alrt'
 const RUNS_SHOWN = 10;
 /** Schedules one `missed_fire` rule looks at per pass, at most (oldest checked first). */
 const SCHEDULES_PER_RULE = 200;
+/** Fires one `missed_fire` rule reads per schedule and pass, at most; the rest the next pass. */
+const FIRES_PER_PASS = 1000;
 /** Fires younger than this are left to the next pass: a fire may still be starting (fire-classification.ts). */
 const FIRE_SETTLE_MS = 10_000;
 /** Missed fires a person chose: a paused schedule, a disabled task. They open no alert. */
@@ -82,7 +84,7 @@ export class AlertEvaluator implements OnApplicationBootstrap, OnApplicationShut
                 r.task_id, r.schedule_id, r.threshold_seconds, r.created_at
            FROM alert_rules r JOIN tenants t ON t.id = r.tenant_id
           WHERE r.enabled AND r.kind <> 'consecutive_failures' AND t.status = 'active' AND ($1::uuid IS NULL OR r.tenant_id = $1)
-          ORDER BY r.id`,
+          ORDER BY r.id FOR SHARE OF r`,
         [opts.tenantId ?? null],
       );
       for (const rule of rules) {
@@ -100,6 +102,7 @@ export class AlertEvaluator implements OnApplicationBootstrap, OnApplicationShut
           report.errors.push(`rule ${rule.id}: ${(err as Error).message}`);
         }
       }
+      report.resolved += await this.resolveGone(tx, opts.tenantId);
       report.renotified = await this.repeat(tx, 'renotify', opts.tenantId);
       report.escalated = await this.repeat(tx, 'escalation', opts.tenantId);
       if (report.errors.length) this.logger.warn({ errors: report.errors }, 'alert evaluation: some rules could not be evaluated');
@@ -166,41 +169,111 @@ export class AlertEvaluator implements OnApplicationBootstrap, OnApplicationShut
         ORDER BY c.updated_at NULLS FIRST, s.id LIMIT ${SCHEDULES_PER_RULE}`,
       [rule.id, rule.tenant_id, rule.schedule_id],
     );
-    const ctx = { tenantId: rule.tenant_id } as RequestContext;
     const until = new Date(Date.now() - FIRE_SETTLE_MS);
     let opened = 0;
     let resolved = 0;
+    const errors: string[] = [];
     for (const s of schedules) {
       const from = s.last_seen ? new Date(new Date(s.last_seen).getTime() + 1) : rule.created_at;
       if (from >= until) continue;
-      const { items } = await this.schedules.fires(ctx, s.id, from, until, 1000);
-      const fires = items
-        .filter((f) => f.outcome !== 'excluded' && !(f.outcome === 'missed' && f.reason && DELIBERATE.has(f.reason)))
-        .sort((a, b) => a.scheduledAt.localeCompare(b.scheduledAt));
-      const subject = { type: 'schedule' as const, id: s.id, name: s.name };
-      for (const f of fires) {
-        const missed = f.outcome === 'missed';
-        const n = await countOutcome(tx, rule.id, s.id, missed, f.scheduledAt);
-        if (missed && n.failures >= rule.failures) {
-          const r = await openAlert(tx, {
-            rule,
-            subject,
-            summary: `Schedule "${s.name}" missed ${n.failures} fire${n.failures === 1 ? '' : 's'} in a row (last: ${f.reason ?? 'missed'})`,
-            details: { consecutiveMissed: n.failures, lastScheduledAt: f.scheduledAt, lastReason: f.reason },
-          });
-          if (r.opened) opened++;
-        } else if (!missed && n.successes >= rule.recoveries) {
-          const id = await resolveAlert(tx, {
-            rule,
-            subject,
-            summary: `Schedule "${s.name}" fires again: ${n.successes} fire${n.successes === 1 ? '' : 's'} ran in a row`,
-            details: { lastScheduledAt: f.scheduledAt, runId: f.runId },
-          });
-          if (id) resolved++;
-        }
+      // A savepoint per schedule: one Temporal cannot describe leaves the others' counts.
+      await tx.query('SAVEPOINT schedule');
+      try {
+        const r = await this.judgeFires(tx, rule, s, from, until);
+        await tx.query('RELEASE SAVEPOINT schedule');
+        opened += r.opened;
+        resolved += r.resolved;
+      } catch (err) {
+        await tx.query('ROLLBACK TO SAVEPOINT schedule');
+        errors.push(`schedule ${s.id}: ${(err as Error).message}`);
       }
     }
+    if (errors.length) this.logger.warn({ ruleId: rule.id, errors }, 'missed-fire rule: some schedules could not be judged');
     return { opened, resolved };
+  }
+
+  /** The fires of one schedule in [from, until], counted in time order; then the rule's position moves past them. */
+  private async judgeFires(
+    tx: EntityManager,
+    rule: FullRule,
+    s: { id: string; name: string },
+    from: Date,
+    until: Date,
+  ): Promise<{ opened: number; resolved: number }> {
+    const ctx = { tenantId: rule.tenant_id } as RequestContext;
+    const { items } = await this.schedules.fires(ctx, s.id, from, until, FIRES_PER_PASS);
+    const fires = items
+      .filter((f) => f.outcome !== 'excluded' && !(f.outcome === 'missed' && f.reason && DELIBERATE.has(f.reason)))
+      .sort((a, b) => a.scheduledAt.localeCompare(b.scheduledAt));
+    const subject = { type: 'schedule' as const, id: s.id, name: s.name };
+    let opened = 0;
+    let resolved = 0;
+    for (const f of fires) {
+      const missed = f.outcome === 'missed';
+      const n = await countOutcome(tx, rule.id, s.id, missed, f.scheduledAt);
+      if (missed && n.failures >= rule.failures) {
+        const r = await openAlert(tx, {
+          rule,
+          subject,
+          summary: `Schedule "${s.name}" missed ${n.failures} fire${n.failures === 1 ? '' : 's'} in a row (last: ${f.reason ?? 'missed'})`,
+          details: { consecutiveMissed: n.failures, lastScheduledAt: f.scheduledAt, lastReason: f.reason },
+        });
+        if (r.opened) opened++;
+      } else if (!missed && n.successes >= rule.recoveries) {
+        const id = await resolveAlert(tx, {
+          rule,
+          subject,
+          summary: `Schedule "${s.name}" fires again: ${n.successes} fire${n.successes === 1 ? '' : 's'} ran in a row`,
+          details: { lastScheduledAt: f.scheduledAt, runId: f.runId },
+        });
+        if (id) resolved++;
+      }
+    }
+    // The position moves on even when nothing counted (a paused stretch, exclusions): the next pass starts after
+    // it. A full page moves it only to its last fire, so the rest is read next pass.
+    const all = items.map((f) => f.scheduledAt).sort();
+    const position = items.length >= FIRES_PER_PASS ? all[all.length - 1] : until.toISOString();
+    await tx.query(
+      `INSERT INTO alert_rule_counters (rule_id, subject_id, consecutive_failures, consecutive_successes, last_seen)
+       VALUES ($1, $2, 0, 0, $3)
+       ON CONFLICT (rule_id, subject_id) DO UPDATE
+         SET last_seen = greatest(alert_rule_counters.last_seen, EXCLUDED.last_seen), updated_at = now()`,
+      [rule.id, s.id, position],
+    );
+    return { opened, resolved };
+  }
+
+  /**
+   * Resolves firing alerts nobody could resolve any more: their task or schedule was deleted. (A deleted
+   * task's runs end; its time-based alerts would resolve by themselves, its failure streak would not.)
+   */
+  private async resolveGone(tx: EntityManager, tenantId?: string): Promise<number> {
+    const gone: (RuleRow & { subject_type: 'task' | 'schedule'; subject_id: string; subject_name: string })[] = await tx.query(
+      `SELECT r.id, r.tenant_id, r.name, r.kind, r.failures, r.recoveries, r.channel_id, r.escalation_channel_id,
+              a.subject_type, a.subject_id, coalesce(k.name, s.name) AS subject_name
+         FROM alerts a JOIN alert_rules r ON r.id = a.rule_id
+         LEFT JOIN tasks k ON a.subject_type = 'task' AND k.id = a.subject_id
+         LEFT JOIN schedules s ON a.subject_type = 'schedule' AND s.id = a.subject_id
+        WHERE a.state = 'firing' AND ($1::uuid IS NULL OR a.tenant_id = $1)
+          AND (k.deleted_at IS NOT NULL OR s.deleted_at IS NOT NULL)
+        ORDER BY a.id LIMIT 500`,
+      [tenantId ?? null],
+    );
+    let n = 0;
+    for (const g of gone) {
+      const what = g.subject_type === 'task' ? 'Task' : 'Schedule';
+      const id = await resolveAlert(tx, {
+        rule: g,
+        subject: { type: g.subject_type, id: g.subject_id, name: g.subject_name },
+        summary: `${what} "${g.subject_name}" was deleted`,
+        details: { subjectDeleted: true },
+      });
+      if (id) {
+        n++;
+        this.metrics.alertTransition(g.kind, 'resolved');
+      }
+    }
+    return n;
   }
 
   private async runInfo(tx: EntityManager, runId: string | undefined): Promise<AlertNotificationPayload['run']> {
@@ -243,8 +316,9 @@ export class AlertEvaluator implements OnApplicationBootstrap, OnApplicationShut
       number,
     ] = await tx.query(
       `UPDATE alerts a SET ${set}, updated_at = now()
-         FROM alert_rules r
-        WHERE r.id = a.rule_id AND a.state = 'firing' AND a.acked_at IS NULL AND r.enabled AND ${due}
+         FROM alert_rules r, tenants t
+        WHERE r.id = a.rule_id AND t.id = a.tenant_id AND t.status = 'active'
+          AND a.state = 'firing' AND a.acked_at IS NULL AND r.enabled AND ${due}
           AND ($1::uuid IS NULL OR a.tenant_id = $1)
         RETURNING a.id, a.tenant_id, a.state, a.summary, a.details, a.created_at, a.escalated_at, a.subject_type, a.subject_id,
                   r.id AS rule_id, r.name AS rule_name, r.kind, r.channel_id, r.escalation_channel_id`,

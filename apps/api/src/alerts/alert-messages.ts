@@ -20,8 +20,23 @@ export function verifySignature(secret: string, header: string, body: string, no
   const t = Number(parts.get('t'));
   const given = parts.get('v1');
   if (!Number.isInteger(t) || !given || Math.abs(nowSeconds - t) > SIGNATURE_TOLERANCE_SECONDS) return false;
-  const expected = signatureOf(secret, t, body).split('v1=')[1];
-  return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+  const expected = Buffer.from(signatureOf(secret, t, body).split('v1=')[1]);
+  const actual = Buffer.from(given);
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/**
+ * A Slack (or Mattermost, Teams…) incoming-webhook URL is a credential in its path: shown as its origin and
+ * first path segment, the rest masked (`https://hooks.slack.com/services/***`).
+ */
+export function maskedSlackUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    const first = u.pathname.split('/').filter(Boolean)[0];
+    return `${u.origin}/${first ? `${first}/***` : '***'}`;
+  } catch {
+    return '***';
+  }
 }
 
 export interface AlertLinks {

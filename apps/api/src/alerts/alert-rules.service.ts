@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AlertEntity, AlertRuleEntity } from '@task-scheduler/db';
+import { AlertRuleEntity, resolveAlert } from '@task-scheduler/db';
 import { DataSource } from 'typeorm';
 import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -121,12 +121,47 @@ export class AlertRulesService {
       checkShape(next);
       await this.checkReferences(tx, ctx, { ...next, taskId: null, scheduleId: null });
       await tx.getRepository(AlertRuleEntity).save(next);
-      if (cur.enabled && !next.enabled) {
-        await tx.getRepository(AlertEntity).update({ ruleId: cur.id, state: 'firing' }, { state: 'resolved', resolvedAt: new Date() });
-      }
-      await this.audit.record(tx, ctx, { action: 'alert-rule.update', targetType: 'alert-rule', targetId: cur.id });
+      const resolved = cur.enabled && !next.enabled ? await this.resolveAll(tx, ctx, cur) : [];
+      const changed = Object.keys(dto).filter((k) => dto[k as keyof UpdateAlertRuleDto] !== undefined);
+      await this.audit.record(tx, ctx, {
+        action: 'alert-rule.update',
+        targetType: 'alert-rule',
+        targetId: cur.id,
+        details: { changedFields: changed, ...(resolved.length ? { resolvedAlerts: resolved } : {}) },
+      });
       return tx.getRepository(AlertRuleEntity).findOneByOrFail({ id: cur.id });
     });
+  }
+
+  /** Resolves a rule's firing alerts as it is disabled, telling the channels that were told they fire. */
+  private async resolveAll(tx: EntityManager, ctx: RequestContext, rule: AlertRuleEntity): Promise<string[]> {
+    const firing: { subject_type: 'task' | 'schedule'; subject_id: string; name: string | null }[] = await tx.query(
+      `SELECT a.subject_type, a.subject_id, coalesce(k.name, s.name) AS name FROM alerts a
+         LEFT JOIN tasks k ON a.subject_type = 'task' AND k.id = a.subject_id
+         LEFT JOIN schedules s ON a.subject_type = 'schedule' AND s.id = a.subject_id
+        WHERE a.rule_id = $1 AND a.state = 'firing' ORDER BY a.id`,
+      [rule.id],
+    );
+    const ids: string[] = [];
+    for (const f of firing) {
+      const id = await resolveAlert(tx, {
+        rule: {
+          id: rule.id,
+          tenant_id: rule.tenantId,
+          name: rule.name,
+          kind: rule.kind,
+          failures: rule.failures,
+          recoveries: rule.recoveries,
+          channel_id: rule.channelId,
+          escalation_channel_id: rule.escalationChannelId,
+        },
+        subject: { type: f.subject_type, id: f.subject_id, name: f.name ?? f.subject_id },
+        summary: `Alert rule "${rule.name}" was disabled by ${ctx.actor}`,
+        details: { disabledBy: ctx.actor },
+      });
+      if (id) ids.push(id);
+    }
+    return ids;
   }
 
   /** Deletes a rule with its counts and alerts. */

@@ -24,6 +24,8 @@ export const CHANNEL_TYPES = ['webhook', 'slack', 'email'] as const;
 export const RULE_KINDS = ['consecutive_failures', 'missed_fire', 'queued_too_long', 'running_too_long'] as const;
 /** 30 days, the longest threshold, interval or delay a rule takes. */
 const MAX_SECONDS = 2_592_000;
+/** Re-notification at most once a minute: a rule cannot turn a channel into a flood. */
+const MIN_RENOTIFY_SECONDS = 60;
 
 export class CreateAlertChannelDto {
   @ApiProperty({ example: 'on-call', pattern: NAME.source })
@@ -157,10 +159,14 @@ export class CreateAlertRuleDto {
   @Max(MAX_SECONDS)
   escalateAfterSeconds?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_SECONDS, description: 'R, in seconds: a firing, unacknowledged alert is told again at most this often; omitted: never.' })
+  @ApiPropertyOptional({
+    minimum: MIN_RENOTIFY_SECONDS,
+    maximum: MAX_SECONDS,
+    description: 'R, in seconds (at least 60): a firing, unacknowledged alert is told again at most this often; omitted: never.',
+  })
   @Optional()
   @IsInt()
-  @Min(1)
+  @Min(MIN_RENOTIFY_SECONDS, { message: `renotifySeconds must be at least ${MIN_RENOTIFY_SECONDS}` })
   @Max(MAX_SECONDS)
   renotifySeconds?: number;
 
@@ -183,10 +189,10 @@ export class UpdateAlertRuleDto {
   @Min(1)
   @Max(MAX_SECONDS)
   escalateAfterSeconds?: number | null;
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_SECONDS, type: Number, description: 'null: never re-notify.' })
+  @ApiPropertyOptional({ minimum: MIN_RENOTIFY_SECONDS, maximum: MAX_SECONDS, type: Number, description: 'null: never re-notify.' })
   @Nullable()
   @IsInt()
-  @Min(1)
+  @Min(MIN_RENOTIFY_SECONDS, { message: `renotifySeconds must be at least ${MIN_RENOTIFY_SECONDS}` })
   @Max(MAX_SECONDS)
   renotifySeconds?: number | null;
   @ApiPropertyOptional() @Optional() @IsBoolean() enabled?: boolean;
