@@ -8,11 +8,14 @@ import { attemptStatusOf, inRecordedAttempt, maskStream, maskTail, tailOf, unsea
 import type { ExecutorActivityDeps } from '../executor-support';
 import { traceparentEntry } from '../trace-context';
 import { ShellExecutor } from './shell-executor';
+import { deadManWindowMs } from './dead-man-switch';
 import type { ShellExecutorOptions, ShellRunResult } from './shell-executor';
 
 export { ShellExecutor } from './shell-executor';
 export type { ShellExecutorOptions, ShellRunRequest, ShellRunResult } from './shell-executor';
 export { OutputCapture } from './output-capture';
+export { DeadManSwitch, deadManWindowMs } from './dead-man-switch';
+export type { DeadManSwitchOptions, DeadManTargets } from './dead-man-switch';
 export { MIN_MASKED_SECRET_LENGTH, TaskOutputsError, maskOutputs, outputsJsonBytes, parseTaskOutputs } from './task-outputs';
 export * from './sandbox';
 export { classifyEnd } from './outcome';
@@ -121,6 +124,10 @@ export function createShellActivities(deps: ShellActivityDeps) {
             },
             signal: ctx.cancellationSignal,
             heartbeatMs: deps.heartbeatMs,
+            // A stalled worker's task must be dead before Temporal (no heartbeat) can start the retry elsewhere.
+            ...(ctx.info.heartbeatTimeoutMs && deps.heartbeatMs
+              ? { deadManWindowMs: deadManWindowMs(ctx.info.heartbeatTimeoutMs, deps.heartbeatMs) }
+              : {}),
             secretValues: secrets,
             onHeartbeat: (progress) => ctx.heartbeat({ ...progress, host: hostname() } satisfies ShellHeartbeat),
             onOutput: output,

@@ -16,6 +16,7 @@ import { sandboxArgs } from './sandbox/bwrap-args';
 import type { RunCgroup } from './sandbox/cgroup';
 import { LimitMonitor } from './sandbox/limit-monitor';
 import { classifyEnd } from './outcome';
+import { DeadManSwitch } from './dead-man-switch';
 import type { ShellOutcome } from './outcome';
 import { attachEgress } from './sandbox/egress';
 import type { EgressLink } from './sandbox/egress';
@@ -55,6 +56,12 @@ export interface ShellRunRequest {
   heartbeatMs?: number;
   /** The task's secret values: masked as `***` in its outputs. */
   secretValues?: readonly string[];
+  /**
+   * Arms a {@link DeadManSwitch} for the attempt: its processes are SIGKILLed by a separate process when
+   * this worker has not fed it for this long (stopped, wedged) or died. Shorter than the activity's
+   * heartbeat timeout (see `deadManWindowMs`), so a stalled attempt is gone before Temporal can start its retry.
+   */
+  deadManWindowMs?: number;
 }
 
 export interface ShellRunResult {
@@ -322,6 +329,7 @@ export class ShellExecutor {
       let killTimer: NodeJS.Timeout | undefined;
       let monitor: NodeJS.Timeout | undefined;
       let setupMs: number | undefined;
+      let deadMan: DeadManSwitch | null = null;
 
       child.stdout?.on('data', (c: Buffer) => {
         stdout.push(c);
@@ -409,6 +417,7 @@ export class ShellExecutor {
         clearTimeout(killTimer);
         clearInterval(heartbeat);
         clearInterval(monitor);
+        deadMan?.disarm();
         req.signal?.removeEventListener('abort', onAbort);
         if (limits && outcome === 'exited' && !crossed) crossed = limits.final(exitCode);
         limits?.close();
@@ -464,13 +473,44 @@ export class ShellExecutor {
         setTimeout(() => finish(code, signal), 200).unref();
       });
 
+      /**
+       * Arms the switch on the attempt's processes: isolated, before the task's first instruction (bwrap waits
+       * on its block fd); unisolated, just after the spawn. Isolated, the sandbox's init (its PID namespace ends with it) and bwrap's group;
+       * unisolated, the task's group. The group's id cannot be reused while the switch is armed: its leader
+       * stays this worker's unreaped child until the exit this worker handles, and `finish` disarms before
+       * anything else can be reaped. The init is reaped by bwrap, which then exits: only a pid wrap-around
+       * within that instant, with the worker stalled, could hand its id to another process.
+       */
+      const armDeadMan = (): Promise<void> => {
+        const windowMs = req.deadManWindowMs;
+        if (!windowMs || child.pid === undefined) return Promise.resolve();
+        const init = sandbox?.res.sandboxPid;
+        return DeadManSwitch.arm(
+          { pids: init ? [init] : [], groups: [child.pid] },
+          { windowMs, feedMs: Math.max(50, Math.min((req.heartbeatMs ?? 2000) / 3, windowMs / 4)) },
+        ).then(
+          (s) => {
+            if (settled) s.disarm();
+            else deadMan = s;
+          },
+          (err: Error) => {
+            if (settled) return;
+            failure = `cannot start the attempt's dead man's switch: ${err.message}`;
+            killAll('SIGKILL');
+          },
+        );
+      };
+
       const begin = (): void => {
         if (req.signal?.aborted) onAbort();
         else req.signal?.addEventListener('abort', onAbort, { once: true });
         monitor = setInterval(checkLimits, this.options.monitorMs ?? 200);
         if (sandbox) setTimeout(checkLimits, 15).unref();
       };
-      if (!sandbox) return begin();
+      if (!sandbox) {
+        void armDeadMan();
+        return begin();
+      }
 
       // bwrap reports its sandbox's pid on fd 3 and waits on fd 4: the attempt joins its cgroup
       // (and gets its network) before the task's first instruction.
@@ -505,6 +545,8 @@ export class ShellExecutor {
             return;
           }
           if (settled) return;
+          await armDeadMan();
+          if (settled || failure) return;
           setupMs = Date.now() - sandbox.setupStart;
           (child.stdio[4] as NodeJS.WritableStream).write('1');
           begin();
