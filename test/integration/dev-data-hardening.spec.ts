@@ -162,6 +162,17 @@ describe('the API role', () => {
     await expectDenied(app, `INSERT INTO schema_migrations (timestamp, name) VALUES (1, 'evil')`);
   });
 
+  test('may read and delete stored run output (retention) but not write it', async () => {
+    expect((await app.query('SELECT count(*)::int AS n FROM run_output_chunks')).rows).toEqual([{ n: 0 }]);
+    await app.query(`DELETE FROM run_output_chunks WHERE run_id = gen_random_uuid()`);
+    await expectDenied(
+      app,
+      `INSERT INTO run_output_chunks (run_id, tenant_id, shard_index, attempt, seq, stream, data)
+       SELECT gen_random_uuid(), id, 0, 1, 0, 'stdout', 'forged' FROM tenants LIMIT 1`,
+    );
+    await expectDenied(app, `UPDATE run_output_chunks SET data = 'forged'`);
+  });
+
   test('reads and writes rows of the tables migrations made, and of tables made after its grants', async () => {
     const slug = `hardening-${randomBytes(3).toString('hex')}`;
     const ins = await app.query(`INSERT INTO tenants (slug, name) VALUES ($1, 'before') RETURNING id`, [slug]);
@@ -201,7 +212,7 @@ describe('the worker role', () => {
   });
   afterAll(async () => worker?.end());
 
-  test('records a whole run through RunRecorder, alert included', async () => {
+  test('records a whole run through RunRecorder, alerts included (the legacy webhook and an alert rule)', async () => {
     const tenant = await owner.query(`INSERT INTO "${SCHEMA}".tenants (slug, name) VALUES ($1, 'w') RETURNING id`, [
       `worker-${randomBytes(3).toString('hex')}`,
     ]);
@@ -212,6 +223,14 @@ describe('the worker role', () => {
       [tenantId, JSON.stringify({ webhookUrl: 'https://alerts.example/hook' })],
     );
     const taskId: string = task.rows[0].id;
+    const channel = await owner.query(
+      `INSERT INTO "${SCHEMA}".alert_channels (tenant_id, name, type, url) VALUES ($1, 'hook', 'webhook', 'https://alerts.example/rules') RETURNING id`,
+      [tenantId],
+    );
+    await owner.query(
+      `INSERT INTO "${SCHEMA}".alert_rules (tenant_id, name, kind, task_id, failures, channel_id) VALUES ($1, 'job-failing', 'consecutive_failures', $2, 1, $3)`,
+      [tenantId, taskId, channel.rows[0].id],
+    );
 
     const ds = createDataSource({
       url: urlFor(baseUrl(), { user: WORKER_ROLE, password: WORKER_PASSWORD, schema: SCHEMA }),
@@ -246,6 +265,12 @@ describe('the worker role', () => {
         shards: [{ shardIndex: 0, status: 'failed', attempts: 1, ...failed }],
       });
       expect(fin.attempts).toBe(1);
+      // The rule counted the run with its final record, under the worker's grants: one alert, one notification queued.
+      const opened = await owner.query(
+        `SELECT a.state, n.event, n.status FROM "${SCHEMA}".alerts a JOIN "${SCHEMA}".alert_notifications n ON n.alert_id = a.id WHERE a.tenant_id = $1`,
+        [tenantId],
+      );
+      expect(opened.rows).toEqual([{ state: 'firing', event: 'firing', status: 'pending' }]);
       expect(await recorder.planAlert(runId)).toMatchObject({ kind: 'failure', url: 'https://alerts.example/hook' });
 
       // A fire of a task disabled by now is recorded cancelled without running, also with the worker's narrow grants.
@@ -278,6 +303,8 @@ describe('the worker role', () => {
     await expectDenied(worker, 'SELECT * FROM audit_events');
     await expectDenied(worker, `UPDATE tenants SET max_concurrent_runs = 100000`);
     await expectDenied(worker, `UPDATE tasks SET name = 'x'`);
+    await expectDenied(worker, `UPDATE alert_rules SET enabled = false`);
+    await expectDenied(worker, 'SELECT * FROM alert_channels');
     await expectDenied(worker, 'DELETE FROM runs');
     await expectDenied(worker, 'SELECT * FROM later_things');
     await expectDenied(worker, `CREATE TABLE "${SCHEMA}".evil (id int)`);

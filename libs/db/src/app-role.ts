@@ -27,13 +27,23 @@ export interface TableGrant {
 /**
  * What a role may do in the schema. `all-tables`: read and write every table
  * and use every sequence, also those later migrations create (default
- * privileges of the owner), except that `readOnlyTables` are read-only.
+ * privileges of the owner), except that `readOnlyTables` are read-only and `readDeleteTables` may be read
+ * and deleted from but not written.
  * `tables`: exactly the listed grants; tables added later get nothing.
  */
-export type RoleGrants = { kind: 'all-tables'; readOnlyTables?: readonly string[] } | { kind: 'tables'; tables: readonly TableGrant[] };
+export type RoleGrants =
+  | { kind: 'all-tables'; readOnlyTables?: readonly string[]; readDeleteTables?: readonly string[] }
+  | { kind: 'tables'; tables: readonly TableGrant[] };
 
-/** The API: rows of every table; the migration history read-only (nothing at runtime writes it). */
-export const API_ROLE_GRANTS: RoleGrants = { kind: 'all-tables', readOnlyTables: ['schema_migrations', 'run_output_chunks'] };
+/**
+ * The API: rows of every table; the migration history read-only (nothing at runtime writes it); run output
+ * written only by workers, read by followers and deleted by retention (apps/api/src/retention).
+ */
+export const API_ROLE_GRANTS: RoleGrants = {
+  kind: 'all-tables',
+  readOnlyTables: ['schema_migrations'],
+  readDeleteTables: ['run_output_chunks'],
+};
 
 /**
  * The workers: what `RunRecorder` (activities/src/runs/run-recorder.ts) and
@@ -56,6 +66,18 @@ export const WORKER_ROLE_GRANTS: RoleGrants = {
     { table: 'run_shards', privileges: ['SELECT', 'INSERT'] },
     { table: 'run_output_chunks', privileges: ['SELECT', 'INSERT'] },
     { table: 'alert_states', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
+    // Alert rules counted at a run's end (libs/db alert-rules.ts): the rules are read FOR SHARE, which needs UPDATE
+    // of some column: `updated_at` only, so a worker cannot change a rule.
+    {
+      table: 'alert_rules',
+      privileges: ['SELECT'],
+      columns: ['id', 'tenant_id', 'name', 'kind', 'task_id', 'failures', 'recoveries', 'channel_id', 'escalation_channel_id', 'enabled'],
+    },
+    { table: 'alert_rules', privileges: ['UPDATE'], columns: ['updated_at'] },
+    { table: 'alert_rule_counters', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
+    { table: 'alert_run_evaluations', privileges: ['SELECT', 'INSERT'] },
+    { table: 'alerts', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
+    { table: 'alert_notifications', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'pipeline_runs', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'pipeline_run_steps', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'pipeline_alert_states', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
@@ -152,9 +174,13 @@ export async function ensureAppRole(conn: SqlConnection, opts: AppRoleOptions): 
       await conn.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`);
       await conn.query(`${defaults} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`);
       await conn.query(`${defaults} GRANT USAGE, SELECT ON SEQUENCES TO ${role}`);
-      for (const table of grants.readOnlyTables ?? []) {
+      const narrowed = [
+        ...(grants.readOnlyTables ?? []).map((table) => ({ table, revoke: 'INSERT, UPDATE, DELETE' })),
+        ...(grants.readDeleteTables ?? []).map((table) => ({ table, revoke: 'INSERT, UPDATE' })),
+      ];
+      for (const { table, revoke } of narrowed) {
         const [found] = rowsOf<{ t: string | null }>(await conn.query('SELECT to_regclass($1)::text AS t', [`${schema}.${ident(table)}`]));
-        if (found.t) await conn.query(`REVOKE INSERT, UPDATE, DELETE ON ${schema}.${ident(table)} FROM ${role}`);
+        if (found.t) await conn.query(`REVOKE ${revoke} ON ${schema}.${ident(table)} FROM ${role}`);
       }
     } else {
       for (const g of grants.tables) {
