@@ -31,6 +31,7 @@ import { InfraModule } from './infra/infra.module';
 import { MeController } from './me/me.controller';
 import { MeService } from './me/me.service';
 import { MetricsModule } from './metrics/metrics.module';
+import { RetentionService } from './retention/retention.service';
 import { RunsController } from './runs/runs.controller';
 import { RunLogsService } from './runs/run-logs.service';
 import { RunReconciler } from './runs/run-reconciler';
@@ -114,6 +115,7 @@ export class AppModule {
         RunsService,
         RunLogsService,
         RunReconciler,
+        RetentionService,
         AlertDelivery,
         AlertDispatcher,
         AlertEvaluator,

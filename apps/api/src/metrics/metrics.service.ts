@@ -104,6 +104,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly retentionDeletions = new Counter({
+    name: 'task_scheduler_retention_deleted_total',
+    help: 'Rows deleted by the retention job (docs/retention.md), by table.',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     // Zero series for the values alerts and dashboards divide by, so a rate exists before the first event.
     for (const trigger of ['manual', 'retry'] satisfies RunTrigger[]) this.runsTriggered.inc({ trigger }, 0);
@@ -141,6 +148,10 @@ export class MetricsService {
 
   alertTransition(kind: string, event: string): void {
     this.alertTransitions.inc({ kind, event });
+  }
+
+  retentionDeleted(table: string, rows: number): void {
+    this.retentionDeletions.inc({ table }, rows);
   }
 
   get contentType(): string {

@@ -90,12 +90,14 @@ export class TenantsService {
         maxTasks: t.maxTasks,
         rateLimitPerMinute: t.rateLimitPerMinute,
         shellPolicy: t.shellPolicy,
+        retentionDays: t.retentionDays,
       };
       if (dto.name !== undefined) t.name = dto.name;
       if (dto.status !== undefined) t.status = dto.status;
       applyLimits(t, dto.limits);
       // Fields given replace their own values only: `maxLimits` replaces the caps, `allowEgress` the flag.
       if (dto.shellPolicy !== undefined) t.shellPolicy = { ...(t.shellPolicy ?? {}), ...shellPolicyOf(dto.shellPolicy) };
+      if (dto.retentionDays !== undefined) t.retentionDays = dto.retentionDays;
       const saved = await repo.save(t);
       await this.audit.record(tx, ctx, {
         action: 'tenant.update',

@@ -13,6 +13,8 @@ export class TenantEntity {
   @Column('jsonb', { name: 'alert_settings', nullable: true }) alertSettings!: AlertSpec | null;
   /** Set by the platform admin: egress allowed, caps of shell limits. */
   @Column('jsonb', { name: 'shell_policy', nullable: true }) shellPolicy!: TenantShellPolicy | null;
+  /** Days finished runs and audit events are kept; null: the platform's RETENTION_DAYS (docs/retention.md). */
+  @Column('integer', { name: 'retention_days', nullable: true }) retentionDays!: number | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }

@@ -2,7 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { TenantEntity } from '@task-scheduler/db';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
-import { Optional } from '../../common/validation';
+import { Nullable, Optional } from '../../common/validation';
 import { PageOf } from '../../common/page.dto';
 import { TenantShellPolicyDto, TenantShellPolicyResponse } from './tenant-shell-policy.dto';
 
@@ -86,6 +86,20 @@ export class UpdateTenantDto {
   @ValidateNested()
   @Type(() => TenantShellPolicyDto)
   shellPolicy?: TenantShellPolicyDto;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    maximum: 3650,
+    description:
+      'Days finished runs, pipeline runs and audit events are kept before retention deletes them (docs/retention.md); ' +
+      "null: the platform's RETENTION_DAYS.",
+  })
+  @Nullable()
+  @IsInt()
+  @Min(1)
+  @Max(3650)
+  retentionDays?: number | null;
 }
 
 export class TenantResponse {
@@ -95,6 +109,12 @@ export class TenantResponse {
   @ApiProperty({ enum: ['active', 'suspended'] }) status!: string;
   @ApiProperty({ type: TenantLimitsDto }) limits!: Required<TenantLimitsDto>;
   @ApiProperty({ type: TenantShellPolicyResponse }) shellPolicy!: TenantShellPolicyResponse;
+  @ApiProperty({
+    type: 'integer',
+    nullable: true,
+    description: "The tenant's own retention in days; null: the platform's RETENTION_DAYS (0 there: kept forever).",
+  })
+  retentionDays!: number | null;
   @ApiProperty() createdAt!: string;
   @ApiProperty() updatedAt!: string;
 
@@ -106,6 +126,7 @@ export class TenantResponse {
       status: t.status,
       limits: { maxConcurrentRuns: t.maxConcurrentRuns, maxTasks: t.maxTasks, requestsPerMinute: t.rateLimitPerMinute },
       shellPolicy: { allowEgress: t.shellPolicy?.allowEgress ?? true, maxLimits: t.shellPolicy?.maxLimits ?? {} },
+      retentionDays: t.retentionDays ?? null,
       createdAt: t.createdAt.toISOString(),
       updatedAt: t.updatedAt.toISOString(),
     };
