@@ -60,7 +60,11 @@ test('terminated from outside: one pass ends the run as cancelled and the waitin
   // heartbeat after the termination tells the activity its workflow is gone), whichever came first.
   expect(ended.attempts).toHaveLength(1);
   expect(['abandoned', 'cancelled']).toContain(ended.attempts[0].status);
-  // The slot is free: the waiting run starts.
+  // The slot is free: the waiting run was woken by the reconciler (a signal, as after a run's own end) and starts.
+  const signals = ((await client.workflow.getHandle(second.workflowId).fetchHistory()).events ?? []).filter(
+    (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'runSlotFreed',
+  );
+  expect(signals).toHaveLength(1);
   await stack.waitForRun(second.id, (r) => r.status === 'running', 60_000, tenant.apiKey);
   // A second pass changes nothing (the running one is left alone).
   expect((await reconciler.reconcile({ minAgeSeconds: 0, tenantId: tenant.tenantId }))?.ended).toEqual([]);

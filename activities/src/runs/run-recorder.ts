@@ -74,6 +74,24 @@ const FREE_SLOTS = `(t.max_concurrent_runs - (SELECT count(*) FROM runs a
 const MAX_WAKE = 20;
 
 /**
+ * The workflows to signal `runSlotFreed` once run `runId` has ended (its end committed with the caller's
+ * transaction): the tenant's runs waiting for a slot, most urgent first, as many as there are free slots now.
+ * Used by the recorder and by the API's run reconciler.
+ */
+export async function runsToWake(q: { query(sql: string, params?: unknown[]): Promise<unknown> }, runId: string): Promise<string[]> {
+  const waiting = (await q.query(
+    `WITH me AS (SELECT tenant_id FROM runs WHERE id = $1),
+          free AS (SELECT ${FREE_SLOTS} AS n FROM tenants t JOIN me ON t.id = me.tenant_id)
+     SELECT w.workflow_id FROM runs w JOIN me ON w.tenant_id = me.tenant_id
+      WHERE w.admitted_at IS NULL AND w.status = 'queued' AND w.id <> $1
+      ORDER BY w.priority DESC, w.queued_at, w.id
+      LIMIT least($2, greatest((SELECT n FROM free), 0))`,
+    [runId, MAX_WAKE],
+  )) as { workflow_id: string }[];
+  return waiting.map((w) => w.workflow_id);
+}
+
+/**
  * Writes run and attempt records. Every write is idempotent, because an
  * activity that calls it may be retried after its write committed: a retried
  * write converges on the same rows instead of duplicating them, and a final
@@ -309,17 +327,9 @@ export class RunRecorder {
       }
       // The tenant's alert rules (docs/alerts.md) count the run with its final record, once per run.
       await evaluateRunEnd(tx, f.runId);
-      const waiting: { workflow_id: string }[] = await tx.query(
-        `WITH me AS (SELECT tenant_id FROM runs WHERE id = $1),
-              free AS (SELECT ${FREE_SLOTS} AS n FROM tenants t JOIN me ON t.id = me.tenant_id)
-         SELECT w.workflow_id FROM runs w JOIN me ON w.tenant_id = me.tenant_id
-          WHERE w.admitted_at IS NULL AND w.status = 'queued' AND w.id <> $1
-          ORDER BY w.priority DESC, w.queued_at, w.id
-          LIMIT least($2, greatest((SELECT n FROM free), 0))`,
-        [f.runId, MAX_WAKE],
-      );
+      const wakeWorkflowIds = await runsToWake(tx, f.runId);
       const [{ attempts }]: { attempts: number }[] = await tx.query(`SELECT attempts FROM runs WHERE id = $1`, [f.runId]);
-      return { wakeWorkflowIds: waiting.map((w) => w.workflow_id), attempts };
+      return { wakeWorkflowIds, attempts };
     });
   }
 

@@ -3,6 +3,8 @@ import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/comm
 import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
 import type { RunStatus, TaskRunResult } from '@task-scheduler/contracts';
+import { runsToWake } from '@task-scheduler/activities';
+import { RUN_SLOT_FREED_SIGNAL } from '@task-scheduler/contracts';
 import { evaluateRunEnd } from '@task-scheduler/db';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { DataSource } from 'typeorm';
@@ -133,6 +135,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
       workflowStatus = null;
     }
     const { status, error } = outcomeOfClosedWorkflow(workflowStatus, result, reason);
+    let wake: string[] = [];
     const ended = await this.db.transaction(async (tx) => {
       const [rows]: [{ id: string }[], number] = await tx.query(
         `UPDATE runs SET status = $2, error = nullif($3, ''), finished_at = now(), updated_at = now(),
@@ -155,8 +158,18 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
         targetId: runId,
         details: { status, reason: error, workflowId, workflowStatus: workflowStatus ?? 'not found' },
       });
+      wake = await runsToWake(tx, runId);
       return true;
     });
+    // Its slot is free: the runs waiting for one start now, not at their next re-check (as after a run's own end).
+    await Promise.all(
+      wake.map((id) =>
+        this.temporal.workflow
+          .getHandle(id)
+          .signal(RUN_SLOT_FREED_SIGNAL)
+          .catch((err: unknown) => this.logger.warn({ err, workflowId: id }, 'could not wake a run waiting for a slot')),
+      ),
+    );
     return ended ? { status, reason: error } : null;
   }
 }
