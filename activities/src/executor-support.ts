@@ -3,6 +3,7 @@ import type { CapturedStream, ShardRef } from '@task-scheduler/contracts';
 import { serializeError } from '@task-scheduler/config';
 import { maskSecrets, openSecrets } from '@task-scheduler/core';
 import type { TaskSecretValues } from '@task-scheduler/core';
+import { isDatabaseUnavailable } from '@task-scheduler/db';
 import type { OutputStreamName, RunOutputStore } from '@task-scheduler/db';
 import { LiveOutput } from './live-output';
 import type { AttemptEnd, RunRecorder } from './runs/run-recorder';
@@ -149,6 +150,34 @@ export function tailOf(stream: CapturedStream, maxBytes: number | undefined): Ca
  * a URL placeholder without a value) is recorded as the attempt's failure
  * before it propagates, so no attempt is left looking lost.
  */
+/** How long an attempt's own record writes wait for an unreachable database before the attempt fails. */
+const RECORD_OUTAGE_MS = 15 * 60_000;
+
+/**
+ * Runs a record write of the attempt; while PostgreSQL is unreachable, tries again (1 s doubling to 10 s,
+ * for up to RECORD_OUTAGE_MS) and heartbeats meanwhile, so a database outage neither fails the attempt (which
+ * would spend one of the task's own retries, and after its command ran, run it again) nor lets Temporal time it
+ * out. Other errors, and a cancelled activity, fail at once.
+ */
+export async function recordWrite<T>(
+  ctx: Context,
+  write: () => Promise<T>,
+  log?: { warn(obj: object, msg: string): void },
+  fields: Record<string, unknown> = {},
+): Promise<T> {
+  const deadline = Date.now() + RECORD_OUTAGE_MS;
+  for (let wait = 1000, tries = 1; ; wait = Math.min(wait * 2, 10_000), tries++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || Date.now() + wait > deadline || ctx.cancellationSignal.aborted) throw err;
+      if (tries === 1) log?.warn({ ...fields, error: (err as Error).message }, 'database unreachable: the attempt record write waits for it');
+      ctx.heartbeat();
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 export async function inRecordedAttempt<T>(
   deps: Pick<ExecutorActivityDeps, 'recorder' | 'workerIdentity' | 'output' | 'observer' | 'log'> & { heartbeatMs?: number },
   ref: ShardRef,
@@ -170,14 +199,20 @@ export async function inRecordedAttempt<T>(
     executor,
     workflowId: ctx.info.workflowExecution?.workflowId,
   };
-  const { taskId } = await deps.recorder.startAttempt({
-    runId: ref.runId,
-    tenantId: ref.tenantId,
-    shardIndex,
-    attempt,
-    workerIdentity: deps.workerIdentity,
-    isolation,
-  });
+  const { taskId } = await recordWrite(
+    ctx,
+    () =>
+      deps.recorder.startAttempt({
+        runId: ref.runId,
+        tenantId: ref.tenantId,
+        shardIndex,
+        attempt,
+        workerIdentity: deps.workerIdentity,
+        isolation,
+      }),
+    deps.log,
+    logFields,
+  );
   if (taskId) logFields.taskId = taskId;
   deps.log?.info({ ...logFields, queuedMs }, 'attempt started');
   const live = deps.output
@@ -198,7 +233,7 @@ export async function inRecordedAttempt<T>(
     // Temporal would time it out and run the finished task again.
     const beat = live && deps.heartbeatMs ? setInterval(() => ctx.heartbeat(), deps.heartbeatMs) : null;
     const stored = live ? await live.close().finally(() => beat && clearInterval(beat)) : null;
-    await deps.recorder.finishAttempt({ runId: ref.runId, shardIndex, attempt, ...end, outputStore: stored });
+    await recordWrite(ctx, () => deps.recorder.finishAttempt({ runId: ref.runId, shardIndex, attempt, ...end, outputStore: stored }), deps.log, logFields);
     if (live) await deps.output?.store.notify(ref.runId).catch(() => undefined);
     const durationMs = Date.now() - startedAt;
     // What the task printed (an HTTP body as received): the executor's count, else the store's.

@@ -17,3 +17,5 @@ export * from './entities/alert.entity';
 export * from './alert-rules';
 export * from './app-role';
 export * from './run-output-store';
+export * from './run-slots';
+export * from './db-errors';

@@ -74,6 +74,7 @@ export enum ErrorCode {
   ALERT_NOT_FOUND = 'ALERT_NOT_FOUND',
   ALERT_NOT_FIRING = 'ALERT_NOT_FIRING',
   TEMPORAL_UNAVAILABLE = 'TEMPORAL_UNAVAILABLE',
+  DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE',
   INTERNAL_ERROR = 'INTERNAL_ERROR',
 }
 
@@ -166,6 +167,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.INTERNAL_ERROR:
       return 500;
     case ErrorCode.TEMPORAL_UNAVAILABLE:
+    case ErrorCode.DATABASE_UNAVAILABLE:
       return 503;
     case ErrorCode.SCHEDULE_RUN_NOT_RECORDED:
       return 504;
