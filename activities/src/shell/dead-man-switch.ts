@@ -4,6 +4,11 @@ import type { ChildProcess } from 'node:child_process';
 /** What the switch kills when it fires: single processes and whole process groups, by id. */
 export interface DeadManTargets {
   pids?: readonly number[];
+  /**
+   * Processes killed only while still the child of `parent` (`/proc/<pid>/stat`): a child reaped while the
+   * worker is stopped frees its pid, which another process (another tenant's sandbox) may get before the window ends.
+   */
+  children?: readonly { pid: number; parent: number }[];
   groups?: readonly number[];
 }
 
@@ -14,6 +19,8 @@ export interface DeadManSwitchOptions {
   feedMs: number;
   /** Shell with `read -t` (bash); it runs outside any sandbox, as the worker's user. */
   shell?: string;
+  /** The watcher ended without being disarmed (killed by someone): the caller kills the targets itself. */
+  onLost?: () => void;
 }
 
 /*
@@ -23,16 +30,22 @@ export interface DeadManSwitchOptions {
  * else is a feed. Its own process group, so killing the task's group never takes it.
  */
 const WATCHER = `w=$1; shift
+fire() {
+  for t in "$@"; do
+    case $t in
+      g:*) kill -KILL -- "-\${t#g:}" ;;
+      p:*) kill -KILL "\${t#p:}" ;;
+      c:*) c=\${t#c:}; pid=\${c%:*}; stat=$(cat "/proc/$pid/stat") || continue; set -- \${stat##*) }
+           [ "$2" = "\${c#*:}" ] && kill -KILL "$pid" ;;
+    esac
+  done 2>/dev/null
+  exit 0
+}
+trap 'fire "$@"' TERM HUP INT
 while IFS= read -r -n 1 -t "$w" c; do
   [ "$c" = x ] && exit 0
 done
-for t in "$@"; do
-  case $t in
-    g:*) kill -KILL -- "-\${t#g:}" ;;
-    p:*) kill -KILL "\${t#p:}" ;;
-  esac
-done 2>/dev/null
-exit 0`;
+fire "$@"`;
 
 /**
  * A dead man's switch for one attempt's processes: the worker feeds it a byte
@@ -48,15 +61,24 @@ export class DeadManSwitch {
   private constructor(
     private readonly watcher: ChildProcess,
     feedMs: number,
+    onLost?: () => void,
   ) {
     watcher.stdin?.on('error', () => undefined); // EPIPE once the watcher is gone: nothing left to feed
+    // Fail closed: a watcher gone while armed (fired, or killed by someone) leaves the attempt unguarded.
+    watcher.once('exit', () => {
+      if (!this.disarmed) onLost?.();
+    });
     this.feeder = setInterval(() => this.write('.'), feedMs);
     this.feeder.unref();
   }
 
   /** Starts the watcher; resolves once it runs, rejects when it cannot be started. */
   static async arm(targets: DeadManTargets, o: DeadManSwitchOptions): Promise<DeadManSwitch> {
-    const args = [...(targets.pids ?? []).map((p) => `p:${p}`), ...(targets.groups ?? []).map((g) => `g:${g}`)];
+    const args = [
+      ...(targets.pids ?? []).map((p) => `p:${p}`),
+      ...(targets.children ?? []).map((c) => `c:${c.pid}:${c.parent}`),
+      ...(targets.groups ?? []).map((g) => `g:${g}`),
+    ];
     const watcher = spawn(o.shell ?? '/bin/bash', ['-c', WATCHER, 'dead-man-switch', (o.windowMs / 1000).toFixed(3), ...args], {
       cwd: '/',
       env: {},
@@ -68,7 +90,7 @@ export class DeadManSwitch {
       watcher.once('error', reject);
     });
     watcher.unref();
-    return new DeadManSwitch(watcher, o.feedMs);
+    return new DeadManSwitch(watcher, o.feedMs, o.onLost);
   }
 
   /** The watcher's pid (tests). */

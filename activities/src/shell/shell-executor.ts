@@ -478,16 +478,25 @@ export class ShellExecutor {
        * on its block fd); unisolated, just after the spawn. Isolated, the sandbox's init (its PID namespace ends with it) and bwrap's group;
        * unisolated, the task's group. The group's id cannot be reused while the switch is armed: its leader
        * stays this worker's unreaped child until the exit this worker handles, and `finish` disarms before
-       * anything else can be reaped. The init is reaped by bwrap, which then exits: only a pid wrap-around
-       * within that instant, with the worker stalled, could hand its id to another process.
+       * anything else can be reaped. The init is reaped by bwrap: the switch kills it only while bwrap is still
+       * its parent, so a pid freed during a stall and given to another process is left alone.
        */
       const armDeadMan = (): Promise<void> => {
         const windowMs = req.deadManWindowMs;
         if (!windowMs || child.pid === undefined) return Promise.resolve();
         const init = sandbox?.res.sandboxPid;
+        const bwrap = child.pid;
         return DeadManSwitch.arm(
-          { pids: init ? [init] : [], groups: [child.pid] },
-          { windowMs, feedMs: Math.max(50, Math.min((req.heartbeatMs ?? 2000) / 3, windowMs / 4)) },
+          { children: init ? [{ pid: init, parent: bwrap }] : [], groups: [bwrap] },
+          {
+            windowMs,
+            feedMs: Math.max(50, Math.min((req.heartbeatMs ?? 2000) / 3, windowMs / 4)),
+            onLost: () => {
+              if (settled) return;
+              failure ??= "the attempt's dead man's switch ended while the attempt ran";
+              killAll('SIGKILL');
+            },
+          },
         ).then(
           (s) => {
             if (settled) s.disarm();
