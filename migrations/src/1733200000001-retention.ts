@@ -51,6 +51,11 @@ export class Retention1733200000001 implements MigrationInterface {
         }
         await q.query(`ALTER TABLE ${table} VALIDATE CONSTRAINT ${fk}`);
       }
+      // The run reconciler walks the unfinished runs by id (apps/api/src/runs/run-reconciler.ts): a small index of
+      // just those, instead of a walk over every finished run.
+      const [invalid]: unknown[] = await q.query(`SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('runs_unfinished_idx') AND NOT indisvalid`);
+      if (invalid) await q.query(`DROP INDEX CONCURRENTLY runs_unfinished_idx`);
+      await q.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS runs_unfinished_idx ON runs (id) WHERE status IN ('queued', 'running')`);
     } finally {
       await q.query(`RESET lock_timeout`);
     }
@@ -58,6 +63,7 @@ export class Retention1733200000001 implements MigrationInterface {
 
   // Run inside a transaction (TypeORM's undo ignores `transaction = false`): plain statements, no long scan.
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP INDEX IF EXISTS runs_unfinished_idx`);
     for (const { table, column, references } of LINKS) {
       const fk = `${table}_${column}_fkey`;
       await q.query(`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${fk}`);

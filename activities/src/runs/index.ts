@@ -1,7 +1,7 @@
 import type { AlertDelivery, EnsureRunResult, FinalizeResult, RunFinalization, TaskRunInput } from '@task-scheduler/contracts';
 import type { RunRecorder } from './run-recorder';
 
-export { RunRecorder, runsToWake } from './run-recorder';
+export { RunRecorder } from './run-recorder';
 export type { AttemptEnd, AttemptStart } from './run-recorder';
 
 /** Run-record activities, hosted by workers of the workflow task queue (run as local activities). */

@@ -67,7 +67,7 @@ export const WORKER_ROLE_GRANTS: RoleGrants = {
     { table: 'run_output_chunks', privileges: ['SELECT', 'INSERT'] },
     { table: 'alert_states', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     // Alert rules counted at a run's end (libs/db alert-rules.ts): the rules are read FOR SHARE, which needs UPDATE
-    // of some column: `updated_at` only, so a worker cannot change a rule.
+    // of some column: `updated_at` only, so a worker can change nothing of a rule but that timestamp.
     {
       table: 'alert_rules',
       privileges: ['SELECT'],
@@ -76,8 +76,11 @@ export const WORKER_ROLE_GRANTS: RoleGrants = {
     { table: 'alert_rules', privileges: ['UPDATE'], columns: ['updated_at'] },
     { table: 'alert_rule_counters', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'alert_run_evaluations', privileges: ['SELECT', 'INSERT'] },
-    { table: 'alerts', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
-    { table: 'alert_notifications', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
+    // Updates only of what opening and resolving change: never an alert's or notification's tenant or channel.
+    { table: 'alerts', privileges: ['SELECT', 'INSERT'] },
+    { table: 'alerts', privileges: ['UPDATE'], columns: ['state', 'summary', 'details', 'resolved_at', 'updated_at'] },
+    { table: 'alert_notifications', privileges: ['SELECT', 'INSERT'] },
+    { table: 'alert_notifications', privileges: ['UPDATE'], columns: ['status', 'last_error'] },
     { table: 'pipeline_runs', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'pipeline_run_steps', privileges: ['SELECT', 'INSERT', 'UPDATE'] },
     { table: 'pipeline_alert_states', privileges: ['SELECT', 'INSERT', 'UPDATE'] },

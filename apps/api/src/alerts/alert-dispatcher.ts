@@ -90,7 +90,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, OnApplicationShu
            FROM due WHERE n.id = due.id
          RETURNING n.id, n.tenant_id, n.channel_id, n.payload, n.attempts)
        SELECT c.*, t.name AS tenant_name, ch.type, ch.url, ch.email_to, ch.secret_sealed
-         FROM claimed c JOIN alert_channels ch ON ch.id = c.channel_id JOIN tenants t ON t.id = c.tenant_id`,
+         FROM claimed c JOIN alert_channels ch ON ch.id = c.channel_id AND ch.tenant_id = c.tenant_id JOIN tenants t ON t.id = c.tenant_id`,
       [opts.tenantId ?? null],
     );
     await Promise.all(

@@ -3,9 +3,8 @@ import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/comm
 import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
 import type { RunStatus, TaskRunResult } from '@task-scheduler/contracts';
-import { runsToWake } from '@task-scheduler/activities';
 import { RUN_SLOT_FREED_SIGNAL } from '@task-scheduler/contracts';
-import { evaluateRunEnd } from '@task-scheduler/db';
+import { evaluateRunEnd, runsToWake } from '@task-scheduler/db';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -65,6 +64,8 @@ export function outcomeOfClosedWorkflow(
 export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('RunReconciler');
   private readonly job = new PeriodicJob('run reconciliation', this.logger, () => this.reconcile());
+  /** Where the next periodic pass starts (the last run id looked at); null: from the start. */
+  private cursor: string | null = null;
 
   constructor(
     private readonly db: DataSource,
@@ -88,13 +89,18 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
       const [{ locked }] = await tx.query(`SELECT pg_try_advisory_xact_lock($1) AS locked`, [RUN_RECONCILE_LOCK]);
       if (!locked) return null;
       const report: RunReconcileReport = { checked: 0, ended: [], errors: [] };
+      // The periodic pass walks on from where the last one stopped (by id, wrapping around): runs whose workflow
+      // is running are left as they are, so oldest-first would look at the same 200 waiting runs of one busy
+      // tenant every pass and never reach another tenant's orphan. A pass for one tenant starts at the beginning.
+      const after = opts.tenantId ? null : this.cursor;
       const rows: { id: string; tenant_id: string; workflow_id: string }[] = await tx.query(
         `SELECT id, tenant_id, workflow_id FROM runs
           WHERE status IN ('queued', 'running') AND updated_at < now() - make_interval(secs => $1)
-            AND ($2::uuid IS NULL OR tenant_id = $2)
-          ORDER BY updated_at LIMIT ${BATCH}`,
-        [opts.minAgeSeconds ?? this.config.RUN_RECONCILE_MIN_AGE_SECONDS, opts.tenantId ?? null],
+            AND ($2::uuid IS NULL OR tenant_id = $2) AND ($3::uuid IS NULL OR id > $3)
+          ORDER BY id LIMIT ${BATCH}`,
+        [opts.minAgeSeconds ?? this.config.RUN_RECONCILE_MIN_AGE_SECONDS, opts.tenantId ?? null, after],
       );
+      if (!opts.tenantId) this.cursor = rows.length === BATCH ? rows[rows.length - 1].id : null;
       for (const row of rows) {
         report.checked++;
         try {
