@@ -16,6 +16,9 @@ export class Alerts1733200000000 implements MigrationInterface {
   name = 'Alerts1733200000000';
 
   async up(q: QueryRunner): Promise<void> {
+    // The foreign keys to tenants, tasks, schedules and runs take a brief SHARE ROW EXCLUSIVE on them: bounded, so a
+    // long transaction fails the migration instead of queueing every run's write behind it.
+    await q.query(`SET LOCAL lock_timeout = '10s'`);
     await q.query(`
       CREATE TABLE alert_channels (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -53,7 +56,7 @@ export class Alerts1733200000000 implements MigrationInterface {
         CHECK ((escalation_channel_id IS NULL) = (escalate_after_seconds IS NULL)),
         CHECK ((kind IN ('queued_too_long', 'running_too_long')) = (threshold_seconds IS NOT NULL))
       )`);
-    await q.query(`CREATE INDEX alert_rules_task ON alert_rules (tenant_id, kind) WHERE enabled`);
+    await q.query(`CREATE INDEX alert_rules_tenant_kind ON alert_rules (tenant_id, kind) WHERE enabled`);
     await q.query(`
       CREATE TABLE alert_rule_counters (
         rule_id uuid NOT NULL REFERENCES alert_rules(id) ON DELETE CASCADE,
@@ -90,6 +93,8 @@ export class Alerts1733200000000 implements MigrationInterface {
       )`);
     await q.query(`CREATE UNIQUE INDEX alerts_one_firing ON alerts (rule_id, subject_id) WHERE state = 'firing'`);
     await q.query(`CREATE INDEX alerts_tenant_created ON alerts (tenant_id, created_at DESC, id DESC)`);
+    // For the cascades of a deleted rule, channel or alert (and the rule's alerts in the evaluator).
+    await q.query(`CREATE INDEX alerts_rule ON alerts (rule_id)`);
     await q.query(`
       CREATE TABLE alert_notifications (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -110,7 +115,9 @@ export class Alerts1733200000000 implements MigrationInterface {
       )`);
     await q.query(`CREATE INDEX alert_notifications_tenant ON alert_notifications (tenant_id, created_at DESC, id DESC)`);
     await q.query(`CREATE INDEX alert_notifications_due ON alert_notifications (next_attempt_at) WHERE status = 'pending'`);
-    await q.query(`CREATE INDEX alert_notifications_alert ON alert_notifications (alert_id, channel_id, seq) WHERE status = 'pending'`);
+    await q.query(`CREATE INDEX alert_notifications_pending ON alert_notifications (alert_id, channel_id, seq) WHERE status = 'pending'`);
+    await q.query(`CREATE INDEX alert_notifications_alert ON alert_notifications (alert_id, seq)`);
+    await q.query(`CREATE INDEX alert_notifications_channel ON alert_notifications (channel_id)`);
   }
 
   async down(q: QueryRunner): Promise<void> {

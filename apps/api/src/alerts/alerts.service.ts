@@ -38,7 +38,7 @@ export class AlertsService {
       next_attempt_at: Date;
     }[] = await this.db.query(
       `SELECT id, channel_id, event, status, attempts, last_error, created_at, sent_at, next_attempt_at
-         FROM alert_notifications WHERE alert_id = $1 ORDER BY created_at, id LIMIT 500`,
+         FROM (SELECT * FROM alert_notifications WHERE alert_id = $1 ORDER BY seq DESC LIMIT 500) latest ORDER BY seq`,
       [alert.id],
     );
     return {

@@ -11,6 +11,8 @@ import { RetentionArchive, passIdOf } from './retention-archive';
 
 /** Advisory-lock key (session level, held for the pass): one API process deletes at a time. */
 const RETENTION_LOCK = 0x72_65_74_6e; // 'retn'
+/** Output rows deleted (and archived) per statement, at most: 200 × 64 KiB = 12.5 MiB held at once. */
+const OUTPUT_CHUNKS_PER_STATEMENT = 200;
 /** The directory of audit events without a tenant (platform actions) in the archive. */
 const PLATFORM_DIR = '_platform';
 
@@ -212,14 +214,18 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
    * exactly the rows gone, as JSON (timestamps to the microsecond), only when they are archived.
    */
   private async deleteAndArchive(ctx: BatchContext, table: RetentionTable, sql: string, params: unknown[]): Promise<number> {
-    const returning = ctx.archive ? `to_jsonb(t) AS row` : `1 AS row`;
-    const [rows]: [{ row: unknown }[], number] = await ctx.qr.query(`${sql} RETURNING ${returning}`, params);
-    if (ctx.archive)
-      await ctx.archive.append(
-        ctx.scope.slug,
-        table,
-        rows.map((r) => r.row),
-      );
+    if (!ctx.archive) {
+      // Only the count comes back: a batch's rows are never held in memory when nothing is archived.
+      const [{ n }]: { n: number }[] = await ctx.qr.query(`WITH d AS (${sql} RETURNING 1) SELECT count(*)::int AS n FROM d`, params);
+      ctx.report.deleted[table] += n;
+      return n;
+    }
+    const [rows]: [{ row: unknown }[], number] = await ctx.qr.query(`${sql} RETURNING to_jsonb(t) AS row`, params);
+    await ctx.archive.append(
+      ctx.scope.slug,
+      table,
+      rows.map((r) => r.row),
+    );
     ctx.report.deleted[table] += rows.length;
     return rows.length;
   }
@@ -239,6 +245,8 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
           AND r.status = ANY($5) AND coalesce(r.finished_at, r.created_at) < $2
           AND (r.pipeline_run_id IS NULL OR NOT EXISTS (
                 SELECT 1 FROM pipeline_runs p WHERE p.id = r.pipeline_run_id AND p.status <> ALL($6)))
+          -- A retry not finished yet still reads the run it retries.
+          AND NOT EXISTS (SELECT 1 FROM runs c WHERE c.retry_of_run_id = r.id AND c.status <> ALL($5))
         ORDER BY r.created_at, r.id LIMIT $7
         FOR UPDATE OF r`,
       [
@@ -253,8 +261,19 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     );
     if (picked.length === 0) return { selected: 0, last: null };
     const ids = picked.map((r) => r.id);
-    // run_output_chunks has no foreign key to its run (docs/operations.md, "Run output"): deleted by run id here.
-    await this.deleteAndArchive(ctx, 'run_output_chunks', `DELETE FROM run_output_chunks t WHERE run_id = ANY($1)`, [ids]);
+    // run_output_chunks has no foreign key to its run (docs/operations.md, "Run output"): deleted by run id here,
+    // at most OUTPUT_CHUNKS_PER_STATEMENT rows (64 KiB each at most) at a time, so an archived statement's rows
+    // stay small in memory however much output the batch's runs stored.
+    for (;;) {
+      const n = await this.deleteAndArchive(
+        ctx,
+        'run_output_chunks',
+        `DELETE FROM run_output_chunks t WHERE (run_id, shard_index, attempt, seq) IN (
+           SELECT run_id, shard_index, attempt, seq FROM run_output_chunks WHERE run_id = ANY($1) LIMIT $2)`,
+        [ids, OUTPUT_CHUNKS_PER_STATEMENT],
+      );
+      if (n < OUTPUT_CHUNKS_PER_STATEMENT) break;
+    }
     await this.deleteAndArchive(ctx, 'run_attempts', `DELETE FROM run_attempts t WHERE run_id = ANY($1)`, [ids]);
     await this.deleteAndArchive(ctx, 'run_shards', `DELETE FROM run_shards t WHERE run_id = ANY($1)`, [ids]);
     await this.deleteAndArchive(ctx, 'runs', `DELETE FROM runs t WHERE id = ANY($1)`, [ids]);
@@ -270,6 +289,8 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
           AND ($3::timestamptz IS NULL OR (p.created_at, p.id) > ($3::timestamptz, $4::uuid))
           AND p.status = ANY($5) AND coalesce(p.finished_at, p.created_at) < $2
           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.pipeline_run_id = p.id)
+          -- A retry not finished yet reuses the steps of the pipeline run it retries.
+          AND NOT EXISTS (SELECT 1 FROM pipeline_runs c WHERE c.retry_of_pipeline_run_id = p.id AND c.status <> ALL($5))
         ORDER BY p.created_at, p.id LIMIT $6
         FOR UPDATE OF p`,
       [ctx.scope.tenantId, ctx.cutoff, after?.at ?? null, after?.id ?? null, FINAL_PIPELINE_RUN_STATUSES, ctx.batchSize],

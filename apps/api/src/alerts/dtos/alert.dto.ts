@@ -290,7 +290,7 @@ export class AlertNotificationResponse {
   @ApiProperty() id!: string;
   @ApiProperty() channelId!: string;
   @ApiProperty({ enum: ['firing', 'renotify', 'escalation', 'resolved', 'test'] }) event!: string;
-  @ApiProperty({ enum: ['pending', 'sent', 'failed'] }) status!: string;
+  @ApiProperty({ enum: ['pending', 'sent', 'failed', 'cancelled'] }) status!: string;
   @ApiProperty() attempts!: number;
   @ApiPropertyOptional({ nullable: true, type: String }) lastError!: string | null;
   @ApiProperty() createdAt!: string;
