@@ -329,11 +329,19 @@ describe('SSRF guard in real runs (no allowlist)', () => {
     ];
     const runs = await Promise.all(
       urls.map(async (url) => {
+        // An IP literal is refused already at create; the run's guard is what holds for a task stored before that
+        // check existed, so such tasks are written here directly (a host name is created the normal way).
+        const literal = !url.startsWith('http://localhost');
+        if (literal) {
+          const refused = await guarded.request('POST', '/v1/tasks', { body: { name: unique('task'), executor: 'http', http: { method: 'GET', url } } });
+          expect([url, refused.status, refused.body.error?.code]).toEqual([url, 422, 'URL_ADDRESS_REFUSED']);
+        }
         const taskId = await createTask(guarded, {
           executor: 'http',
-          http: { method: 'GET', url },
+          http: { method: 'GET', url: literal ? `http://localhost:${P}/` : url },
           retry: { maximumAttempts: 3, initialIntervalSeconds: 0.1 },
         });
+        if (literal) await guarded.db.query(`UPDATE tasks SET spec = jsonb_set(spec, '{url}', to_jsonb($2::text)) WHERE id = $1`, [taskId, url]);
         return guarded.waitForRun(await trigger(guarded, taskId));
       }),
     );
@@ -358,10 +366,16 @@ describe('SSRF guard in real runs (no allowlist)', () => {
         executor: 'shell',
         shell: { script: 'exit 3' },
         retry: { maximumAttempts: 1 },
-        alerts: { webhookUrl: `${hook.origin}/hook` },
+        // The IP literal is refused at create (below); a name resolving to loopback is left to the send's guard.
+        alerts: { webhookUrl: `${hook.origin.replace('127.0.0.1', 'localhost')}/hook` },
       },
       apiKey,
     );
+    const literal = await guarded.request('POST', '/v1/tasks', {
+      body: { name: unique('task'), executor: 'shell', shell: { script: 'true' }, alerts: { webhookUrl: `${hook.origin}/hook` } },
+      apiKey,
+    });
+    expect([literal.status, literal.body.error?.code]).toEqual([422, 'URL_ADDRESS_REFUSED']);
     const run = await guarded.waitForRun(await trigger(guarded, taskId, undefined, apiKey), undefined, 60_000, apiKey);
     expect(run.status).toBe('failed');
     await waitWorkflowClosed(run.workflowId);

@@ -439,7 +439,7 @@ test('an opaque JSON payload is bounded by bytes, not by its number of values: a
   const body = Array.from({ length: 15_000 }, (_, i) => i % 1000); // 15,000 values, ~57 KB
   expect(JSON.stringify(body).length).toBeGreaterThan(50_000);
   const task = await request('POST', '/v1/tasks', {
-    body: { name: 'big-body', executor: 'http', http: { url: 'http://127.0.0.1:9/hook', method: 'POST', body } },
+    body: { name: 'big-body', executor: 'http', http: { url: 'http://localhost:9/hook', method: 'POST', body } },
   });
   expect(task.status).toBe(201);
   expect(task.body.http.body).toEqual(body);
@@ -447,7 +447,7 @@ test('an opaque JSON payload is bounded by bytes, not by its number of values: a
   expect(run.status).toBe(202);
   // Depth still is bounded inside an opaque payload.
   const deep = await request('POST', '/v1/tasks', {
-    rawBody: `{"name":"deep-body","executor":"http","http":{"url":"http://127.0.0.1:9/","body":${'['.repeat(40)}${']'.repeat(40)}}}`,
+    rawBody: `{"name":"deep-body","executor":"http","http":{"url":"http://localhost:9/","body":${'['.repeat(40)}${']'.repeat(40)}}}`,
   });
   expect(deep.status).toBe(400);
   expect(deep.body.error.details.map((d: { field: string }) => d.field)).toContain('http');
@@ -456,7 +456,7 @@ test('an opaque JSON payload is bounded by bytes, not by its number of values: a
 test('http.body null is refused with a message saying how to send JSON null', async () => {
   const before = await snapshot();
   const res = await request('POST', '/v1/tasks', {
-    body: { name: 'null-body', executor: 'http', http: { url: 'http://127.0.0.1:9/', body: null } },
+    body: { name: 'null-body', executor: 'http', http: { url: 'http://localhost:9/', body: null } },
   });
   expect(res.status).toBe(400);
   expect(res.body.error.details).toContainEqual(

@@ -77,6 +77,21 @@ test('every id route and every list route keeps tenant A invisible to tenant B',
     apiKey: a.apiKey,
   });
   expect(hook.status).toBe(200);
+  const channel = await stack.request('POST', '/v1/alert-channels', {
+    body: { name: 'a-channel', type: 'webhook', url: 'https://a-private-hook.example/rules' },
+    apiKey: a.apiKey,
+  });
+  const rule = await stack.request('POST', '/v1/alert-rules', {
+    body: { name: 'a-rule', kind: 'consecutive_failures', taskId: task.body.id, failures: 1, channelId: channel.body.id },
+    apiKey: a.apiKey,
+  });
+  expect([channel.status, rule.status]).toEqual([201, 201]);
+  // A firing alert of A's (as a failed run would open it).
+  const [alert]: { id: string }[] = await stack.db.query(
+    `INSERT INTO alerts (tenant_id, rule_id, subject_type, subject_id, state, summary, details, last_notified_at)
+     VALUES ($1, $2, 'task', $3, 'firing', 'a-alert', '{}', now()) RETURNING id`,
+    [a.tenantId, rule.body.id, task.body.id],
+  );
   await stack.waitForRun(run.body.id, undefined, 60_000, a.apiKey);
   const pipeline = await stack.request('POST', '/v1/pipelines', {
     body: { name: 'a-pipeline', steps: [{ key: 'only', task: task.body.id }] },
@@ -100,6 +115,9 @@ test('every id route and every list route keeps tenant A invisible to tenant B',
     'api-keys': key.body.id,
     pipelines: pipeline.body.id,
     'pipeline-runs': pipelineRun.body.id,
+    'alert-channels': channel.body.id,
+    'alert-rules': rule.body.id,
+    alerts: alert.id,
   };
   const allIdsOfA = Object.values(idsByResource);
   const validBodies: Record<string, unknown> = {
