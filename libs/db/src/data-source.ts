@@ -51,7 +51,7 @@ export interface DataSourceOptions {
  * isolate each run in its own schema.
  */
 export function createDataSource(opts: DataSourceOptions): DataSource {
-  return new DataSource({
+  const ds = new DataSource({
     type: 'postgres',
     url: opts.url,
     entities: ENTITIES,
@@ -63,6 +63,17 @@ export function createDataSource(opts: DataSourceOptions): DataSource {
     applicationName: opts.applicationName,
     extra: { max: opts.poolSize ?? 10, connectionTimeoutMillis: 5000 },
   });
+  const initialize = ds.initialize.bind(ds);
+  // node-postgres may emit `error` twice on a client whose session the server ended (the FATAL message, then the
+  // socket's end); TypeORM's listener is gone after the first, and an `error` with no listener crashes the
+  // process. A last-resort listener on every client: query errors still reach their callers, the pool drops it.
+  ds.initialize = async () => {
+    await initialize();
+    const pool = (ds.driver as unknown as { master?: { on(e: 'connect', f: (c: { on(e: 'error', f: () => void): void }) => void): void } }).master;
+    pool?.on('connect', (client) => client.on('error', () => undefined));
+    return ds;
+  };
+  return ds;
 }
 
 /** Applies pending migrations under an advisory lock, so concurrent starters do not race. */
