@@ -117,6 +117,8 @@ test('PostgreSQL stopped for 60 s with 40 runs in flight: every run succeeds onc
   for (const id of runIds) {
     const [run] = await stack.db.query(`SELECT workflow_id FROM runs WHERE id = $1`, [id]);
     const handle = client.workflow.getHandle(run.workflow_id);
+    // The final record is the workflow's last local activity: wait for the workflow to close after it.
+    await handle.result();
     expect((await handle.describe()).status.name).toBe('COMPLETED');
     const history = await handle.fetchHistory();
     for (const e of history.events ?? []) {

@@ -156,13 +156,22 @@ test('connections terminated under load: no 500, 503 DATABASE_UNAVAILABLE with R
   expect(rows.length).toBeLessThanOrEqual(accepted.length + refusedTriggers);
   const missingWorkflows: string[] = [];
   for (const r of rows) {
-    try {
-      const d = await client.workflow.getHandle(r.workflow_id).describe();
-      if (d.status.name !== 'COMPLETED') missingWorkflows.push(`${r.id}: ${d.status.name}`);
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-      missingWorkflows.push(`${r.id}: NOT_FOUND`);
-    }
+    // The final record is written by the workflow's last local activity: the workflow closes just after it.
+    const status = await waitFor(
+      async () => {
+        const name = await client.workflow
+          .getHandle(r.workflow_id)
+          .describe()
+          .then((d) => d.status.name as string)
+          .catch((err) => {
+            if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
+            throw err;
+          });
+        return name === 'RUNNING' ? null : name;
+      },
+      { timeoutMs: 30_000, what: `workflow of run ${r.id} closed` },
+    );
+    if (status !== 'COMPLETED') missingWorkflows.push(`${r.id}: ${status}`);
   }
   expect(missingWorkflows).toEqual([]);
   const report = await assertRunInvariants(stack.db, client, { tenantId: tenant.tenantId });

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { MIGRATIONS } from '@task-scheduler/migrations';
+import { Client, type ClientConfig } from 'pg';
 import { DataSource } from 'typeorm';
 import { AlertChannelEntity, AlertEntity, AlertRuleEntity } from './entities/alert.entity';
 import { ApiKeyEntity } from './entities/api-key.entity';
@@ -37,6 +38,19 @@ export const ENTITIES = [
   AlertEntity,
 ];
 
+/**
+ * node-postgres may emit `error` twice on a client whose session the server ended (the FATAL message, then the
+ * socket's end). TypeORM's listener is gone after the first, and an `error` with no listener crashes the process.
+ * Every pool client gets a last-resort listener from birth, including the one TypeORM makes while it initializes:
+ * query errors still reach their callers, and the pool drops the client.
+ */
+class GuardedClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
 export interface DataSourceOptions {
   url: string;
   /** Shown in pg_stat_activity, e.g. `task-scheduler-api`. */
@@ -51,7 +65,7 @@ export interface DataSourceOptions {
  * isolate each run in its own schema.
  */
 export function createDataSource(opts: DataSourceOptions): DataSource {
-  const ds = new DataSource({
+  return new DataSource({
     type: 'postgres',
     url: opts.url,
     entities: ENTITIES,
@@ -61,19 +75,8 @@ export function createDataSource(opts: DataSourceOptions): DataSource {
     synchronize: false,
     logging: false,
     applicationName: opts.applicationName,
-    extra: { max: opts.poolSize ?? 10, connectionTimeoutMillis: 5000 },
+    extra: { max: opts.poolSize ?? 10, connectionTimeoutMillis: 5000, Client: GuardedClient },
   });
-  const initialize = ds.initialize.bind(ds);
-  // node-postgres may emit `error` twice on a client whose session the server ended (the FATAL message, then the
-  // socket's end); TypeORM's listener is gone after the first, and an `error` with no listener crashes the
-  // process. A last-resort listener on every client: query errors still reach their callers, the pool drops it.
-  ds.initialize = async () => {
-    await initialize();
-    const pool = (ds.driver as unknown as { master?: { on(e: 'connect', f: (c: { on(e: 'error', f: () => void): void }) => void): void } }).master;
-    pool?.on('connect', (client) => client.on('error', () => undefined));
-    return ds;
-  };
-  return ds;
 }
 
 /** Applies pending migrations under an advisory lock, so concurrent starters do not race. */
