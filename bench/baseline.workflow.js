@@ -1,5 +1,5 @@
 // Bare-Temporal baseline: one activity that runs the same shell command, nothing else.
-const { proxyActivities } = require('@temporalio/workflow');
+const { condition, proxyActivities } = require('@temporalio/workflow');
 
 const { runCommand } = proxyActivities({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 1 } });
 
@@ -7,4 +7,9 @@ async function baselineWorkflow(command, args) {
   return runCommand(command, args);
 }
 
-module.exports = { baselineWorkflow };
+/** Holds a workflow open (and in the worker's cache) until it is terminated or ten minutes pass. */
+async function baselineIdleWorkflow() {
+  await condition(() => false, '10 minutes');
+}
+
+module.exports = { baselineWorkflow, baselineIdleWorkflow };

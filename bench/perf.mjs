@@ -1,0 +1,729 @@
+// `npm run bench [-- <scenario> ...]`: the product against bare Temporal, side by side, unattended.
+//
+// One Temporal dev server (started here, pinned dynamic config from scripts/lib/local-stack.cjs), PostgreSQL as
+// the tests find it (a throwaway schema). Four processes besides the dev server, so that no side shares an event
+// loop with another: the API (apps/api/dist/main.js), the product worker (apps/worker/dist/main.js, all queues),
+// the baseline worker (bench/perf-baseline-worker.mjs, SDK defaults, the same bundle mechanism) and this load
+// generator. Each scenario runs product and baseline interleaved (A B A B …) for BENCH_REPS repetitions (5)
+// after a warm-up, writes bench/results/<date>-<scenario>.json and prints one table: median, min and max over
+// the repetitions, and the ratio of the medians. docs/performance.md holds the latest figures and the method.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { URLSearchParams, fileURLToPath } from 'node:url';
+import { median, quantile, sleep, startBenchInfra, stopAll } from './lib.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const { Connection, Client } = require('@temporalio/client');
+const stack = require(join(root, 'scripts/lib/local-stack.cjs'));
+const { apiKeyFromString, generateApiKey } = require(join(root, 'libs/core/dist/index.js'));
+
+const REPS = Number(process.env.BENCH_REPS || 5);
+const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+const SCENARIOS = {
+  throughput: throughputScenario,
+  'first-instruction': firstInstructionScenario,
+  accepted: acceptedScenario,
+  'run-list': runListScenario,
+  memory: memoryScenario,
+  fairness: fairnessScenario,
+};
+const asked = process.argv.slice(2);
+for (const name of asked) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+const chosen = asked.length ? asked : Object.keys(SCENARIOS);
+
+// ---------------------------------------------------------------------------------------------- scenarios
+
+/** 1: runs of `true` through the API with k in flight (closed loop), against bare workflow + one activity. */
+async function throughputScenario(ctx) {
+  const task = await createTask(ctx, 'perf-true', { command: 'true' });
+  const levels = (process.env.BENCH_LEVELS || '1,8,32,128').split(',').map(Number);
+  const rows = [];
+  for (const level of levels) {
+    const n = Number(process.env.BENCH_THROUGHPUT_RUNS || Math.max(60, 2 * level));
+    const product = () => closedLoop(n, level, () => productRunToEnd(ctx, task.id));
+    const bare = () => closedLoop(n, level, () => baselineRunToEnd(ctx, 'true', []));
+    await product();
+    await bare();
+    const p = [];
+    const b = [];
+    for (let rep = 0; rep < REPS; rep++) {
+      p.push(n / ((await timed(product)) / 1000));
+      b.push(n / ((await timed(bare)) / 1000));
+      console.log(`  ${level} in flight, rep ${rep + 1}: product ${p.at(-1).toFixed(1)} runs/s, bare ${b.at(-1).toFixed(1)} runs/s`);
+    }
+    rows.push(row(`throughput, ${level} in flight (${n} runs)`, 'runs/s', p, b, { kind: 'ratio-min', value: 0.85 }));
+  }
+  return rows;
+}
+
+/**
+ * 2: trigger → the command's first instruction, open loop at fixed rates. The command is `date +%s%N`: it prints
+ * its own clock, read against this process's clock when the trigger was sent (same host).
+ */
+async function firstInstructionScenario(ctx) {
+  const task = await createTask(ctx, 'perf-date', { command: 'date', args: ['+%s%N'] });
+  const rates = (process.env.BENCH_RATES || '2,5').split(',').map(Number);
+  const seconds = Number(process.env.BENCH_OPEN_SECONDS || 8);
+  const rows = [];
+  const product = async () => {
+    const sentAt = nowNs();
+    const run = await trigger(ctx, task.id);
+    const [{ stdout }] = await waitRecord(ctx, run.id);
+    return Number(BigInt(stdout.trim()) - sentAt) / 1e6;
+  };
+  const bare = async () => {
+    const sentAt = nowNs();
+    const { out } = await baselineRunToEnd(ctx, 'date', ['+%s%N']);
+    return Number(BigInt(out.trim()) - sentAt) / 1e6;
+  };
+  for (const rate of rates) {
+    await openLoop(rate, 2, product);
+    await openLoop(rate, 2, bare);
+    const stats = { p50: [[], []], p99: [[], []] };
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const [i, fn] of [product, bare].entries()) {
+        const xs = await openLoop(rate, seconds, fn);
+        stats.p50[i].push(median(xs));
+        stats.p99[i].push(quantile(xs, 0.99));
+      }
+      console.log(`  ${rate}/s rep ${rep + 1}: p50 ${stats.p50[0].at(-1).toFixed(1)} vs ${stats.p50[1].at(-1).toFixed(1)} ms`);
+    }
+    rows.push(row(`trigger → first instruction p50, ${rate}/s`, 'ms', ...stats.p50, { kind: 'plus-max', value: 10 }));
+    rows.push(row(`trigger → first instruction p99, ${rate}/s`, 'ms', ...stats.p99, { kind: 'ratio-max', value: 1.3 }));
+  }
+  return rows;
+}
+
+/** 3: the accepted trigger (HTTP 202) against `client.workflow.start` returning; sequential, medians per rep. */
+async function acceptedScenario(ctx) {
+  const task = await createTask(ctx, 'perf-accepted', { command: 'true' });
+  const n = Number(process.env.BENCH_ACCEPTED_RUNS || 40);
+  const product = async () => {
+    const t0 = performance.now();
+    const run = await trigger(ctx, task.id);
+    const ms = performance.now() - t0;
+    await ctx.waiter.wait(run.id);
+    return ms;
+  };
+  const bare = async () => {
+    const t0 = performance.now();
+    const handle = await ctx.client.workflow.start('baselineWorkflow', {
+      taskQueue: ctx.baselineQueue,
+      workflowId: `perf-${randomBytes(6).toString('hex')}`,
+      args: ['true', []],
+    });
+    const ms = performance.now() - t0;
+    await handle.result();
+    return ms;
+  };
+  for (let i = 0; i < 10; i++) {
+    await product();
+    await bare();
+  }
+  const p = [];
+  const b = [];
+  for (let rep = 0; rep < REPS; rep++) {
+    const xs = [];
+    const ys = [];
+    for (let i = 0; i < n; i++) {
+      xs.push(await product());
+      ys.push(await bare());
+    }
+    p.push(median(xs));
+    b.push(median(ys));
+  }
+  return [row('trigger accepted (202 vs client.start), median', 'ms', p, b, { kind: 'plus-max', value: 5 })];
+}
+
+/**
+ * 6: keyset pages of the run list over many runs and 100 tenants (inserted directly), through the API (auth,
+ * rate limit, query, JSON), against the same SQL through `pg`. Scales: BENCH_RUNLIST_SCALES (1000000).
+ */
+async function runListScenario(ctx) {
+  const scales = (process.env.BENCH_RUNLIST_SCALES || '1000000').split(',').map(Number);
+  const { Client: PgClient } = require('pg');
+  const pg = new PgClient({ connectionString: ctx.databaseUrl });
+  await pg.connect();
+  const tenants = [];
+  for (let t = 0; t < 100; t++) {
+    const [tenant] = await ctx.ds.query(
+      `INSERT INTO tenants (slug, name, max_concurrent_runs, max_tasks, rate_limit_per_minute) VALUES ($1, $1, 100, 100, 100000000) RETURNING id`,
+      [`perf-list-${t}`],
+    );
+    const tasks = await ctx.ds.query(
+      `INSERT INTO tasks (tenant_id, name, executor, spec, timeout_seconds, retry_policy)
+       SELECT $1, 'list-' || i, 'shell', '{"command":"true"}', 60, '{}' FROM generate_series(1, 10) i RETURNING id`,
+      [tenant.id],
+    );
+    tenants.push({ id: tenant.id, tasks: tasks.map((x) => x.id), headers: t < 5 ? await tenantKey(ctx, tenant.id) : null });
+  }
+  // Run n of a batch goes to tenant n % 100 and its task (n / 100) % 10.
+  await pg.query(`CREATE TEMP TABLE perf_list_tasks (n int PRIMARY KEY, tenant_id uuid, task_id uuid)`);
+  await pg.query(
+    `INSERT INTO perf_list_tasks SELECT (k - 1) * 100 + (t - 1), tenants[t], tasks[t][k]
+       FROM (SELECT $1::uuid[] AS tenants, $2::uuid[][] AS tasks) x, generate_series(1, 100) t, generate_series(1, 10) k`,
+    [tenants.map((t) => t.id), tenants.map((t) => t.tasks)],
+  );
+  const rows = [];
+  let inserted = 0;
+  for (const scale of scales) {
+    const t0 = Date.now();
+    for (; inserted < scale; inserted += 100_000) {
+      // 100,000 runs per statement spread over the 100 tenants and their 10 tasks, over the last 90 days.
+      await pg.query(
+        `INSERT INTO runs (tenant_id, task_id, task_version, trigger, status, workflow_id, created_at, queued_at, updated_at, started_at, finished_at)
+         SELECT t.tenant_id, t.task_id, 1, 'manual', (ARRAY['succeeded','succeeded','succeeded','failed','cancelled'])[1 + i % 5],
+                'perf-list-' || gen_random_uuid(), at, at, at, at, at + interval '1 second'
+           FROM (SELECT i, now() - random() * interval '90 days' AS at FROM generate_series(1, 100000) i) s
+           JOIN perf_list_tasks t ON t.n = s.i % 1000`,
+      );
+    }
+    await pg.query(`ANALYZE runs`);
+    console.log(`  ${scale} runs inserted in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    const probe = tenants.filter((t) => t.headers);
+    const queries = [
+      ['no filter', () => ({})],
+      ['task filter', (t) => ({ taskId: t.tasks[3] })],
+      ['status filter', () => ({ status: 'failed' })],
+    ];
+    for (const [label, filter] of queries) {
+      const viaApi = async (t) => {
+        let cursor;
+        const times = [];
+        for (let page = 0; page < 5; page++) {
+          const q = new URLSearchParams({ limit: '50', ...filter(t), ...(cursor ? { cursor } : {}) });
+          const t0 = performance.now();
+          const res = await fetch(`${ctx.base}/v1/runs?${q}`, { headers: t.headers });
+          const body = await res.json();
+          times.push(performance.now() - t0);
+          if (res.status !== 200) throw new Error(`run list answered ${res.status}: ${JSON.stringify(body)}`);
+          cursor = body.nextCursor;
+          if (!cursor) break;
+        }
+        return times;
+      };
+      const viaPg = async (t) => {
+        const f = filter(t);
+        const times = [];
+        let after = null;
+        for (let page = 0; page < 5; page++) {
+          const params = [t.id];
+          let where = 'tenant_id = $1';
+          if (f.taskId) {
+            params.push(f.taskId);
+            where += ` AND task_id = $${params.length}`;
+          }
+          if (f.status) {
+            params.push(f.status);
+            where += ` AND status = $${params.length}`;
+          }
+          if (after) {
+            params.push(after.created_at, after.id);
+            where += ` AND (created_at, id) < ($${params.length - 1}, $${params.length})`;
+          }
+          const t0 = performance.now();
+          const { rows: page50 } = await pg.query(`SELECT * FROM runs WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT 51`, params);
+          times.push(performance.now() - t0);
+          if (page50.length < 51) break;
+          after = page50[49];
+        }
+        return times;
+      };
+      const perRep = async (fn) => {
+        const xs = [];
+        for (let i = 0; i < 40; i++) xs.push(...(await fn(probe[i % probe.length])));
+        return quantile(xs, 0.99);
+      };
+      await perRep(viaApi);
+      await perRep(viaPg);
+      const p = [];
+      const b = [];
+      for (let rep = 0; rep < REPS; rep++) {
+        p.push(await perRep(viaApi));
+        b.push(await perRep(viaPg));
+      }
+      rows.push(row(`run list p99 at ${scale / 1e6}M, ${label}`, 'ms', p, b, { kind: 'abs-max', value: 5 }));
+    }
+  }
+  await pg.query(`DELETE FROM runs WHERE workflow_id LIKE 'perf-list-%'`);
+  await pg.end();
+  return rows;
+}
+
+/** 7: worker RSS idle, with 1,000 workflows open in the cache, with 64 concurrent shell tasks. */
+async function memoryScenario(ctx) {
+  const task = await createTask(ctx, 'perf-sleep', { command: 'sleep', args: ['20'] });
+  const reps = Number(process.env.BENCH_MEMORY_REPS || 3);
+  const out = { idle: [[], []], cached: [[], []], shell: [[], []] };
+  for (let rep = 0; rep < reps; rep++) {
+    await sleep(3000);
+    out.idle[0].push(rssMiB(ctx.worker.child.pid));
+    out.idle[1].push(rssMiB(ctx.baseline.child.pid));
+
+    // 64 shell tasks at once: `sleep 20` each.
+    const runs = await Promise.all(Array.from({ length: 64 }, () => trigger(ctx, task.id)));
+    await until(
+      async () =>
+        (await ctx.ds.query(`SELECT count(*)::int AS n FROM runs WHERE id = ANY($1) AND status = 'running'`, [runs.map((r) => r.id)]))[0]
+          .n === 64,
+      60_000,
+      '64 product runs running',
+    );
+    await sleep(2000);
+    out.shell[0].push(rssMiB(ctx.worker.child.pid));
+    await Promise.all(runs.map((r) => ctx.waiter.wait(r.id)));
+    const handles = await Promise.all(
+      Array.from({ length: 64 }, () =>
+        ctx.client.workflow.start('baselineWorkflow', {
+          taskQueue: ctx.baselineQueue,
+          workflowId: `perf-${randomBytes(6).toString('hex')}`,
+          args: ['sleep', ['20']],
+        }),
+      ),
+    );
+    await sleep(4000);
+    out.shell[1].push(rssMiB(ctx.baseline.child.pid));
+    await Promise.all(handles.map((h) => h.result()));
+
+    // 1,000 open workflows: product runs waiting for a slot (a tenant allowed one, held by a long run), bare
+    // workflows on a timer.
+    const [tenant] = await ctx.ds.query(
+      `INSERT INTO tenants (slug, name, max_concurrent_runs, max_tasks, rate_limit_per_minute) VALUES ($1, $1, 1, 10, 100000000) RETURNING id`,
+      [`perf-mem-${rep}-${randomBytes(2).toString('hex')}`],
+    );
+    const tctx = { ...ctx, headers: await tenantKey(ctx, tenant.id) };
+    const holder = await createTask(tctx, 'holder', { command: 'sleep', args: ['600'] });
+    const held = await createTask(tctx, 'held', { command: 'true' });
+    await trigger(tctx, holder.id);
+    await closedLoop(999, 32, () => trigger(tctx, held.id));
+    await until(
+      async () =>
+        (await ctx.ds.query(`SELECT count(*)::int AS n FROM runs WHERE tenant_id = $1 AND workflow_id IS NOT NULL`, [tenant.id]))[0].n ===
+        1000,
+      120_000,
+      '1000 product runs recorded',
+    );
+    await sleep(5000);
+    out.cached[0].push(rssMiB(ctx.worker.child.pid));
+    const idle = await closedLoop(1000, 32, () =>
+      ctx.client.workflow.start('baselineIdleWorkflow', {
+        taskQueue: ctx.baselineQueue,
+        workflowId: `perf-idle-${randomBytes(6).toString('hex')}`,
+      }),
+    );
+    await sleep(5000);
+    out.cached[1].push(rssMiB(ctx.baseline.child.pid));
+    const wfIds = (await ctx.ds.query(`SELECT workflow_id FROM runs WHERE tenant_id = $1`, [tenant.id])).map((r) => r.workflow_id);
+    await closedLoop(wfIds.length, 32, (i) =>
+      ctx.client.workflow
+        .getHandle(wfIds[i])
+        .terminate('bench over')
+        .catch(() => undefined),
+    );
+    await closedLoop(idle.length, 32, (i) => idle[i].terminate('bench over').catch(() => undefined));
+    console.log(
+      `  rep ${rep + 1}: idle ${out.idle[0].at(-1)} / ${out.idle[1].at(-1)} MiB, 64 shell ${out.shell[0].at(-1)} / ${out.shell[1].at(-1)}, 1000 cached ${out.cached[0].at(-1)} / ${out.cached[1].at(-1)}`,
+    );
+  }
+  return [
+    row('worker RSS idle', 'MiB', ...out.idle, { kind: 'ratio-max', value: 1.2 }),
+    row('worker RSS, 1,000 open workflows', 'MiB', ...out.cached, { kind: 'ratio-max', value: 1.2 }),
+    row('worker RSS, 64 concurrent shell tasks', 'MiB', ...out.shell, { kind: 'ratio-max', value: 1.2 }),
+  ];
+}
+
+/**
+ * 8: tenant B's single runs (queued → started from its record) alone and during tenant A's burst of
+ * BENCH_BURST (1,000) `sleep 1` runs, A limited to 50 at once. The baseline is B alone.
+ */
+async function fairnessScenario(ctx) {
+  const burst = Number(process.env.BENCH_BURST || 1000);
+  const reps = Number(process.env.BENCH_FAIRNESS_REPS || 3);
+  const alone = [];
+  const during = [];
+  const worst = [];
+  for (let rep = 0; rep < reps; rep++) {
+    const mk = async (label, limit) => {
+      const [t] = await ctx.ds.query(
+        `INSERT INTO tenants (slug, name, max_concurrent_runs, max_tasks, rate_limit_per_minute) VALUES ($1, $1, $2, 10, 100000000) RETURNING id`,
+        [`perf-fair-${label}-${rep}-${randomBytes(2).toString('hex')}`, limit],
+      );
+      const headers = await tenantKey(ctx, t.id);
+      const task = await createTask(
+        { ...ctx, headers },
+        `fair-${label}`,
+        label === 'a' ? { command: 'sleep', args: ['1'] } : { command: 'true' },
+      );
+      return { id: t.id, headers, task };
+    };
+    const a = await mk('a', 50);
+    const b = await mk('b', 10);
+    const bRuns = async () => {
+      const waits = [];
+      for (let i = 0; i < 10; i++) {
+        const run = await trigger({ ...ctx, headers: b.headers }, b.task.id);
+        const [r] = await waitRecord(ctx, run.id);
+        waits.push(new Date(r.started_at).getTime() - new Date(r.queued_at).getTime());
+      }
+      return waits;
+    };
+    const x = await bRuns();
+    let submitted = 0;
+    const burstDone = closedLoop(burst, 32, async () => {
+      await trigger({ ...ctx, headers: a.headers }, a.task.id);
+      submitted++;
+    });
+    await until(async () => submitted >= 100, 60_000, 'burst under way');
+    const y = await bRuns();
+    await burstDone;
+    const open = (await ctx.ds.query(`SELECT workflow_id FROM runs WHERE tenant_id = $1 AND status IN ('queued', 'running')`, [a.id])).map(
+      (r) => r.workflow_id,
+    );
+    await closedLoop(open.length, 32, (i) =>
+      ctx.client.workflow
+        .getHandle(open[i])
+        .terminate('bench over')
+        .catch(() => undefined),
+    );
+    await until(
+      async () =>
+        (await ctx.ds.query(`SELECT count(*)::int AS n FROM runs WHERE tenant_id = $1 AND status IN ('queued', 'running')`, [a.id]))[0]
+          .n === 0,
+      120_000,
+      'burst ended by the reconciler',
+    );
+    alone.push(median(x));
+    during.push(median(y));
+    worst.push(Math.max(...y));
+    console.log(`  rep ${rep + 1}: B alone p50 ${median(x)} ms, during A's burst p50 ${median(y)} ms, worst ${Math.max(...y)} ms`);
+  }
+  return [
+    row("tenant B queued → started p50, during A's burst vs alone", 'ms', during, alone, { kind: 'ratio-max', value: 3 }),
+    row("tenant B queued → started worst, during A's burst", 'ms', worst, null, { kind: 'abs-max', value: 2000 }),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------- helpers
+
+function nowNs() {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1000n;
+}
+
+async function timed(fn) {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/** n calls of fn(i), k at a time; resolves with their results in order. */
+async function closedLoop(n, k, fn) {
+  const out = new Array(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(k, n) }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
+  return out;
+}
+
+/** Calls fn at `rate` per second for `seconds`, whatever the earlier calls are doing; resolves with all results. */
+async function openLoop(rate, seconds, fn) {
+  const n = Math.round(rate * seconds);
+  const t0 = performance.now();
+  const calls = [];
+  for (let i = 0; i < n; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    calls.push(fn());
+  }
+  return Promise.all(calls);
+}
+
+async function until(check, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`bench: ${what} not reached within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+async function call(ctx, method, path, body) {
+  const res = await fetch(`${ctx.base}${path}`, {
+    method,
+    headers: ctx.headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+const createTask = (ctx, name, shell) =>
+  call(ctx, 'POST', '/v1/tasks', {
+    name: `${name}-${randomBytes(3).toString('hex')}`,
+    executor: 'shell',
+    shell,
+    retry: { maximumAttempts: 1 },
+  });
+
+const trigger = (ctx, taskId) => call(ctx, 'POST', `/v1/tasks/${taskId}/runs`);
+
+async function productRunToEnd(ctx, taskId) {
+  const run = await trigger(ctx, taskId);
+  const status = await ctx.waiter.wait(run.id);
+  if (status !== 'succeeded') throw new Error(`bench run ${run.id} ${status}`);
+}
+
+async function baselineRunToEnd(ctx, command, args) {
+  const handle = await ctx.client.workflow.start('baselineWorkflow', {
+    taskQueue: ctx.baselineQueue,
+    workflowId: `perf-${randomBytes(6).toString('hex')}`,
+    args: [command, args],
+  });
+  return handle.result();
+}
+
+async function waitRecord(ctx, runId) {
+  await ctx.waiter.wait(runId);
+  return ctx.ds.query(`SELECT status, stdout, queued_at, started_at FROM runs WHERE id = $1`, [runId]);
+}
+
+/** An admin key for a tenant, straight in the database. */
+async function tenantKey(ctx, tenantId) {
+  const key = apiKeyFromString(generateApiKey().key);
+  await ctx.ds.query(`INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, role) VALUES ($1, 'bench', $2, $3, 'admin')`, [
+    tenantId,
+    key.prefix,
+    key.secretHash,
+  ]);
+  return { 'x-api-key': key.key, 'content-type': 'application/json' };
+}
+
+/**
+ * Resolves each run's promise when its record is final: one query for all the runs outstanding, every 10 ms.
+ * Counting in the database instead of polling the API keeps the load generator's requests to triggers.
+ */
+function createRunWaiter(ds) {
+  const pending = new Map();
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      if (pending.size) {
+        const rows = await ds.query(`SELECT id, status FROM runs WHERE id = ANY($1::uuid[]) AND status = ANY($2)`, [
+          [...pending.keys()],
+          FINAL,
+        ]);
+        for (const r of rows) {
+          pending.get(r.id)?.(r.status);
+          pending.delete(r.id);
+        }
+      }
+      await sleep(10);
+    }
+  })();
+  return {
+    wait: (runId) => new Promise((resolve) => pending.set(runId, resolve)),
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+function rssMiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m[1]) / 1024);
+}
+
+async function httpOk(url) {
+  try {
+    return (await fetch(url)).ok;
+  } catch {
+    return false;
+  }
+}
+
+async function startProcess(name, args, env, ready) {
+  let out = '';
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (out += c));
+  const deadline = Date.now() + 60_000;
+  while (!(await ready(out))) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${out.slice(-2000)}`);
+    if (Date.now() > deadline) throw new Error(`${name} not ready within 60 s:\n${out.slice(-2000)}`);
+    await sleep(200);
+  }
+  const exited = new Promise((r) => child.once('exit', r));
+  return {
+    child,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await Promise.race([exited, sleep(15_000)]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** A table row: product and baseline per repetition, their medians, min, max and the ratio of the medians. */
+function row(metric, unit, product, baseline, goal) {
+  const s = (xs) => (xs ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), values: xs } : null);
+  const p = s(product);
+  const b = s(baseline);
+  const ratio = b ? p.median / b.median : null;
+  let met;
+  if (goal.kind === 'ratio-min') met = ratio >= goal.value;
+  else if (goal.kind === 'ratio-max') met = ratio <= goal.value;
+  else if (goal.kind === 'plus-max') met = p.median <= b.median + goal.value;
+  else met = p.median <= goal.value;
+  const goalText = {
+    'ratio-min': `≥ ${goal.value}×`,
+    'ratio-max': `≤ ${goal.value}×`,
+    'plus-max': `≤ baseline + ${goal.value} ${unit}`,
+    'abs-max': `≤ ${goal.value} ${unit}`,
+  }[goal.kind];
+  return { metric, unit, product: p, baseline: b, ratio, goal: goalText, met };
+}
+
+function printTable(name, rows) {
+  const f = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  const cell = (s, unit) => (s ? `${f(s.median)} ${unit} (${f(s.min)}–${f(s.max)})` : '—');
+  console.log(`\n${name}: median (min–max) over repetitions`);
+  console.log(`| metric | product | baseline | ratio | goal | met |\n|---|---|---|---|---|---|`);
+  for (const r of rows)
+    console.log(
+      `| ${r.metric} | ${cell(r.product, r.unit)} | ${cell(r.baseline, r.unit)} | ${r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`} | ${r.goal} | ${r.met ? 'yes' : 'no'} |`,
+    );
+}
+
+async function describeMachine(ds) {
+  const cli = stack.resolveTemporalCli();
+  const version = (cmd, args) => spawnSync(cmd, args, { encoding: 'utf8' }).stdout?.trim().split('\n')[0] ?? 'unknown';
+  const [{ v }] = await ds.query(`SELECT current_setting('server_version') AS v`);
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    temporalCli: version(cli, ['--version']),
+    postgres: `PostgreSQL ${v}`,
+    temporalSdk: require('@temporalio/worker/package.json').version,
+    commit: version('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
+    shellIsolation: process.env.SHELL_ISOLATION || 'sandbox',
+  };
+}
+
+async function main() {
+  const stoppers = [];
+  const startedAt = new Date();
+  try {
+    const { temporal, databaseUrl, ds } = await startBenchInfra(root, stoppers, 'ts_perf');
+    const machine = await describeMachine(ds);
+    const prefix = `perf-${randomBytes(3).toString('hex')}`;
+    const apiKey = generateApiKey().key;
+    const secretsKey = randomBytes(32).toString('hex');
+    const common = {
+      PATH: process.env.PATH,
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: temporal.address,
+      TASK_QUEUE_PREFIX: prefix,
+      LOG_LEVEL: 'error',
+      SECRETS_KEY: secretsKey,
+    };
+    const apiPort = await stack.freePort();
+    const api = await startProcess(
+      'api',
+      [join(root, 'apps/api/dist/main.js')],
+      {
+        ...common,
+        PORT: String(apiPort),
+        HOST: '127.0.0.1',
+        BOOTSTRAP_API_KEY: apiKey,
+        RATE_LIMIT_PER_KEY_PER_MINUTE: '100000000',
+        // Waiting runs of a terminated burst (fairness) are ended by the reconciler: a short interval keeps the bench short.
+        RUN_RECONCILE_SECONDS: '5',
+      },
+      () => httpOk(`http://127.0.0.1:${apiPort}/ready`),
+    );
+    stoppers.push(api.stop);
+    const base = `http://127.0.0.1:${apiPort}`;
+    const workerPort = await stack.freePort();
+    const worker = await startProcess(
+      'worker',
+      [join(root, 'apps/worker/dist/main.js')],
+      {
+        ...common,
+        WORKER_HTTP_PORT: String(workerPort),
+        WORKER_HTTP_HOST: '127.0.0.1',
+        RUN_RECONCILE_SECONDS: '0',
+        ...(process.env.SHELL_ISOLATION ? { SHELL_ISOLATION: process.env.SHELL_ISOLATION } : {}),
+      },
+      () => httpOk(`http://127.0.0.1:${workerPort}/ready`),
+    );
+    stoppers.push(worker.stop);
+    const baselineQueue = `${prefix}-baseline`;
+    const baseline = await startProcess(
+      'baseline',
+      [join(root, 'bench/perf-baseline-worker.mjs')],
+      {
+        PATH: process.env.PATH,
+        TEMPORAL_ADDRESS: temporal.address,
+        BASELINE_QUEUE: baselineQueue,
+      },
+      (out) => out.includes('ready\n'),
+    );
+    stoppers.push(baseline.stop);
+
+    const connection = await Connection.connect({ address: temporal.address });
+    stoppers.push(() => connection.close());
+    const client = new Client({ connection });
+    await ds.query(`UPDATE tenants SET rate_limit_per_minute = 100000000, max_concurrent_runs = 1000, max_tasks = 100000`);
+    const headers = { 'x-api-key': apiKey, 'content-type': 'application/json' };
+    const waiter = createRunWaiter(ds);
+    stoppers.push(() => waiter.stop());
+    const ctx = { ds, databaseUrl, base, headers, client, baselineQueue, waiter, api, worker, baseline, machine };
+
+    const results = [];
+    for (const name of chosen) {
+      const t0 = Date.now();
+      console.log(`\n== ${name}`);
+      const rows = await SCENARIOS[name](ctx);
+      const result = {
+        scenario: name,
+        startedAt: new Date(t0).toISOString(),
+        seconds: (Date.now() - t0) / 1000,
+        reps: REPS,
+        machine,
+        rows,
+      };
+      mkdirSync(join(root, 'bench/results'), { recursive: true });
+      const file = join(root, 'bench/results', `${startedAt.toISOString().slice(0, 10)}-${name}.json`);
+      writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+      printTable(name, rows);
+      console.log(`(${result.seconds.toFixed(0)} s; ${file.slice(root.length + 1)})`);
+      results.push(result);
+    }
+    console.log(
+      `\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.temporalCli}, ${machine.postgres}, @temporalio ${machine.temporalSdk}, commit ${machine.commit}`,
+    );
+    console.log(`whole run ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)} s`);
+    for (const r of results) printTable(r.scenario, r.rows);
+  } finally {
+    await stopAll(stoppers);
+  }
+}
+
+await main();
+process.exit(0);
