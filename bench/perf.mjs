@@ -24,6 +24,10 @@ const stack = require(join(root, 'scripts/lib/local-stack.cjs'));
 const { apiKeyFromString, generateApiKey } = require(join(root, 'libs/core/dist/index.js'));
 
 const REPS = Number(process.env.BENCH_REPS || 5);
+const SETTLE_MS = 1000;
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+/** The longest a single run may take before the bench gives up on it. */
+const RUN_DEADLINE_MS = 120_000;
 const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
 const SCENARIOS = {
   throughput: throughputScenario,
@@ -56,9 +60,13 @@ async function throughputScenario(ctx) {
     for (let rep = 0; rep < REPS; rep++) {
       let before = cpuTimes(ctx);
       p.push(n / ((await timed(product)) / 1000));
+      // A product run is done at its final record; its workflow closes just after. Let both sides settle before
+      // reading CPU, so that one side's tail is not counted in the other's window.
+      await sleep(SETTLE_MS);
       cpu.product.push(cpuPerRun(before, cpuTimes(ctx), n));
       before = cpuTimes(ctx);
       b.push(n / ((await timed(bare)) / 1000));
+      await sleep(SETTLE_MS);
       cpu.baseline.push(cpuPerRun(before, cpuTimes(ctx), n));
       console.log(`  ${level} in flight, rep ${rep + 1}: product ${p.at(-1).toFixed(1)} runs/s, bare ${b.at(-1).toFixed(1)} runs/s`);
     }
@@ -193,7 +201,7 @@ async function runListScenario(ctx) {
       // 100,000 runs per statement spread over the 100 tenants and their 10 tasks, over the last 90 days.
       await pg.query(
         `INSERT INTO runs (tenant_id, task_id, task_version, trigger, status, workflow_id, created_at, queued_at, updated_at, started_at, finished_at)
-         SELECT t.tenant_id, t.task_id, 1, 'manual', (ARRAY['succeeded','succeeded','succeeded','failed','cancelled'])[1 + i % 5],
+         SELECT t.tenant_id, t.task_id, 1, 'manual', (ARRAY['succeeded','succeeded','succeeded','failed','cancelled'])[1 + (i / 1000) % 5],
                 'perf-list-' || gen_random_uuid(), at, at, at, at, at + interval '1 second'
            FROM (SELECT i, now() - random() * interval '90 days' AS at FROM generate_series(1, 100000) i) s
            JOIN perf_list_tasks t ON t.n = s.i % 1000`,
@@ -407,8 +415,17 @@ async function fairnessScenario(ctx) {
         .terminate('bench over')
         .catch(() => undefined),
     );
-    // The reconciler ends the terminated runs' records in the background; tenant B's runs do not wait for them.
-    await sleep(5000);
+    // The reconciler ends the terminated runs' records; the next repetition's "alone" should not share the machine
+    // with it. Bounded: a slow reconciler is reported, not waited for without end.
+    const quietBy = Date.now() + 180_000;
+    while (Date.now() < quietBy) {
+      const [{ n }] = await ctx.ds.query(`SELECT count(*)::int AS n FROM runs WHERE tenant_id = $1 AND status IN ('queued', 'running')`, [
+        a.id,
+      ]);
+      if (n === 0) break;
+      await sleep(1000);
+    }
+    if (Date.now() >= quietBy) console.log(`  (tenant A still had open records after 180 s: the next "alone" overlaps the reconciler)`);
     alone.push(median(x));
     during.push(median(y));
     worst.push(Math.max(...y));
@@ -428,7 +445,7 @@ function cpuTimes(ctx) {
     try {
       const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
       // utime, stime, cutime, cstime (fields 14–17; index 11–14 after the command name)
-      return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+      return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
     } catch {
       return 0;
     }
@@ -534,7 +551,15 @@ async function baselineRunToEnd(ctx, command, args) {
     workflowId: `perf-${randomBytes(6).toString('hex')}`,
     args: [command, args],
   });
-  return handle.result();
+  return withDeadline(handle.result(), `baseline workflow ${handle.workflowId}`);
+}
+
+function withDeadline(promise, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bench: ${what} not done within ${RUN_DEADLINE_MS} ms`)), RUN_DEADLINE_MS);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 async function waitRecord(ctx, runId) {
@@ -576,7 +601,17 @@ function createRunWaiter(ds) {
     }
   })();
   return {
-    wait: (runId) => new Promise((resolve) => pending.set(runId, resolve)),
+    wait: (runId) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(runId);
+          reject(new Error(`bench: run ${runId} not final within ${RUN_DEADLINE_MS} ms`));
+        }, RUN_DEADLINE_MS);
+        pending.set(runId, (status) => {
+          clearTimeout(timer);
+          resolve(status);
+        });
+      }),
     stop: async () => {
       stopped = true;
       await loop;
@@ -668,13 +703,18 @@ async function describeMachine(ds) {
     temporalCli: version(cli, ['--version']),
     postgres: `PostgreSQL ${v}`,
     temporalSdk: require('@temporalio/worker/package.json').version,
-    commit: version('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
+    commit: version('git', ['-C', root, 'describe', '--always', '--dirty']),
     shellIsolation: process.env.SHELL_ISOLATION || 'sandbox',
   };
 }
 
 async function main() {
   const stoppers = [];
+  // A rejected promise nobody awaited yet (a burst, an open loop's calls) must not exit past the cleanup.
+  process.on('unhandledRejection', (err) => {
+    console.error('bench failed:', err);
+    stopAll(stoppers).finally(() => process.exit(1));
+  });
   const startedAt = new Date();
   try {
     const { temporal, databaseUrl, ds } = await startBenchInfra(root, stoppers, 'ts_perf');
@@ -776,7 +816,6 @@ async function main() {
         scenario: name,
         startedAt: new Date(t0).toISOString(),
         seconds: (Date.now() - t0) / 1000,
-        reps: REPS,
         machine,
         rows,
       };

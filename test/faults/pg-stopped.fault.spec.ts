@@ -59,7 +59,9 @@ test('PostgreSQL stopped for 60 s with 40 runs in flight: every run succeeds onc
   // Stop with runs really executing, not all still queued.
   await waitFor(
     async () => {
-      const [r] = await stack.db.query(`SELECT count(*)::int AS n FROM runs WHERE tenant_id = $1 AND status = 'running'`, [tenant.tenantId]);
+      const [r] = await stack.db.query(`SELECT count(*)::int AS n FROM runs WHERE tenant_id = $1 AND status = 'running'`, [
+        tenant.tenantId,
+      ]);
       return r.n >= 5;
     },
     { timeoutMs: 60_000, what: 'runs running before the outage' },
@@ -117,8 +119,11 @@ test('PostgreSQL stopped for 60 s with 40 runs in flight: every run succeeds onc
   for (const id of runIds) {
     const [run] = await stack.db.query(`SELECT workflow_id FROM runs WHERE id = $1`, [id]);
     const handle = client.workflow.getHandle(run.workflow_id);
-    // The final record is the workflow's last local activity: wait for the workflow to close after it.
-    await handle.result();
+    // The final record is the workflow's last local activity: wait (bounded) for the workflow to close after it.
+    await waitFor(async () => (await handle.describe()).status.name !== 'RUNNING', {
+      timeoutMs: 30_000,
+      what: `workflow ${run.workflow_id} closed`,
+    });
     expect((await handle.describe()).status.name).toBe('COMPLETED');
     const history = await handle.fetchHistory();
     for (const e of history.events ?? []) {
@@ -132,4 +137,3 @@ test('PostgreSQL stopped for 60 s with 40 runs in flight: every run succeeds onc
   expect(report.slotsHeld).toBe(0);
   log(`attempts per run: ${JSON.stringify(attempts)}; activity retries in histories: ${activityRetries}; total ${Date.now() - t0} ms`);
 });
-
