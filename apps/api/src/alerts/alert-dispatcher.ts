@@ -75,7 +75,9 @@ export class AlertDispatcher implements OnApplicationBootstrap, OnApplicationShu
     const claimed: Claimed[] = await this.db.query(
       `WITH due AS (
          SELECT n.id FROM alert_notifications n JOIN tenants t ON t.id = n.tenant_id
-          WHERE t.status = 'active' AND n.id IN (
+          -- Due again on n itself: a row another process claimed (and committed) after this statement's snapshot
+          -- is re-checked on its new version when locked; conditions only inside the subquery are not.
+          WHERE t.status = 'active' AND n.status = 'pending' AND n.next_attempt_at <= now() AND n.id IN (
                 SELECT id FROM (
                   SELECT x.id, row_number() OVER (PARTITION BY x.tenant_id ORDER BY x.next_attempt_at, x.seq) AS rn
                     FROM alert_notifications x
@@ -87,7 +89,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, OnApplicationShu
           ORDER BY n.next_attempt_at LIMIT ${BATCH} FOR UPDATE OF n SKIP LOCKED),
        claimed AS (
          UPDATE alert_notifications n SET attempts = n.attempts + 1, next_attempt_at = now() + make_interval(secs => ${LEASE_SECONDS})
-           FROM due WHERE n.id = due.id
+           FROM due WHERE n.id = due.id AND n.status = 'pending' AND n.next_attempt_at <= now()
          RETURNING n.id, n.tenant_id, n.channel_id, n.payload, n.attempts)
        SELECT c.*, t.name AS tenant_name, ch.type, ch.url, ch.email_to, ch.secret_sealed
          FROM claimed c JOIN alert_channels ch ON ch.id = c.channel_id AND ch.tenant_id = c.tenant_id JOIN tenants t ON t.id = c.tenant_id`,
