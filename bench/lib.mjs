@@ -1,4 +1,5 @@
-// Shared by the bench scripts: statistics and cleanup.
+// Shared by the bench scripts: statistics, the baseline's activity and cleanup.
+import { spawn } from 'node:child_process';
 
 /** The q-quantile of xs (nearest rank), e.g. 0.99. */
 export const quantile = (xs, q) => {
@@ -11,6 +12,17 @@ export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+/** The bare-Temporal baseline's one activity: spawns the command, resolves with its exit code and stdout. */
+export function runCommand(command, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.on('error', reject);
+    child.on('close', (exitCode) => resolve({ exitCode, out }));
+  });
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

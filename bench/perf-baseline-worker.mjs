@@ -1,10 +1,10 @@
 // The bare-Temporal baseline of `npm run bench`, in its own process like the product's worker: one SDK worker
 // with the SDK's default options, a workflow bundle of bench/baseline.workflow.js and one activity that spawns
 // the command (no isolation, no records). Prints `ready` once it polls; SIGTERM stops it.
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCommand } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -18,14 +18,7 @@ const worker = await Worker.create({
   taskQueue: process.env.BASELINE_QUEUE,
   workflowBundle: { code },
   activities: {
-    runCommand: (command, args) =>
-      new Promise((resolve, reject) => {
-        const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout.on('data', (c) => (out += c));
-        child.on('error', reject);
-        child.on('close', (exitCode) => resolve({ exitCode, out }));
-      }),
+    runCommand,
   },
 });
 process.once('SIGTERM', () => worker.shutdown());

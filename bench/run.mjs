@@ -15,13 +15,12 @@
 // pipeline: a 50-step chain against 50 single runs one after another, a
 // 200-item fan-out against 200 single runs with as many in flight as the
 // fan-out's maxParallelism, alternating; then one 200-step pipeline.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { median, sleep, startBenchInfra, stopAll } from './lib.mjs';
+import { median, runCommand, sleep, startBenchInfra, stopAll } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -74,14 +73,7 @@ try {
     taskQueue: baselineQueue,
     workflowBundle: { code },
     activities: {
-      runCommand: (command, args) =>
-        new Promise((resolve, reject) => {
-          const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-          let out = '';
-          child.stdout.on('data', (c) => (out += c));
-          child.on('error', reject);
-          child.on('close', (exitCode) => resolve({ exitCode, out }));
-        }),
+      runCommand,
     },
   });
   const all = [...productWorkers, baselineWorker];
