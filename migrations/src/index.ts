@@ -9,6 +9,7 @@ import { PipelineStepRuns1733000000001 } from './1733000000001-pipeline-step-run
 import { RunOutput1733100000000 } from './1733100000000-run-output';
 import { Alerts1733200000000 } from './1733200000000-alerts';
 import { Retention1733200000001 } from './1733200000001-retention';
+import { SlotWaits1733300000000 } from './1733300000000-slot-waits';
 
 /** Every migration, oldest first. Add new ones at the end. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   RunOutput1733100000000,
   Alerts1733200000000,
   Retention1733200000001,
+  SlotWaits1733300000000,
 ];

@@ -184,7 +184,11 @@ export class RunRecorder {
       const row = rows[0];
       if (!row) throw new Error(`run ${runId} is not recorded`);
       if (row.admitted || row.final) return true;
-      if (row.free <= 0) return false;
+      if (row.free <= 0) {
+        // Marked under the tenant's lock: a run ending after this sees the mark and wakes this one (runsToWake).
+        await tx.query(`UPDATE runs SET slot_refused_at = now(), updated_at = now() WHERE id = $1`, [runId]);
+        return false;
+      }
       await tx.query(`UPDATE runs SET admitted_at = now(), updated_at = now() WHERE id = $1`, [runId]);
       return true;
     });

@@ -14,11 +14,14 @@ const MAX_WAKE = 20;
  * Used by the recorder and by the API's run reconciler.
  */
 export async function runsToWake(q: Sql, runId: string): Promise<string[]> {
+  // The admission lock (RunRecorder.acquireSlot), held to the caller's commit: a run refused before it is
+  // seen refused here; one asking after it sees this run's slot free. Either way none waits for its re-check.
+  await q.query(`SELECT pg_advisory_xact_lock(hashtextextended(tenant_id::text, 7)) FROM runs WHERE id = $1`, [runId]);
   const waiting: { workflow_id: string }[] = await q.query(
     `WITH me AS (SELECT tenant_id FROM runs WHERE id = $1),
           free AS (SELECT ${FREE_SLOTS} AS n FROM tenants t JOIN me ON t.id = me.tenant_id)
      SELECT w.workflow_id FROM runs w JOIN me ON w.tenant_id = me.tenant_id
-      WHERE w.admitted_at IS NULL AND w.status = 'queued' AND w.id <> $1
+      WHERE w.admitted_at IS NULL AND w.slot_refused_at IS NOT NULL AND w.status = 'queued' AND w.id <> $1
       ORDER BY w.priority DESC, w.queued_at, w.id
       LIMIT least($2, greatest((SELECT n FROM free), 0))`,
     [runId, MAX_WAKE],

@@ -1,0 +1,95 @@
+/* Tenant slots against the real PostgreSQL of the test run (no Temporal): which waiting runs a finished run
+ * wakes (libs/db/src/run-slots.ts). Only runs that asked for a slot and were refused are woken; a run that is
+ * recorded but has not asked yet takes the free slot itself, and a signal to it would be an extra workflow
+ * task for nothing (docs/performance.md). And no refused run is left unwoken when a slot frees concurrently. */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { RunRecorder } from '@task-scheduler/activities';
+import { createDataSource, runsToWake } from '@task-scheduler/db';
+import type { DataSource } from 'typeorm';
+
+let ds: DataSource;
+let recorder: RunRecorder;
+
+beforeAll(async () => {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error('TEST_DATABASE_URL is not set: run this through the integration project (global setup)');
+  ds = createDataSource({ url, applicationName: 'task-scheduler-test-run-slots', poolSize: 4 });
+  await ds.initialize();
+  recorder = new RunRecorder(ds);
+});
+afterAll(async () => ds?.destroy());
+
+async function tenantWithTask(limit: number): Promise<{ tenantId: string; taskId: string }> {
+  const [{ id: tenantId }] = await ds.query(`INSERT INTO tenants (slug, name, max_concurrent_runs) VALUES ($1, 's', $2) RETURNING id`, [
+    `slots-${randomBytes(4).toString('hex')}`,
+    limit,
+  ]);
+  const [{ id: taskId }] = await ds.query(
+    `INSERT INTO tasks (tenant_id, name, executor, spec, timeout_seconds, retry_policy, secret_names)
+     VALUES ($1, 't', 'shell', '{"script":"true"}', 60, '{}', '{}') RETURNING id`,
+    [tenantId],
+  );
+  return { tenantId, taskId };
+}
+
+/** A run recorded as queued (not admitted), as ensureRunRecord leaves it; its workflow id is its own id. */
+async function queuedRun(t: { tenantId: string; taskId: string }): Promise<string> {
+  const id = randomUUID();
+  await ds.query(`INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id) VALUES ($1, $2, $3, 1, 'manual', 'queued', $4)`, [
+    id,
+    t.tenantId,
+    t.taskId,
+    id,
+  ]);
+  return id;
+}
+
+/** Ends the run as its final record would (slot freed) and returns whom that wakes, in one transaction. */
+async function finish(runId: string): Promise<string[]> {
+  return ds.transaction(async (tx) => {
+    await tx.query(`UPDATE runs SET status = 'succeeded', finished_at = now() WHERE id = $1`, [runId]);
+    return runsToWake(tx, runId);
+  });
+}
+
+test('a finished run wakes the runs that were refused a slot, not those that have not asked yet', async () => {
+  const t = await tenantWithTask(1);
+  const holder = await queuedRun(t);
+  expect(await recorder.acquireSlot(holder, t.tenantId)).toBe(true);
+  const refused = [await queuedRun(t), await queuedRun(t)];
+  for (const id of refused) expect(await recorder.acquireSlot(id, t.tenantId)).toBe(false);
+  const notAsked = await queuedRun(t);
+
+  const [marks] = await ds.query(
+    `SELECT count(*) FILTER (WHERE slot_refused_at IS NOT NULL)::int AS marked, count(*)::int AS n FROM runs WHERE tenant_id = $1`,
+    [t.tenantId],
+  );
+  expect(marks).toEqual({ marked: 2, n: 4 });
+
+  // One slot frees: one refused run is woken (the oldest), never the one that has not asked.
+  const woken = await finish(holder);
+  expect(woken).toHaveLength(1);
+  expect(refused).toContain(woken[0]);
+  expect(woken).not.toContain(notAsked);
+  // The one that had not asked takes the slot itself.
+  expect(await recorder.acquireSlot(notAsked, t.tenantId)).toBe(true);
+  // Once admitted, a refused run is no longer woken: it holds its slot.
+  expect(await finish(notAsked)).toHaveLength(1);
+  expect(await recorder.acquireSlot(woken[0], t.tenantId)).toBe(true);
+  const other = refused.find((id) => id !== woken[0]) as string;
+  expect(await finish(woken[0])).toEqual([other]);
+});
+
+test('a run refused while a slot frees concurrently is woken or admitted, 40 of 40 times', async () => {
+  // The race the admission lock in runsToWake closes: the refusal reads the slot as held while the ending
+  // transaction is not yet committed, and the ending transaction looks for refused runs before the refusal
+  // commits. Without the lock both miss and the run waits for its own re-check (10-60 s).
+  for (let i = 0; i < 40; i++) {
+    const t = await tenantWithTask(1);
+    const holder = await queuedRun(t);
+    expect(await recorder.acquireSlot(holder, t.tenantId)).toBe(true);
+    const waiter = await queuedRun(t);
+    const [woken, admitted] = await Promise.all([finish(holder), recorder.acquireSlot(waiter, t.tenantId)]);
+    expect(admitted || woken.includes(waiter)).toBe(true);
+  }
+});
