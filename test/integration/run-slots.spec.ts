@@ -33,14 +33,13 @@ async function tenantWithTask(limit: number): Promise<{ tenantId: string; taskId
 }
 
 /** A run recorded as queued (not admitted), as ensureRunRecord leaves it; its workflow id is its own id. */
-async function queuedRun(t: { tenantId: string; taskId: string }): Promise<string> {
+async function queuedRun(t: { tenantId: string; taskId: string }, priority = 0): Promise<string> {
   const id = randomUUID();
-  await ds.query(`INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id) VALUES ($1, $2, $3, 1, 'manual', 'queued', $4)`, [
-    id,
-    t.tenantId,
-    t.taskId,
-    id,
-  ]);
+  await ds.query(
+    `INSERT INTO runs (id, tenant_id, task_id, task_version, trigger, status, workflow_id, priority)
+     VALUES ($1, $2, $3, 1, 'manual', 'queued', $4, $5)`,
+    [id, t.tenantId, t.taskId, id, priority],
+  );
   return id;
 }
 
@@ -58,7 +57,8 @@ test('a finished run wakes the runs that were refused a slot, not those that hav
   expect(await recorder.acquireSlot(holder, t.tenantId)).toBe(true);
   const refused = [await queuedRun(t), await queuedRun(t)];
   for (const id of refused) expect(await recorder.acquireSlot(id, t.tenantId)).toBe(false);
-  const notAsked = await queuedRun(t);
+  // The most urgent of them, so that only the mark keeps it from being chosen.
+  const notAsked = await queuedRun(t, 10);
 
   const [marks] = await ds.query(
     `SELECT count(*) FILTER (WHERE slot_refused_at IS NOT NULL)::int AS marked, count(*)::int AS n FROM runs WHERE tenant_id = $1`,
@@ -93,3 +93,45 @@ test('a run refused while a slot frees concurrently is woken or admitted, 40 of 
     expect(admitted || woken.includes(waiter)).toBe(true);
   }
 });
+
+test('a run cancelled while its slot request waits for the lock ends without a deadlock', async () => {
+  // finalizeRun locks the run's row and then, in runsToWake, the tenant's lock; acquireSlot takes the row first
+  // too. Here another transaction holds the tenant's lock while the run asks for a slot and, cancelled, ends.
+  const t = await tenantWithTask(1);
+  const holder = await queuedRun(t);
+  expect(await recorder.acquireSlot(holder, t.tenantId)).toBe(true);
+  const run = await queuedRun(t);
+  const blocker = ds.createQueryRunner();
+  await blocker.connect();
+  try {
+    await blocker.startTransaction();
+    await blocker.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))`, [t.tenantId]);
+    const asking = recorder.acquireSlot(run, t.tenantId);
+    const ending = (async () => {
+      await waitForLockWaiters(1);
+      return finish(run);
+    })();
+    await waitForLockWaiters(2);
+    await blocker.commitTransaction();
+    const [admitted, woken] = await Promise.all([asking, ending]);
+    expect(typeof admitted).toBe('boolean');
+    expect(woken).toEqual([]);
+  } finally {
+    if (blocker.isTransactionActive) await blocker.rollbackTransaction();
+    await blocker.release();
+  }
+  const [row] = await ds.query(`SELECT status FROM runs WHERE id = $1`, [run]);
+  expect(row.status).toBe('succeeded');
+});
+
+/** Waits (at most 5 s) until at least `n` sessions of this suite wait for a lock. */
+async function waitForLockWaiters(n: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const [{ waiting }] = await ds.query(
+      `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'task-scheduler-test-run-slots' AND wait_event_type = 'Lock'`,
+    );
+    if (waiting >= n) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`fewer than ${n} sessions waited for a lock within 5 s`);
+}

@@ -173,6 +173,9 @@ export class RunRecorder {
    */
   async acquireSlot(runId: string, tenantId: string): Promise<boolean> {
     return this.db.transaction(async (tx) => {
+      // The run's row before the tenant's lock, the order finalizeRun takes them in (its row, then the lock in
+      // runsToWake): a run cancelled while its request waits for the lock would otherwise deadlock the two.
+      await tx.query(`SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE`, [runId]);
       await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))`, [tenantId]);
       const rows: { admitted: boolean; final: boolean; free: number }[] = await tx.query(
         `SELECT r.admitted_at IS NOT NULL AS admitted, r.status IN ${FINAL} AS final,
@@ -186,7 +189,8 @@ export class RunRecorder {
       if (row.admitted || row.final) return true;
       if (row.free <= 0) {
         // Marked under the tenant's lock: a run ending after this sees the mark and wakes this one (runsToWake).
-        await tx.query(`UPDATE runs SET slot_refused_at = now(), updated_at = now() WHERE id = $1`, [runId]);
+        // Once: a re-check that is refused again writes nothing.
+        await tx.query(`UPDATE runs SET slot_refused_at = now(), updated_at = now() WHERE id = $1 AND slot_refused_at IS NULL`, [runId]);
         return false;
       }
       await tx.query(`UPDATE runs SET admitted_at = now(), updated_at = now() WHERE id = $1`, [runId]);

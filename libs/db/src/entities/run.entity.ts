@@ -31,7 +31,7 @@ export class RunEntity {
   @Column('integer', { name: 'shard_count' }) shardCount!: number;
   /** When the run took one of its tenant's concurrency slots; null while it waits. */
   @Column('timestamptz', { name: 'admitted_at', nullable: true }) admittedAt!: Date | null;
-  /** When the run last found no free slot (libs/db/src/run-slots.ts); only such runs are woken. */
+  /** When the run first found no free slot (libs/db/src/run-slots.ts); only such runs are woken. */
   @Column('timestamptz', { name: 'slot_refused_at', nullable: true }) slotRefusedAt!: Date | null;
   /** Ended failed or timed out with no attempt left: listed as a dead letter until re-driven. */
   @Column('boolean', { name: 'dead_letter' }) deadLetter!: boolean;
