@@ -209,9 +209,18 @@ test("the task's environment reaches the task only, never bwrap's or prlimit's o
   const canary = `env-canary-${randomBytes(6).toString('hex')}`;
   const id = await createTask(b, { name: 'env-route', shell: { script: `sleep ${marker}`, env: { LD_DEBUG: 'all', CANARY: canary } } });
   const runId = await trigger(b, id);
+  // bwrap's own processes match first; the task's `sleep` starts only once the sandbox is set up (cgroup,
+  // dead man's switch), so wait for it too.
+  const comm = (pid: string): string => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return 'gone';
+    }
+  };
   const pids = await eventually(
     () => processesMatching(`sleep ${marker}`),
-    (p) => p.length >= 2,
+    (p) => p.length >= 2 && p.some((pid) => comm(pid) === 'sleep'),
     30_000,
   );
   const environs = pids.map((pid) => {

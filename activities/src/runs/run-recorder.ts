@@ -255,8 +255,8 @@ export class RunRecorder {
   /**
    * Writes the run's final status (and its shards') exactly once; later calls
    * change nothing. A failed or timed-out run becomes a dead letter. Returns
-   * the runs of the tenant that wait for a slot, oldest (and most urgent)
-   * first, as many as there are free slots now.
+   * the tenant's runs that were refused a slot and still wait (runsToWake),
+   * by priority and then queue time, as many as there are free slots now.
    */
   async finalizeRun(f: RunFinalization): Promise<FinalizeResult> {
     return this.db.transaction(async (tx) => {

@@ -10,8 +10,9 @@ const MAX_WAKE = 20;
 
 /**
  * The workflows to signal `runSlotFreed` once run `runId` has ended (its end committed with the caller's
- * transaction): the tenant's runs waiting for a slot, most urgent first, as many as there are free slots now.
- * Used by the recorder and by the API's run reconciler.
+ * transaction): the tenant's runs that were refused a slot and still wait, by priority and then queue time, as
+ * many as there are free slots now. Takes the tenant's admission lock until the caller's commit, so it must run
+ * inside the caller's transaction. Used by the recorder and by the API's run reconciler.
  */
 export async function runsToWake(q: Sql, runId: string): Promise<string[]> {
   // The admission lock (RunRecorder.acquireSlot), held to the caller's commit: a run refused before it is
