@@ -10,6 +10,7 @@ import { RunOutput1733100000000 } from './1733100000000-run-output';
 import { Alerts1733200000000 } from './1733200000000-alerts';
 import { Retention1733200000001 } from './1733200000001-retention';
 import { SlotWaits1733300000000 } from './1733300000000-slot-waits';
+import { SlotRefusedIndex1733300000001 } from './1733300000001-slot-refused-index';
 
 /** Every migration, oldest first. Add new ones at the end. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   Alerts1733200000000,
   Retention1733200000001,
   SlotWaits1733300000000,
+  SlotRefusedIndex1733300000001,
 ];

@@ -12,6 +12,7 @@ import { SHELL_DEFAULT_LIMITS, SHELL_MAX_LIMITS } from '@task-scheduler/core';
 import type { RunInputConfig } from '@task-scheduler/core';
 import { WORKER_ROLE_GRANTS, createDataSource, ensureAppRole } from '@task-scheduler/db';
 import type { DataSource } from 'typeorm';
+import { openTestDataSource } from '../support/test-database';
 
 const config: RunInputConfig = {
   TASK_QUEUE_PREFIX: 'pipeline-recorder-test',
@@ -27,10 +28,7 @@ let runs: RunRecorder;
 let tenantId: string;
 
 beforeAll(async () => {
-  const url = process.env.TEST_DATABASE_URL;
-  if (!url) throw new Error('TEST_DATABASE_URL is not set: run this through the integration project (global setup)');
-  ds = createDataSource({ url, applicationName: 'task-scheduler-test-pipeline-recorder', poolSize: 4 });
-  await ds.initialize();
+  ds = await openTestDataSource('pipeline-recorder');
   pipelines = new PipelineRecorder(ds, config);
   runs = new RunRecorder(ds);
   tenantId = await createTenant();

@@ -4,17 +4,15 @@
  * task for nothing (docs/performance.md). And no refused run is left unwoken when a slot frees concurrently. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { RunRecorder } from '@task-scheduler/activities';
-import { createDataSource, runsToWake } from '@task-scheduler/db';
+import { WAKE_SQL, lockTenantAdmission, runsToWake, tenantRunsToWake } from '@task-scheduler/db';
 import type { DataSource } from 'typeorm';
+import { openTestDataSource } from '../support/test-database';
 
 let ds: DataSource;
 let recorder: RunRecorder;
 
 beforeAll(async () => {
-  const url = process.env.TEST_DATABASE_URL;
-  if (!url) throw new Error('TEST_DATABASE_URL is not set: run this through the integration project (global setup)');
-  ds = createDataSource({ url, applicationName: 'task-scheduler-test-run-slots', poolSize: 4 });
-  await ds.initialize();
+  ds = await openTestDataSource('run-slots');
   recorder = new RunRecorder(ds);
 });
 afterAll(async () => ds?.destroy());
@@ -80,6 +78,31 @@ test('a finished run wakes the runs that were refused a slot, not those that hav
   expect(await finish(woken[0])).toEqual([other]);
 });
 
+test("raising a tenant's limit wakes as many refused runs as it frees, oldest first", async () => {
+  const t = await tenantWithTask(1);
+  const holder = await queuedRun(t);
+  expect(await recorder.acquireSlot(holder, t.tenantId)).toBe(true);
+  const refused: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    refused.push(await queuedRun(t));
+    expect(await recorder.acquireSlot(refused[i], t.tenantId)).toBe(false);
+    // Distinct queue times: the order of the wake is theirs.
+    await ds.query(`UPDATE runs SET queued_at = now() - make_interval(secs => $2) WHERE id = $1`, [refused[i], 10 - i]);
+  }
+  await queuedRun(t); // recorded, has not asked: never woken
+  const raise = (limit: number): Promise<string[]> =>
+    ds.transaction(async (tx) => {
+      await tx.query(`UPDATE tenants SET max_concurrent_runs = $2 WHERE id = $1`, [t.tenantId, limit]);
+      return tenantRunsToWake(tx, t.tenantId);
+    });
+  // 3 slots, 1 held: the two oldest refused runs.
+  expect(await raise(3)).toEqual(refused.slice(0, 2));
+  for (const id of refused.slice(0, 2)) expect(await recorder.acquireSlot(id, t.tenantId)).toBe(true);
+  // All 3 held: nobody, even with the third still waiting.
+  expect(await raise(3)).toEqual([]);
+  expect(await raise(10)).toEqual([refused[2]]);
+});
+
 test('a run refused while a slot frees concurrently is woken or admitted, 40 of 40 times', async () => {
   // The race the admission lock in runsToWake closes: the refusal reads the slot as held while the ending
   // transaction is not yet committed, and the ending transaction looks for refused runs before the refusal
@@ -105,7 +128,7 @@ test('a run cancelled while its slot request waits for the lock ends without a d
   await blocker.connect();
   try {
     await blocker.startTransaction();
-    await blocker.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))`, [t.tenantId]);
+    await lockTenantAdmission(blocker, t.tenantId);
     const asking = recorder.acquireSlot(run, t.tenantId);
     const ending = (async () => {
       await waitForLockWaiters(1);
@@ -122,6 +145,19 @@ test('a run cancelled while its slot request waits for the lock ends without a d
   }
   const [row] = await ds.query(`SELECT status FROM runs WHERE id = $1`, [run]);
   expect(row.status).toBe('succeeded');
+});
+
+test('the runs to wake are read from the index of refused runs, not from every queued run', async () => {
+  // A burst leaves hundreds of queued runs that have not asked for a slot; runsToWake, under the tenant's lock,
+  // must not read them. The plan of its query names the partial index (seq scans off: the table here is small).
+  const t = await tenantWithTask(1);
+  const plan = await ds.transaction(async (tx) => {
+    await tx.query(`SET LOCAL enable_seqscan = off`);
+    await tx.query(`SET LOCAL enable_bitmapscan = off`);
+    const rows: { 'QUERY PLAN': string }[] = await tx.query(`EXPLAIN ${WAKE_SQL}`, [t.tenantId, 20]);
+    return rows.map((r) => r['QUERY PLAN']).join('\n');
+  });
+  expect(plan).toContain('runs_tenant_refused_idx');
 });
 
 /** Waits (at most 5 s) until at least `n` sessions of this suite wait for a lock. */

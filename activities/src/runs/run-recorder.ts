@@ -8,7 +8,7 @@ import type {
   RunFinalization,
   TaskRunInput,
 } from '@task-scheduler/contracts';
-import { FREE_SLOTS, evaluateRunEnd, runsToWake } from '@task-scheduler/db';
+import { FREE_SLOTS, evaluateRunEnd, lockTenantAdmission, runsToWake } from '@task-scheduler/db';
 import type { OutputStoreSummary } from '@task-scheduler/db';
 import type { DataSource } from 'typeorm';
 import { planAlertState } from '../alerts/alert-state';
@@ -176,7 +176,7 @@ export class RunRecorder {
       // The run's row before the tenant's lock, the order finalizeRun takes them in (its row, then the lock in
       // runsToWake): a run cancelled while its request waits for the lock would otherwise deadlock the two.
       await tx.query(`SELECT 1 FROM runs WHERE id = $1 FOR NO KEY UPDATE`, [runId]);
-      await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))`, [tenantId]);
+      await lockTenantAdmission(tx, tenantId);
       const rows: { admitted: boolean; final: boolean; free: number }[] = await tx.query(
         `SELECT r.admitted_at IS NOT NULL AS admitted, r.status IN ${FINAL} AS final,
                 ${FREE_SLOTS} AS free
