@@ -1,4 +1,5 @@
 /* Tenant management, suspension, quotas and rate limits against the real API and PostgreSQL. */
+import { Client, Connection } from '@temporalio/client';
 import { startStack } from '../support/stack';
 import type { AppProcess, TestStack } from '../support/stack';
 
@@ -168,3 +169,38 @@ test('tenant changes are audited in the tenant acted upon; the platform admin ca
   const nosy = await stack.request('GET', `/v1/audit-events?tenantId=all`, { apiKey: other.apiKey });
   expect(nosy.status).toBe(403);
 });
+
+test("raising a tenant's concurrency limit starts its waiting run at once, by a signal", async () => {
+  const t = await tenantWithKey({ maxConcurrentRuns: 1 });
+  const task = await stack.request('POST', '/v1/tasks', {
+    apiKey: t.key,
+    body: { name: 'hold', executor: 'shell', shell: { command: 'sleep', args: ['60'] }, retry: { maximumAttempts: 1 } },
+  });
+  expect(task.status).toBe(201);
+  const trigger = async () => (await stack.request('POST', `/v1/tasks/${task.body.id}/runs`, { apiKey: t.key })).body;
+  const first = await trigger();
+  await stack.waitForRun(first.id, (r) => r.status === 'running', 60_000, t.key);
+  const second = await trigger();
+  // Refused the tenant's one slot (its mark is what a wake looks for).
+  for (let i = 0; ; i++) {
+    const [row] = await stack.db.query(`SELECT slot_refused_at FROM runs WHERE id = $1`, [second.id]);
+    if (row?.slot_refused_at) break;
+    if (i >= 300) throw new Error('the second run was not refused a slot within 30 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expect((await stack.request('PATCH', `/v1/tenants/${t.id}`, { body: { limits: { maxConcurrentRuns: 2 } } })).status).toBe(200);
+  const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+  try {
+    const client = new Client({ connection });
+    // The PATCH signalled it before answering: it does not wait for its periodic re-check (10-60 s).
+    const signals = ((await client.workflow.getHandle(second.workflowId).fetchHistory()).events ?? []).filter(
+      (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'runSlotFreed',
+    );
+    expect(signals).toHaveLength(1);
+    await stack.waitForRun(second.id, (r) => r.status === 'running', 60_000, t.key);
+    for (const run of [first, second]) await stack.request('POST', `/v1/runs/${run.id}/cancel`, { apiKey: t.key });
+    for (const run of [first, second]) await stack.waitForRun(run.id, undefined, 60_000, t.key);
+  } finally {
+    await connection.close();
+  }
+}, 180_000);

@@ -325,20 +325,31 @@ describe('cancel', () => {
       const long = await trigger(taskId, undefined, tenant.apiKey);
       const running = await waitForRun(long.id, (r) => r.status === 'running', tenant.apiKey);
       const waiting = await trigger(taskId, undefined, tenant.apiKey);
+      // It asked for the slot and was refused: the run that frees it is to wake it.
+      await eventually(
+        async () => (await stack.db.query(`SELECT slot_refused_at FROM runs WHERE id = $1`, [waiting.id]))[0]?.slot_refused_at,
+        (at) => Boolean(at),
+        30_000,
+      );
 
       const connection = await Connection.connect({ address: stack.config.TEMPORAL_ADDRESS });
       try {
-        await new Client({ connection }).workflow.getHandle(running.workflowId).terminate('operator test');
+        const client = new Client({ connection });
+        await client.workflow.getHandle(running.workflowId).terminate('operator test');
+        // The terminated workflow never recorded an end: the run still holds the tenant's only slot.
+        expect((await api('GET', `/v1/runs/${long.id}`, { key: tenant.apiKey })).body.status).toBe('running');
+
+        const cancel = await api('POST', `/v1/runs/${long.id}/cancel`, { key: tenant.apiKey });
+        expect(cancel.status).toBe(202);
+        expect(cancel.body).toMatchObject({ status: 'cancelled', error: 'cancelled; its workflow is terminated' });
+        // The waiting run takes the freed slot: the cancel signals it, as a run's own end would (not its re-check).
+        const signals = ((await client.workflow.getHandle(waiting.workflowId).fetchHistory()).events ?? []).filter(
+          (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'runSlotFreed',
+        );
+        expect(signals).toHaveLength(1);
       } finally {
         await connection.close();
       }
-      // The terminated workflow never recorded an end: the run still holds the tenant's only slot.
-      expect((await api('GET', `/v1/runs/${long.id}`, { key: tenant.apiKey })).body.status).toBe('running');
-
-      const cancel = await api('POST', `/v1/runs/${long.id}/cancel`, { key: tenant.apiKey });
-      expect(cancel.status).toBe(202);
-      expect(cancel.body).toMatchObject({ status: 'cancelled', error: 'cancelled; its workflow is terminated' });
-      // The waiting run takes the freed slot (on its periodic re-check: nothing signals it).
       const next = await waitForRun(waiting.id, (r) => r.status !== 'queued', tenant.apiKey);
       expect(next.admittedAt).not.toBeNull();
       expect((await api('POST', `/v1/runs/${waiting.id}/cancel`, { key: tenant.apiKey })).status).toBe(202);

@@ -1,7 +1,8 @@
-import { SEARCH_ATTRIBUTES } from '@task-scheduler/contracts';
+import { RUN_SLOT_FREED_SIGNAL, SEARCH_ATTRIBUTES } from '@task-scheduler/contracts';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import type { Logger } from '@nestjs/common';
 import { ApiError, ErrorCode } from './api-error';
 
 /** gRPC status codes the API tells apart in Temporal's answers. */
@@ -52,4 +53,19 @@ export async function cancelOrGone(client: Client, workflowId: string, what: str
     if (!(err instanceof WorkflowNotFoundError)) throw err;
     return 'its workflow no longer exists';
   }
+}
+
+/**
+ * Signals `runSlotFreed` to the workflows of runs waiting for a slot (runsToWake, tenantRunsToWake), after the
+ * commit that freed the slots. A run the signal does not reach takes its slot at its own periodic re-check.
+ */
+export async function wakeWaitingRuns(temporal: Client, workflowIds: readonly string[], logger: Logger): Promise<void> {
+  await Promise.all(
+    workflowIds.map((id) =>
+      temporal.workflow
+        .getHandle(id)
+        .signal(RUN_SLOT_FREED_SIGNAL)
+        .catch((err: unknown) => logger.warn({ err, workflowId: id }, 'could not wake a run waiting for a slot')),
+    ),
+  );
 }

@@ -3,12 +3,12 @@ import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/comm
 import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_RUN_STATUSES } from '@task-scheduler/contracts';
 import type { RunStatus, TaskRunResult } from '@task-scheduler/contracts';
-import { RUN_SLOT_FREED_SIGNAL } from '@task-scheduler/contracts';
 import { evaluateRunEnd, runsToWake } from '@task-scheduler/db';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { PeriodicJob } from '../common/periodic-job';
+import { wakeWaitingRuns } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { MetricsService } from '../metrics/metrics.service';
 
@@ -168,14 +168,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnApplicationShutd
       return true;
     });
     // Its slot is free: the runs waiting for one start now, not at their next re-check (as after a run's own end).
-    await Promise.all(
-      wake.map((id) =>
-        this.temporal.workflow
-          .getHandle(id)
-          .signal(RUN_SLOT_FREED_SIGNAL)
-          .catch((err: unknown) => this.logger.warn({ err, workflowId: id }, 'could not wake a run waiting for a slot')),
-      ),
-    );
+    await wakeWaitingRuns(this.temporal, wake, this.logger);
     return ended ? { status, reason: error } : null;
   }
 }

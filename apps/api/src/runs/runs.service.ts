@@ -4,7 +4,7 @@ import type { AppConfig } from '@task-scheduler/config';
 import { FINAL_RUN_STATUSES, runWorkflowId, taskQueues } from '@task-scheduler/contracts';
 import type { RunOverrides, RunStatus, RunTrigger } from '@task-scheduler/contracts';
 import { temporalUiUrl } from '@task-scheduler/core';
-import { RunAttemptEntity, RunEntity, RunShardEntity, TaskEntity, TenantEntity } from '@task-scheduler/db';
+import { RunAttemptEntity, RunEntity, RunShardEntity, TaskEntity, TenantEntity, runsToWake } from '@task-scheduler/db';
 import { Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { DataSource, IsNull } from 'typeorm';
@@ -15,7 +15,7 @@ import { ApiError, ErrorCode } from '../common/api-error';
 import { checkIdempotencyKey, requestHash, startIdempotently } from '../common/idempotency';
 import { isUuid, keysetPage } from '../common/pagination';
 import type { Page } from '../common/pagination';
-import { SEARCH_ATTRIBUTE_KEYS as SA, cancelOrGone, isUnavailable } from '../common/temporal';
+import { SEARCH_ATTRIBUTE_KEYS as SA, cancelOrGone, isUnavailable, wakeWaitingRuns } from '../common/temporal';
 import { APP_CONFIG, TEMPORAL_CLIENT } from '../infra/tokens';
 import { MetricsService } from '../metrics/metrics.service';
 import { TasksService } from '../tasks/tasks.service';
@@ -229,7 +229,8 @@ export class RunsService {
     const gone = await cancelOrGone(this.temporal, run.workflowId, 'run');
     if (gone) {
       // The workflow ended without recording the run (terminated from outside, or deleted): the record is all
-      // there is to end, and ending it frees the run's concurrency slot.
+      // there is to end, and ending it frees the run's concurrency slot for a run that waits for one.
+      let wake: string[] = [];
       const ended = await this.db.transaction(async (tx) => {
         const [rows]: [{ id: string }[], number] = await tx.query(
           `UPDATE runs SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
@@ -238,10 +239,12 @@ export class RunsService {
         );
         if (rows.length === 0) return false;
         await this.audit.record(tx, ctx, { action: 'run.cancel', targetType: 'run', targetId: run.id, details: { gone } });
+        wake = await runsToWake(tx, run.id);
         return true;
       });
       // Nothing matched: the run ended on its own between the read and the update.
       if (!ended) throw this.alreadyFinished(await this.getRun(ctx, id));
+      await wakeWaitingRuns(this.temporal, wake, this.logger);
     } else {
       await this.audit.record(this.db.manager, ctx, { action: 'run.cancel', targetType: 'run', targetId: run.id });
     }

@@ -1,13 +1,16 @@
 import type { TenantShellPolicy } from '@task-scheduler/contracts';
 import type { TenantShellPolicyDto } from './dtos/tenant-shell-policy.dto';
-import { Injectable } from '@nestjs/common';
-import { TENANT_DEFAULT_LIMITS, TenantEntity } from '@task-scheduler/db';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { TENANT_DEFAULT_LIMITS, TenantEntity, tenantRunsToWake } from '@task-scheduler/db';
+import { Client } from '@temporalio/client';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import type { RequestContext } from '../auth/request-context';
 import { ApiError, ErrorCode } from '../common/api-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { isUuid, keysetPage } from '../common/pagination';
+import { wakeWaitingRuns } from '../common/temporal';
+import { TEMPORAL_CLIENT } from '../infra/tokens';
 import type { Page } from '../common/pagination';
 import { SchedulesService } from '../schedules/schedules.service';
 import type { CreateTenantDto, TenantLimitsDto, UpdateTenantDto } from './dtos/tenant.dto';
@@ -31,10 +34,13 @@ function shellPolicyOf(dto: TenantShellPolicyDto | undefined): TenantShellPolicy
 /** Tenant management for the platform admin. Audit events go to the tenant acted upon. */
 @Injectable()
 export class TenantsService {
+  private readonly logger = new Logger('TenantsService');
+
   constructor(
     private readonly db: DataSource,
     private readonly audit: AuditService,
     private readonly schedules: SchedulesService,
+    @Inject(TEMPORAL_CLIENT) private readonly temporal: Client,
   ) {}
 
   async create(ctx: RequestContext, dto: CreateTenantDto): Promise<TenantEntity> {
@@ -76,7 +82,7 @@ export class TenantsService {
    * had paused stays paused).
    */
   async update(ctx: RequestContext, id: string, dto: UpdateTenantDto): Promise<TenantEntity> {
-    const { saved, statusChanged } = await this.db.transaction(async (tx) => {
+    const { saved, statusChanged, wake } = await this.db.transaction(async (tx) => {
       const repo = tx.getRepository(TenantEntity);
       const t = isUuid(id) ? await repo.findOne({ where: { id }, lock: { mode: 'pessimistic_write' } }) : null;
       if (!t) throw new ApiError(ErrorCode.TENANT_NOT_FOUND, `tenant ${id} does not exist`);
@@ -105,8 +111,11 @@ export class TenantsService {
         targetId: t.id,
         details: { before, changes: { ...dto } },
       });
-      return { saved, statusChanged: before.status !== saved.status };
+      // More slots: the runs refused one start now, not at their next re-check (10-60 s).
+      const wake = saved.maxConcurrentRuns > before.maxConcurrentRuns ? await tenantRunsToWake(tx, saved.id) : [];
+      return { saved, statusChanged: before.status !== saved.status, wake };
     });
+    await wakeWaitingRuns(this.temporal, wake, this.logger);
     if (statusChanged) await this.schedules.applyTenantState(saved.id, saved.status === 'suspended');
     // Schedules carry each fire's input, limits included: they take the new policy from their next fire.
     else if (dto.shellPolicy !== undefined) await this.schedules.resyncTenant(saved.id);
