@@ -12,6 +12,8 @@ export class SlotRefusedIndex1733300000001 implements MigrationInterface {
   transaction = false;
 
   async up(q: QueryRunner): Promise<void> {
+    // Also bounds the build's wait for older transactions: one running longer fails the build, and a second
+    // run of the migration drops the invalid index and builds it again.
     await q.query(`SET lock_timeout = '10s'`);
     try {
       const [invalid]: unknown[] = await q.query(
@@ -27,8 +29,10 @@ export class SlotRefusedIndex1733300000001 implements MigrationInterface {
     }
   }
 
-  // Run inside a transaction (TypeORM's undo ignores `transaction = false`): a plain drop.
+  // Run inside a transaction (TypeORM's undo ignores `transaction = false`): a plain drop, whose exclusive lock
+  // must not queue behind a long reader and hold up every query on runs.
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`SET LOCAL lock_timeout = '10s'`);
     await q.query(`DROP INDEX IF EXISTS runs_tenant_refused_idx`);
   }
 }

@@ -55,17 +55,25 @@ export async function cancelOrGone(client: Client, workflowId: string, what: str
   }
 }
 
+/** How long a request that freed slots waits for its wake signals; those not sent by then are given up. */
+const WAKE_DEADLINE_MS = 2000;
+
 /**
  * Signals `runSlotFreed` to the workflows of runs waiting for a slot (runsToWake, tenantRunsToWake), after the
- * commit that freed the slots. A run the signal does not reach takes its slot at its own periodic re-check.
+ * commit that freed the slots. Bounded by WAKE_DEADLINE_MS, so that a slow Temporal delays the caller's answer
+ * by no more (the change itself is committed already). A run the signal does not reach takes its slot at its
+ * own periodic re-check.
  */
 export async function wakeWaitingRuns(temporal: Client, workflowIds: readonly string[], logger: Logger): Promise<void> {
-  await Promise.all(
-    workflowIds.map((id) =>
-      temporal.workflow
-        .getHandle(id)
-        .signal(RUN_SLOT_FREED_SIGNAL)
-        .catch((err: unknown) => logger.warn({ err, workflowId: id }, 'could not wake a run waiting for a slot')),
+  if (workflowIds.length === 0) return;
+  await temporal.connection.withDeadline(Date.now() + WAKE_DEADLINE_MS, () =>
+    Promise.all(
+      workflowIds.map((id) =>
+        temporal.workflow
+          .getHandle(id)
+          .signal(RUN_SLOT_FREED_SIGNAL)
+          .catch((err: unknown) => logger.warn({ err, workflowId: id }, 'could not wake a run waiting for a slot')),
+      ),
     ),
   );
 }

@@ -111,7 +111,7 @@ export class TenantsService {
         targetId: t.id,
         details: { before, changes: { ...dto } },
       });
-      // More slots: the runs refused one start now, not at their next re-check (10-60 s).
+      // More slots: the runs refused one start now, not at their next re-check (5-90 s, jittered).
       const wake = saved.maxConcurrentRuns > before.maxConcurrentRuns ? await tenantRunsToWake(tx, saved.id) : [];
       return { saved, statusChanged: before.status !== saved.status, wake };
     });
