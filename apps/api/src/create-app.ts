@@ -14,6 +14,7 @@ import { AppModule } from './app.module';
 import { ApiError, ErrorCode } from './common/api-error';
 import { errorBody, toApiError } from './common/api-error.filter';
 import { JSON_MEDIA_TYPES, answerClientError, checkBody, checkQuery, requireJsonBody } from './common/input-middleware';
+import { loadShedding } from './common/load-shedding';
 import { buildOpenApiDocument } from './common/openapi';
 import { validationDetails } from './common/validation';
 import { API_TRACING } from './infra/tracing';
@@ -76,6 +77,8 @@ export async function createApp(config: AppConfig, opts: { logger?: boolean } = 
   app.use(express.json({ limit: config.BODY_LIMIT_BYTES, strict: true, type: JSON_MEDIA_TYPES }));
   app.use(checkBody);
   app.use(checkQuery);
+  // The in-flight bound (common/load-shedding.ts): after the body is read, before authentication.
+  app.use(loadShedding(config.API_MAX_IN_FLIGHT, app.get(MetricsService)));
   // Body-parser failures happen before any route; answer them in the API's error format.
   app.use((err: unknown, req: Request & { id?: string }, res: Response, next: NextFunction) => {
     if (!err) return next();

@@ -60,6 +60,11 @@ const schema = z.object({
   ).refine((a) => a.length > 0, 'name at least one algorithm'),
   JWT_ISSUER: z.string().optional(),
   JWT_AUDIENCE: z.string().optional(),
+  /**
+   * Requests one API process works on at once (after their bodies are read); past it a request is answered at once
+   * with 503 OVERLOADED and `Retry-After: 1` instead of queueing. Health checks and metrics are never refused.
+   */
+  API_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(128),
   /** Requests per minute one API key may make (tenants have their own limit on top). */
   RATE_LIMIT_PER_KEY_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   OUTPUT_CAP_BYTES: z.coerce
@@ -203,7 +208,10 @@ const schema = z.object({
   /** How often each API process sends the alert notifications due (webhook, Slack, email); 0: never. */
   ALERT_DISPATCH_SECONDS: z.coerce.number().min(0).max(3600).default(2),
   /** The SMTP server email alert channels send through, as smtp:// or smtps:// URL (credentials in it); unset: email channels refused. */
-  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .optional(),
   /** The From address of alert emails. */
   SMTP_FROM: z.string().min(3).default('Task Scheduler <alerts@task-scheduler.invalid>'),
   /** The API's address as users reach it, for links in alerts (run pages); default http://127.0.0.1:PORT. */

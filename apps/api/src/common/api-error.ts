@@ -75,6 +75,7 @@ export enum ErrorCode {
   ALERT_NOT_FIRING = 'ALERT_NOT_FIRING',
   TEMPORAL_UNAVAILABLE = 'TEMPORAL_UNAVAILABLE',
   DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE',
+  OVERLOADED = 'OVERLOADED',
   INTERNAL_ERROR = 'INTERNAL_ERROR',
 }
 
@@ -168,6 +169,7 @@ export function httpStatusOf(code: ErrorCode): number {
       return 500;
     case ErrorCode.TEMPORAL_UNAVAILABLE:
     case ErrorCode.DATABASE_UNAVAILABLE:
+    case ErrorCode.OVERLOADED:
       return 503;
     case ErrorCode.SCHEDULE_RUN_NOT_RECORDED:
       return 504;

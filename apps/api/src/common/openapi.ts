@@ -6,6 +6,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import { getMetadataStorage } from 'class-validator';
 import type { ValidationMetadata } from 'class-validator/types/metadata/ValidationMetadata';
 import { ErrorCode, httpStatusOf } from './api-error';
+import { PROBE_PATHS } from './probe-paths';
 import { REQUEST_EXAMPLES } from './openapi-examples';
 import { IS_BOUNDED_JSON_OBJECT, IS_NULLABLE } from './validation';
 
@@ -125,7 +126,7 @@ const STATUS_TEXT: Record<number, string> = {
   422: 'Understood, but refused by a rule of the API.',
   429: 'Too many requests for this key or tenant; wait Retry-After seconds.',
   500: 'An unexpected error; nothing was changed by it. Quote the request id.',
-  503: 'Temporal is unavailable; nothing was changed, try again.',
+  503: 'The API process is overloaded (OVERLOADED: wait Retry-After seconds), or PostgreSQL or Temporal is unavailable; nothing was changed, try again.',
   504: 'Temporal did not answer in time; the outcome is named by the code.',
 };
 
@@ -201,6 +202,8 @@ function defaultCodes(path: string, op: Operation): ErrorCode[] {
   // Any request can be refused by Node's HTTP parser before routing (common/input-middleware.ts, answerClientError):
   // a control character in a header (400 MALFORMED_REQUEST) or headers over 16 KiB (431 HEADERS_TOO_LARGE).
   const codes: ErrorCode[] = [ErrorCode.INTERNAL_ERROR, ErrorCode.MALFORMED_REQUEST, ErrorCode.HEADERS_TOO_LARGE];
+  // Past the API's in-flight bound every request but the probes' is refused before routing (common/load-shedding.ts).
+  if (!PROBE_PATHS.has(path)) codes.push(ErrorCode.OVERLOADED);
   if (!op[PUBLIC]) codes.push(ErrorCode.UNAUTHENTICATED, ErrorCode.FORBIDDEN, ErrorCode.TENANT_SUSPENDED, ErrorCode.RATE_LIMITED);
   const query = (op.parameters ?? []).filter((p) => p.in === 'query' || p.in === 'header');
   if (op.requestBody || query.length) codes.push(ErrorCode.VALIDATION_FAILED);
@@ -219,7 +222,10 @@ function addErrorResponses(path: string, op: Operation): void {
     const shown = list.filter((c) => c !== ErrorCode.ROUTE_NOT_FOUND);
     op.responses[String(status)] = {
       description: `${STATUS_TEXT[status] ?? `${STATUS_CODES[status]}.`}${shown.length ? ` Codes: ${shown.join(', ')}.` : ''}`,
-      headers: { 'x-request-id': ref('RequestId', 'headers'), ...(status === 429 ? { 'Retry-After': ref('RetryAfter', 'headers') } : {}) },
+      headers: {
+        'x-request-id': ref('RequestId', 'headers'),
+        ...(status === 429 || status === 503 ? { 'Retry-After': ref('RetryAfter', 'headers') } : {}),
+      },
       content: { 'application/json': { schema: ref('Error') } },
     };
   }

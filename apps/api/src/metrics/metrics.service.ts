@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { PipelineRunTrigger, RunTrigger } from '@task-scheduler/contracts';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * Process metrics (CPU, memory, event loop, GC) describe the process, not one application in it: one registry per
@@ -69,6 +69,18 @@ export class MetricsService {
     name: 'task_scheduler_rate_limited_total',
     help: 'Requests refused with 429, by the limit that was reached (key or tenant).',
     labelNames: ['scope'] as const,
+    registers: [this.registry],
+  });
+  /** Refused by the API's in-flight bound (common/load-shedding.ts): answered 503 OVERLOADED before any work. */
+  readonly overloadedRequests = new Counter({
+    name: 'task_scheduler_api_overloaded_total',
+    help: 'Requests refused with 503 OVERLOADED because the API process was working on API_MAX_IN_FLIGHT requests.',
+    registers: [this.registry],
+  });
+  /** Requests the API process works on now, as counted against API_MAX_IN_FLIGHT; set by the load-shedding middleware. */
+  readonly requestsInFlight = new Gauge({
+    name: 'task_scheduler_api_requests_in_flight',
+    help: 'Requests the API process is working on now, counted against API_MAX_IN_FLIGHT (health checks, metrics and followed output streams excluded).',
     registers: [this.registry],
   });
   private readonly reconcilerRepairs = new Counter({

@@ -7,6 +7,7 @@ import { isUuid } from '../common/pagination';
 import type { Request, Response } from 'express';
 import { DataSource } from 'typeorm';
 import { ApiError, ErrorCode } from '../common/api-error';
+import { releaseLoadSlot } from '../common/load-shedding';
 import type { RequestContext } from '../auth/request-context';
 import type { RunLogsQueryDto, RunLogsResponse } from './dtos/run-logs.dto';
 import { RunOutputEvents } from './run-output-events';
@@ -123,6 +124,8 @@ export class RunLogsService implements OnModuleDestroy {
     res.setHeader('cache-control', 'no-store');
     res.setHeader('x-accel-buffering', 'no');
     res.flushHeaders();
+    // A stream lasts as long as its attempt: it no longer counts against the API's in-flight bound.
+    releaseLoadSlot(res);
     let lastWrite = Date.now();
     const send = async (text: string): Promise<void> => {
       lastWrite = Date.now();
